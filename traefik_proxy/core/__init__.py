@@ -1,0 +1,81 @@
+"""The functional core of traefik-proxy: pure functions, importable anywhere.
+
+Nothing in this package performs I/O, uses asyncio, traitlets or logging, or
+imports JupyterHub. Other tools can use it to compute what this proxy would
+write, e.g.::
+
+    from traefik_proxy.core import make_route, route_fragment, Settings, flatten
+    route = make_route("/user/alice/", "http://10.0.0.5:8888", {"user": "alice"})
+    flatten(route_fragment(route, Settings()))
+"""
+
+from .api import Expected, absent_in_rawdata, is_live, live_in_rawdata
+from .batch import Changes, Op, changes_for, expectations, net_ops
+from .config import (
+    ALLOWED_ENCODED_CHARACTERS,
+    Settings,
+    api_fragment,
+    apply_changes,
+    apply_flat_diff,
+    deep_merge,
+    diff,
+    flatten,
+    get_path,
+    route_fragment,
+    route_paths,
+    route_record,
+    static_config,
+    tls_fragment,
+    unflatten,
+)
+from .routespec import (
+    Route,
+    decode_route,
+    encode_route,
+    make_route,
+    normalize_routespec,
+    normalize_target,
+    route_name,
+    route_priority,
+    split_routespec,
+    traefik_rule,
+    validate_data,
+)
+
+__all__ = [
+    "ALLOWED_ENCODED_CHARACTERS",
+    "Expected",
+    "Changes",
+    "Op",
+    "Route",
+    "Settings",
+    "absent_in_rawdata",
+    "api_fragment",
+    "apply_changes",
+    "apply_flat_diff",
+    "changes_for",
+    "decode_route",
+    "deep_merge",
+    "diff",
+    "encode_route",
+    "expectations",
+    "flatten",
+    "get_path",
+    "is_live",
+    "live_in_rawdata",
+    "make_route",
+    "net_ops",
+    "normalize_routespec",
+    "normalize_target",
+    "route_fragment",
+    "route_name",
+    "route_paths",
+    "route_priority",
+    "route_record",
+    "split_routespec",
+    "static_config",
+    "tls_fragment",
+    "traefik_rule",
+    "unflatten",
+    "validate_data",
+]

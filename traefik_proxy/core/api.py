@@ -1,0 +1,54 @@
+"""Reading Traefik's API answers: is a route live, with the target we just gave?
+
+Traefik applies each provider's configuration as a whole, so a router and its
+service from one write become visible together. A route is *live* when its
+router is enabled with the expected rule and its service balances to exactly
+the expected target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+
+class Expected(msgspec.Struct, frozen=True):
+    """What Traefik must report for one route to count as served."""
+
+    name: str  # router and service name, without @provider
+    rule: str
+    target: str
+
+
+def _servers(service: Mapping[str, Any] | None) -> list[str]:
+    if not service:
+        return []
+    servers = (service.get("loadBalancer") or {}).get("servers") or []
+    return [s.get("url") for s in servers]
+
+
+def is_live(
+    router: Mapping[str, Any] | None, service: Mapping[str, Any] | None, expected: Expected
+) -> bool:
+    """True if a router payload and a service payload show the expected route."""
+    return (
+        router is not None
+        and router.get("status") == "enabled"
+        and router.get("rule") == expected.rule
+        and _servers(service) == [expected.target]
+    )
+
+
+def live_in_rawdata(rawdata: Mapping[str, Any], expected: Expected, provider: str) -> bool:
+    """:func:`is_live` against one ``/api/rawdata`` listing (one request for a batch)."""
+    key = f"{expected.name}@{provider}"
+    routers = rawdata.get("routers") or {}
+    services = rawdata.get("services") or {}
+    return is_live(routers.get(key), services.get(key), expected)
+
+
+def absent_in_rawdata(rawdata: Mapping[str, Any], name: str, provider: str) -> bool:
+    """True if Traefik no longer has a router by this name."""
+    return f"{name}@{provider}" not in (rawdata.get("routers") or {})

@@ -1,0 +1,328 @@
+"""Traefik configuration as data: fragments, merging, flattening and diffs.
+
+Pure functions over plain dicts. The shell decides where the result goes (a
+file, a key-value store); nothing here knows.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from .routespec import Route, encode_route, route_name, route_priority, traefik_rule
+
+Nested = dict[str, Any]
+Path = tuple[str, ...]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """What the dynamic config of routes depends on (from the proxy's traitlets)."""
+
+    entrypoint: str = "http"
+    namespace: str = "jupyterhub"
+    tls: bool = False
+
+
+# ---------------------------------------------------------------- fragments
+
+
+def route_fragment(route: Route, settings: Settings) -> Nested:
+    """The Traefik dynamic config of one route: a router and its service."""
+    name = route_name(route.routespec, settings.namespace)
+    router: Nested = {
+        "rule": traefik_rule(route.routespec),
+        "service": name,
+        "entryPoints": [settings.entrypoint],
+        "priority": route_priority(route.routespec),
+    }
+    if settings.tls:
+        router["tls"] = {}
+    return {
+        "http": {
+            "routers": {name: router},
+            "services": {
+                name: {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}}
+            },
+        }
+    }
+
+
+def route_paths(routespec: str, settings: Settings) -> list[Path]:
+    """The subtrees of the Traefik dynamic config that belong to one route."""
+    name = route_name(routespec, settings.namespace)
+    return [("http", "routers", name), ("http", "services", name)]
+
+
+def route_record(route: Route, settings: Settings) -> tuple[str, str]:
+    """(key, JSON) of the JupyterHub metadata kept beside the Traefik config.
+
+    The whole record is one JSON string so that data keeps its JSON types
+    (numbers, booleans, lists, null) in every store.
+    """
+    return route_name(route.routespec, settings.namespace), encode_route(route)
+
+
+def api_fragment(
+    *,
+    entrypoint: str,
+    username: str,
+    hashed_password: str,
+    name: str = "jupyterhub-traefik-api",
+) -> Nested:
+    """Dynamic config that serves Traefik's API on its own entrypoint, behind basic auth."""
+    auth = f"{name}-auth"
+    return {
+        "http": {
+            "routers": {
+                name: {
+                    "rule": "PathPrefix(`/api`)",
+                    "entryPoints": [entrypoint],
+                    "service": "api@internal",
+                    "middlewares": [auth],
+                }
+            },
+            "middlewares": {auth: {"basicAuth": {"users": [f"{username}:{hashed_password}"]}}},
+        }
+    }
+
+
+def tls_fragment(cert_file: str, key_file: str) -> Nested:
+    """Dynamic config making a certificate Traefik's default one."""
+    return {
+        "tls": {
+            "stores": {
+                "default": {"defaultCertificate": {"certFile": cert_file, "keyFile": key_file}}
+            }
+        }
+    }
+
+
+# Characters in request paths that a Jupyter server legitimately receives
+# percent-encoded (file names in the contents API). Traefik >= 3.6.4 rejects
+# them unless the entrypoint allows them. Backslash and NUL stay rejected.
+ALLOWED_ENCODED_CHARACTERS = {
+    "allowEncodedSlash": True,
+    "allowEncodedPercent": True,
+    "allowEncodedQuestionMark": True,
+    "allowEncodedHash": True,
+    "allowEncodedSemicolon": True,
+}
+
+
+def static_config(
+    *,
+    entrypoint: str,
+    public_address: str,
+    api_entrypoint: str,
+    api_address: str,
+    tls: bool,
+    log_level: str,
+    throttle_duration: str,
+) -> Nested:
+    """Traefik's static config, before a provider is added by a subclass."""
+    web: Nested = {
+        "address": public_address,
+        "http": {"encodedCharacters": dict(ALLOWED_ENCODED_CHARACTERS)},
+    }
+    if tls:
+        web["http"]["tls"] = {}
+    config: Nested = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {entrypoint: web, api_entrypoint: {"address": api_address}},
+        "api": {"dashboard": False},
+        "providers": {"providersThrottleDuration": throttle_duration},
+    }
+    if log_level:
+        config["log"] = {"level": log_level}
+    return config
+
+
+# ---------------------------------------------------------------- nested data
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> Nested:
+    """A new dict: ``update`` merged into ``base``; dicts merge, anything else replaces."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def get_path(config: Mapping[str, Any], path: Path) -> Any:
+    """The value at a key path, or None."""
+    node: Any = config
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def apply_changes(
+    config: Mapping[str, Any], merge: Mapping[str, Any], delete: Iterable[Path]
+) -> Nested:
+    """A new config: subtrees at ``delete`` removed, then ``merge`` merged in.
+
+    Only the dicts along the changed paths are copied; the rest is shared with
+    ``config``, so a change costs O(depth) copies plus the merged part.
+    """
+    result: Nested = dict(config)
+    for path in delete:
+        parents = [result]
+        node = result
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, Mapping):
+                break
+            child = dict(child)
+            node[key] = child
+            node = child
+            parents.append(node)
+        else:
+            node.pop(path[-1], None)
+            # drop dicts emptied by the deletion, so no empty section lingers
+            for depth in range(len(parents) - 1, 0, -1):
+                if parents[depth]:
+                    break
+                parents[depth - 1].pop(path[depth - 1], None)
+    return _merge_shallow_copy(result, merge)
+
+
+def _merge_shallow_copy(base: Nested, update: Mapping[str, Any]) -> Nested:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge_shallow_copy(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _leaf_to_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def flatten(nested: Mapping[str, Any], sep: str = "/", prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 5}}`` → ``{"a/b": "5"}``; lists become ``name/0``, ``name/1``…
+
+    Leaves become strings (booleans as ``true``/``false``, as Traefik's KV
+    providers read them). Empty dicts and lists have no keys and vanish, which
+    is how Traefik's KV providers see them too. A key containing the separator
+    would be ambiguous, so it raises ValueError.
+    """
+    flat: dict[str, str] = {}
+    _flatten_into(flat, nested, sep, prefix)
+    return flat
+
+
+def _flatten_into(flat: dict[str, str], node: Any, sep: str, prefix: str) -> None:
+    if isinstance(node, Mapping):
+        items: Iterable[tuple[Any, Any]] = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        if node is None:
+            raise ValueError(f"cannot store None at key {prefix!r}")
+        flat[prefix] = _leaf_to_str(node)
+        return
+    for key, value in items:
+        key = str(key)
+        if not key or sep in key:
+            raise ValueError(f"key {key!r} under {prefix!r} is empty or contains {sep!r}")
+        _flatten_into(flat, value, sep, f"{prefix}{sep}{key}" if prefix else key)
+
+
+def unflatten(flat: Mapping[str, str], sep: str = "/") -> Nested:
+    """The inverse of :func:`flatten`: dicts whose keys are exactly 0..n-1 become lists."""
+    root: Nested = {}
+    for key, value in flat.items():
+        parts = key.split(sep)
+        node = root
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"key {key!r} nests under the leaf {part!r}")
+            node = child
+        if isinstance(node.get(parts[-1]), dict):
+            raise ValueError(f"key {key!r} is both a leaf and a subtree")
+        node[parts[-1]] = value
+    return _lists_from_indices(root)
+
+
+def _lists_from_indices(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    converted = {k: _lists_from_indices(v) for k, v in node.items()}
+    if converted and all(k.isdigit() and k == str(int(k)) for k in converted):
+        indices = sorted(int(k) for k in converted)
+        if indices == list(range(len(indices))):
+            return [converted[str(i)] for i in indices]
+    return converted
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any], sep: str = "/") -> tuple[dict[str, str], list[str]]:
+    """What turns the flat form of ``old`` into that of ``new``.
+
+    Returns ``(to_set, to_delete)``: keys to set (flat, as :func:`flatten`)
+    and keys to delete, where a key ending in ``sep`` stands for a whole
+    subtree. Deletions are as coarse as possible (one key per removed subtree).
+    """
+    to_set: dict[str, str] = {}
+    to_delete: list[str] = []
+    _diff_into(to_set, to_delete, _as_mapping(old), _as_mapping(new), sep, "")
+    return to_set, to_delete
+
+
+def _as_mapping(node: Any) -> Any:
+    if isinstance(node, (list, tuple)):
+        return {str(i): v for i, v in enumerate(node)}
+    return node
+
+
+def _is_tree(node: Any) -> bool:
+    return isinstance(node, (Mapping, list, tuple))
+
+
+def _diff_into(to_set, to_delete, old, new, sep, prefix):
+    for key, old_value in old.items():
+        if key not in new:
+            path = f"{prefix}{key}"
+            to_delete.append(path + sep if _is_tree(old_value) else path)
+    for key, new_value in new.items():
+        path = f"{prefix}{key}"
+        old_value = old.get(key)
+        if _is_tree(new_value):
+            if _is_tree(old_value):
+                _diff_into(to_set, to_delete, _as_mapping(old_value), _as_mapping(new_value), sep, path + sep)
+            else:
+                if old_value is not None:
+                    to_delete.append(path)
+                to_set.update(flatten(new_value, sep, path))
+        else:
+            if _is_tree(old_value):
+                to_delete.append(path + sep)
+            if old_value is None or _leaf_to_str(old_value) != _leaf_to_str(new_value):
+                to_set[path] = _leaf_to_str(new_value)
+
+
+def apply_flat_diff(
+    flat: Mapping[str, str], to_set: Mapping[str, str], to_delete: Iterable[str], sep: str = "/"
+) -> dict[str, str]:
+    """Apply :func:`diff`'s output to a flat dict, as a KV store would."""
+    result = dict(flat)
+    for key in to_delete:
+        if key.endswith(sep):
+            for existing in [k for k in result if k.startswith(key)]:
+                del result[existing]
+        else:
+            result.pop(key, None)
+    result.update(to_set)
+    return result

@@ -1,0 +1,221 @@
+"""Routespecs, targets and route data: validation, normalization and naming.
+
+A JupyterHub routespec is ``/path/`` or ``host.tld/path/``. Everything here is
+pure: it decides whether an input is acceptable and what Traefik should be told
+about it, and never performs I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+#: Longest routespec we accept (JupyterHub's are ``/user/<name>/<server>/``).
+MAX_ROUTESPEC_LENGTH = 2048
+#: Largest JSON encoding of a route's ``data`` we accept.
+MAX_DATA_BYTES = 64 * 1024
+#: Longest target URL we accept.
+MAX_TARGET_LENGTH = 2048
+
+# Characters that, once the path is percent-decoded, could end or restructure a
+# Traefik rule such as PathPrefix(`...`) || Path(`...`): quotes of any kind,
+# parentheses, boolean operators, backslashes. None of them appear in the
+# routespecs JupyterHub generates (it percent-encodes usernames), so refusing
+# them costs nothing and makes rule injection impossible by construction.
+_RULE_METACHARACTERS = frozenset("`\"'()|&!\\")
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}(:|$))"  # overall hostname length
+    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?::[0-9]{1,5})?$"
+)
+_NAME_SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
+
+
+class Route(msgspec.Struct, frozen=True):
+    """One JupyterHub route as JupyterHub sees it: what was added, exactly."""
+
+    routespec: str
+    target: str
+    data: dict[str, Any] = {}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``{"routespec", "target", "data"}`` dict JupyterHub expects."""
+        return {"routespec": self.routespec, "target": self.target, "data": self.data}
+
+
+_route_encoder = msgspec.json.Encoder()
+_route_decoder = msgspec.json.Decoder(Route)
+
+
+def encode_route(route: Route) -> str:
+    """A route record as a JSON string (how it is kept in a store)."""
+    return _route_encoder.encode(route).decode()
+
+
+def decode_route(raw: str | bytes) -> Route:
+    """The inverse of :func:`encode_route`."""
+    return _route_decoder.decode(raw)
+
+
+def split_routespec(routespec: str) -> tuple[str, str]:
+    """``"host.tld/a/"`` → ``("host.tld", "/a/")``; ``"/a/"`` → ``("", "/a/")``.
+
+    Expects a normalized routespec.
+    """
+    if routespec.startswith("/"):
+        return "", routespec
+    host, slash, path = routespec.partition("/")
+    return host, slash + path
+
+
+def normalize_routespec(routespec: Any) -> str:
+    """Validate a routespec and return it with a trailing slash.
+
+    Raises ValueError naming the value and what to change when the routespec is
+    not ``/path/`` or ``host.tld/path/`` or could alter the Traefik rule built
+    from it.
+    """
+    if not isinstance(routespec, str):
+        raise ValueError(
+            f"routespec must be a string like '/user/name/' or 'host.tld/path/', "
+            f"got {type(routespec).__name__} {routespec!r:.100}"
+        )
+    if not routespec:
+        raise ValueError("routespec must not be empty; use '/' for the default route")
+    if len(routespec) > MAX_ROUTESPEC_LENGTH:
+        raise ValueError(
+            f"routespec {routespec[:60]!r}... is {len(routespec)} characters long; "
+            f"the limit is {MAX_ROUTESPEC_LENGTH}"
+        )
+    if not routespec.endswith("/"):
+        routespec += "/"
+    host, path = split_routespec(routespec)
+    if host and not _HOST_RE.match(host):
+        raise ValueError(
+            f"routespec {routespec!r} has host {host!r}, which is not a hostname; "
+            f"use 'host.tld/path/' or a path starting with '/'"
+        )
+    decoded = decode_path(routespec, path)
+    for ch in decoded:
+        if ch in _RULE_METACHARACTERS or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise ValueError(
+                f"routespec {routespec!r} contains {ch!r} (after percent-decoding), "
+                f"which could change the meaning of the Traefik rule; "
+                f"such characters are not allowed in routespecs"
+            )
+    segments = decoded.split("/")[1:-1]
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise ValueError(
+            f"routespec {routespec!r} has an empty, '.' or '..' path segment; "
+            f"Traefik normalizes request paths, so no request could ever match it"
+        )
+    return routespec
+
+
+def decode_path(routespec: str, path: str) -> str:
+    """Percent-decode a routespec's path the way Traefik decodes request paths."""
+    try:
+        return unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"routespec {routespec!r} has a percent-encoding that is not UTF-8"
+        ) from None
+
+
+def normalize_target(target: Any) -> str:
+    """Validate a route target: an absolute http(s) URL without credentials."""
+    if not isinstance(target, str):
+        raise ValueError(
+            f"target must be a URL string like 'http://127.0.0.1:8888', "
+            f"got {type(target).__name__} {target!r:.100}"
+        )
+    if len(target) > MAX_TARGET_LENGTH:
+        raise ValueError(
+            f"target {target[:60]!r}... is longer than {MAX_TARGET_LENGTH} characters"
+        )
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target):
+        raise ValueError(f"target {target!r} contains whitespace or control characters")
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as e:
+        raise ValueError(f"target {target!r} is not a valid URL: {e}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"target {target!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8888'"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"target {parts.scheme}://***@{parts.hostname} carries credentials in the URL; "
+            f"Traefik would expose them, so pass a target without 'user:password@'"
+        )
+    return target
+
+
+def validate_data(data: Any) -> dict[str, Any]:
+    """Route data must be a JSON-serializable dict of bounded size."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"route data must be a dict, got {type(data).__name__}")
+    try:
+        encoded = msgspec.json.encode(data)
+    except (TypeError, msgspec.EncodeError) as e:
+        raise ValueError(f"route data {data!r:.200} is not JSON-serializable: {e}") from None
+    if len(encoded) > MAX_DATA_BYTES:
+        raise ValueError(
+            f"route data is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES}"
+        )
+    # a JSON round trip, so what is stored is exactly what is returned later
+    return msgspec.json.decode(encoded)
+
+
+def make_route(routespec: Any, target: Any, data: Any) -> Route:
+    """Validate all three inputs of ``add_route`` at once."""
+    return Route(normalize_routespec(routespec), normalize_target(target), validate_data(data))
+
+
+def route_name(routespec: str, namespace: str = "jupyterhub") -> str:
+    """The Traefik router/service name of a normalized routespec.
+
+    Readable (an ASCII slug of the routespec) and unique (a hash of all of it);
+    only ``[A-Za-z0-9-]``, so it is safe as a Traefik name and as a KV key.
+    """
+    slug = _NAME_SLUG_RE.sub("-", routespec).strip("-")[:40].strip("-") or "root"
+    digest = hashlib.sha256(routespec.encode()).hexdigest()[:16]
+    return f"{namespace}-{slug}-{digest}"
+
+
+def traefik_rule(routespec: str) -> str:
+    """The Traefik v3 rule matching exactly the requests under a routespec.
+
+    ``/prefix/`` matches ``/prefix``, ``/prefix/`` and ``/prefix/...`` but not
+    ``/prefixother``. Traefik matches the percent-decoded request path, so the
+    rule holds the decoded path. Expects a normalized routespec.
+    """
+    host, path = split_routespec(routespec)
+    decoded = decode_path(routespec, path)
+    if decoded == "/":
+        rule = "PathPrefix(`/`)"
+    else:
+        rule = f"PathPrefix(`{decoded}`) || Path(`{decoded[:-1]}`)"
+    if host:
+        hostname = host.rsplit(":", 1)[0] if ":" in host else host
+        rule = f"Host(`{hostname}`) && ({rule})"
+    return rule
+
+
+def route_priority(routespec: str) -> int:
+    """Longer prefixes win; a host route beats a path-only route of the same path.
+
+    The priority is the length of ``/host/decoded-path``, the key CHP matches
+    on, so the ordering is the one JupyterHub already knows.
+    """
+    host, path = split_routespec(routespec)
+    decoded = decode_path(routespec, path)
+    return len(decoded) + (len(host) + 1 if host else 0)

@@ -1,0 +1,96 @@
+"""TraefikFileProviderProxy: the dynamic config lives in one TOML or YAML file.
+
+The file holds Traefik's dynamic config plus a ``jupyterhub.routes`` section
+of route records (Traefik ignores keys it does not know). It is always whole:
+each change is written to a temporary file, fsynced and renamed into place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from traitlets import Unicode
+
+from . import core
+from .files import atomic_write, config_format, dump_config, load_config
+from .proxy import TraefikProxy
+
+RECORDS_KEY = "jupyterhub"
+
+
+class TraefikFileProviderProxy(TraefikProxy):
+    """JupyterHub proxy with Traefik's dynamic config in a .toml/.yaml file."""
+
+    provider_name = "file"
+
+    dynamic_config_file = Unicode(
+        "rules.toml",
+        config=True,
+        help="The dynamic config file Traefik watches (.toml, .yaml or .yml)",
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._document: dict[str, Any] = {}
+        self._stat: tuple[int, int, int] | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def _path(self) -> Path:
+        return Path(self.dynamic_config_file)
+
+    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        config_format(self._path)  # an unknown extension fails before traefik starts
+        provider = {"file": {"filename": os.path.abspath(self.dynamic_config_file), "watch": True}}
+        return core.deep_merge(config, {"providers": provider})
+
+    def _current(self) -> dict[str, Any]:
+        """The file's content, re-read only when someone else changed it."""
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            self._document, self._stat = {}, None
+            return self._document
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._stat:
+            document = load_config(self._path)
+            _check_records(document, self._path)
+            self._document, self._stat = document, key
+        return self._document
+
+    async def _apply_dynamic_config(self, changes: core.Changes) -> None:
+        async with self._write_lock:
+            document = changes.apply_to(self._current(), RECORDS_KEY)
+            content = dump_config(document, self._path)
+            await asyncio.to_thread(atomic_write, self._path, content)
+            st = os.stat(self._path)
+            self._document, self._stat = document, (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
+        return dict((self._current().get(RECORDS_KEY) or {}).get("routes") or {})
+
+    async def _get_route_record(self, name: str) -> str | None:
+        return ((self._current().get(RECORDS_KEY) or {}).get("routes") or {}).get(name)
+
+
+def _check_records(document: dict[str, Any], path: Path) -> None:
+    """Refuse a file whose route records are not ours, rather than misread them."""
+    section = document.get(RECORDS_KEY, {})
+    routes = section.get("routes", {}) if isinstance(section, dict) else None
+    if not isinstance(routes, dict):
+        raise ValueError(
+            f"dynamic config file {str(path)!r}: [{RECORDS_KEY}] must be a table with a "
+            f"'routes' table of route records; fix or remove that section"
+        )
+    for name, raw in routes.items():
+        try:
+            core.decode_route(raw)
+        except (msgspec.DecodeError, TypeError) as e:
+            raise ValueError(
+                f"dynamic config file {str(path)!r}: route record {name!r} is not a valid "
+                f"JSON route record ({e}); fix or remove it"
+            ) from None
