@@ -1,0 +1,74 @@
+"""Helpers shared by the tests: free ports, a real backend server, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Backend:
+    """A real HTTP server standing in for a notebook server or the Hub.
+
+    Every request is answered with JSON naming this backend and echoing what
+    it received (raw path, Host, Origin), so a test can tell which backend
+    Traefik routed to. ``/ws`` paths (under any prefix) are websocket echoes.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/ws") and request.headers.get("Upgrade", "").lower() == "websocket":
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            async for msg in ws:
+                await ws.send_str(f"{self.name}:{msg.data}")
+            return ws
+        body = {
+            "backend": self.name,
+            "path": request.raw_path,
+            "host": request.headers.get("Host"),
+            "origin": request.headers.get("Origin"),
+        }
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    async def start(self) -> "Backend":
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.05
+) -> None:
+    """Poll an async condition until it is true; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
