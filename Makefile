@@ -1,0 +1,28 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine with Python 3.11+:
+#   make run    JupyterHub behind traefik-proxy (file provider) on http://127.0.0.1:8000
+#   make test   every test: the real-traefik suite in tests/ and the properties/
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) examples/run_demo.py
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m pip install --quiet -e '.[bench-local]'
+	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf run/ .pytest_cache .hypothesis
