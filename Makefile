@@ -21,7 +21,7 @@ test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(PY) -m pip install --quiet -e '.[bench-local]'
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 clean:
