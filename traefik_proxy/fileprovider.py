@@ -16,7 +16,7 @@ import msgspec
 from traitlets import Unicode
 
 from . import core
-from .files import atomic_write, config_format, dump_config, load_config
+from .files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, config_format, dump_config, load_config
 from .proxy import TraefikProxy
 
 RECORDS_KEY = "jupyterhub"
@@ -38,6 +38,7 @@ class TraefikFileProviderProxy(TraefikProxy):
         self._document: dict[str, Any] = {}
         self._stat: tuple[int, int, int] | None = None
         self._write_lock = asyncio.Lock()
+        self._cleaned = False
 
     @property
     def _path(self) -> Path:
@@ -50,6 +51,8 @@ class TraefikFileProviderProxy(TraefikProxy):
 
     def _current(self) -> dict[str, Any]:
         """The file's content, re-read only when someone else changed it."""
+        if not self._cleaned:
+            self._remove_stale_temp_files()
         try:
             st = os.stat(self._path)
         except FileNotFoundError:
@@ -61,6 +64,14 @@ class TraefikFileProviderProxy(TraefikProxy):
             _check_records(document, self._path)
             self._document, self._stat = document, key
         return self._document
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files a killed Hub left mid-write; the real file is intact."""
+        self._cleaned = True
+        directory = self._path.parent
+        for stale in directory.glob(f"{TEMP_PREFIX}{self._path.name}.*{TEMP_SUFFIX}"):
+            self.log.warning("Removing %s, left by an interrupted write", stale)
+            stale.unlink(missing_ok=True)
 
     async def _apply_dynamic_config(self, changes: core.Changes) -> None:
         async with self._write_lock:

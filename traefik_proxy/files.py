@@ -50,6 +50,9 @@ def load_config(path: Path) -> dict[str, Any]:
     return config
 
 
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+
+
 def atomic_write(path: Path, content: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``content``: readers see the old file or the new, whole.
 
@@ -58,7 +61,9 @@ def atomic_write(path: Path, content: bytes, mode: int = 0o600) -> None:
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=directory
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)

@@ -123,15 +123,22 @@ def static_config(
     throttle_duration: str,
 ) -> Nested:
     """Traefik's static config, before a provider is added by a subclass."""
+    # aliasHeadersStrategy=delete: drop headers like X_Forwarded_For that a
+    # backend deriving variable names from headers would read as the header
+    # Traefik sets (Traefik warns at start while it is unset)
     web: Nested = {
         "address": public_address,
-        "http": {"encodedCharacters": dict(ALLOWED_ENCODED_CHARACTERS)},
+        "http": {
+            "encodedCharacters": dict(ALLOWED_ENCODED_CHARACTERS),
+            "aliasHeadersStrategy": "delete",
+        },
     }
     if tls:
         web["http"]["tls"] = {}
+    api: Nested = {"address": api_address, "http": {"aliasHeadersStrategy": "delete"}}
     config: Nested = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "entryPoints": {entrypoint: web, api_entrypoint: {"address": api_address}},
+        "entryPoints": {entrypoint: web, api_entrypoint: api},
         "api": {"dashboard": False},
         "providers": {"providersThrottleDuration": throttle_duration},
     }
