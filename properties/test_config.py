@@ -1,0 +1,255 @@
+"""Properties of nested <-> flat configs, diffs and merges."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from traefik_proxy.core import apply_changes, apply_flat_diff, deep_merge, diff, flatten, get_path, unflatten
+
+from .strategies import FAST
+
+
+def is_index(key: str) -> bool:
+    return key.isascii() and key.isdigit()
+
+
+# Keys without the separator and not plain indices (those turn dicts into lists).
+free_keys = st.text(st.characters(exclude_characters="/", codec="utf-8"), min_size=1, max_size=6).filter(
+    lambda k: not is_index(k)
+)
+# A few colliding keys, so diffs and merges meet the same subtrees often.
+close_keys = st.sampled_from(["http", "routers", "a", "b", "rule", "servers"])
+keys = close_keys | free_keys
+
+str_leaves = st.text(max_size=6)
+mixed_leaves = st.one_of(str_leaves, st.integers(), st.booleans())
+
+
+def trees(leaves, allow_empty: bool = False):
+    """Nested dict/list configs; the top level is always a dict."""
+    min_size = 0 if allow_empty else 1
+    return st.recursive(
+        leaves,
+        lambda inner: st.lists(inner, min_size=min_size, max_size=4)
+        | st.dictionaries(keys, inner, min_size=min_size, max_size=4),
+        max_leaves=16,
+    )
+
+
+def configs(leaves=str_leaves, allow_empty: bool = False):
+    min_size = 0 if allow_empty else 1
+    return st.dictionaries(keys, trees(leaves, allow_empty), min_size=min_size, max_size=4)
+
+
+def stringified(node):
+    if isinstance(node, dict):
+        return {k: stringified(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [stringified(v) for v in node]
+    if isinstance(node, bool):
+        return "true" if node else "false"
+    return str(node)
+
+
+# ---------------------------------------------------------------- flatten / unflatten
+
+
+@FAST
+@given(configs())
+def test_unflatten_inverts_flatten(config):
+    assert unflatten(flatten(config)) == config
+
+
+@FAST
+@given(configs(mixed_leaves))
+@example({"a": [True, False, 0, 1, -5]})
+def test_unflatten_inverts_flatten_up_to_string_leaves(config):
+    assert unflatten(flatten(config)) == stringified(config)
+
+
+@FAST
+@given(configs(mixed_leaves, allow_empty=True))
+def test_flat_keys_are_leaf_paths(config):
+    flat = flatten(config)
+    for key, value in flat.items():
+        path = tuple(key.split("/"))
+        leaf = get_path(_lists_as_dicts(config), path)
+        assert value == stringified(leaf)
+    # no key is a prefix-path of another: a KV store can hold them all
+    for key in flat:
+        assert not any(other.startswith(key + "/") for other in flat)
+
+
+def _lists_as_dicts(node):
+    if isinstance(node, list):
+        node = {str(i): v for i, v in enumerate(node)}
+    if isinstance(node, dict):
+        return {k: _lists_as_dicts(v) for k, v in node.items()}
+    return node
+
+
+segments = st.text(st.characters(exclude_characters="/"), min_size=1, max_size=4) | st.sampled_from(
+    ["0", "1", "2", "00", "²", "١", "a"]
+)
+flat_dicts = st.dictionaries(
+    st.lists(segments, min_size=1, max_size=4).map("/".join), st.text(max_size=4), max_size=8
+)
+
+
+@FAST
+@given(flat_dicts)
+@example({"²": "x"})  # str.isdigit() is true for a superscript two, int() refuses it
+@example({"a/²": "x", "a/0": "y"})
+def test_flatten_inverts_unflatten(flat):
+    """What a KV store holds reads back into a tree that writes back the same keys."""
+    conflict = any(other.startswith(key + "/") for key in flat for other in flat)
+    if conflict:
+        with pytest.raises(ValueError):
+            unflatten(flat)
+        return
+    assert flatten(unflatten(flat)) == flat
+
+
+@FAST
+@given(configs(), st.sampled_from(["/", ".", "|"]))
+def test_separator_is_a_parameter(config, sep):
+    # single characters only: with "::" a key ending in ":" would be ambiguous
+    def keys_ok(node):
+        if isinstance(node, dict):
+            return all(sep not in k and keys_ok(v) for k, v in node.items())
+        if isinstance(node, list):
+            return all(keys_ok(v) for v in node)
+        return True
+
+    if not keys_ok(config):
+        with pytest.raises(ValueError):
+            flatten(config, sep)
+        return
+    assert unflatten(flatten(config, sep), sep) == config
+
+
+@FAST
+@given(st.dictionaries(st.text(min_size=1).filter(lambda k: "/" in k), st.text(), min_size=1))
+def test_keys_with_the_separator_are_refused(config):
+    with pytest.raises(ValueError):
+        flatten(config)
+
+
+# ---------------------------------------------------------------- diff
+
+
+@FAST
+@given(configs(mixed_leaves, allow_empty=True), configs(mixed_leaves, allow_empty=True))
+def test_diff_then_apply_gives_the_new_config(old, new):
+    to_set, to_delete = diff(old, new)
+    assert apply_flat_diff(flatten(old), to_set, to_delete) == flatten(new)
+
+
+@FAST
+@given(configs(mixed_leaves, allow_empty=True), configs(mixed_leaves, allow_empty=True))
+def test_diff_sets_only_what_changed(old, new):
+    flat_old = flatten(old)
+    to_set, _ = diff(old, new)
+    for key, value in to_set.items():
+        assert flat_old.get(key) != value
+
+
+@FAST
+@given(configs(mixed_leaves, allow_empty=True))
+def test_diff_of_a_config_with_itself_is_empty(config):
+    assert diff(config, config) == ({}, [])
+    assert diff(config, stringified(config)) == ({}, [])
+
+
+@FAST
+@given(configs(mixed_leaves), configs(mixed_leaves))
+def test_diff_deletes_only_existing_keys(old, new):
+    flat_old = flatten(old)
+    _, to_delete = diff(old, new)
+    for key in to_delete:
+        if key.endswith("/"):
+            assert any(k.startswith(key) for k in flat_old), key
+        else:
+            assert key in flat_old, key
+
+
+# ---------------------------------------------------------------- merge and delete
+
+
+def delete_path(tree: dict, path: tuple[str, ...]) -> None:
+    """Reference deletion: remove the subtree, then any dict it left empty."""
+    head, rest = path[0], path[1:]
+    if not rest:
+        tree.pop(head, None)
+        return
+    child = tree.get(head)
+    if isinstance(child, dict):
+        delete_path(child, rest)
+        if not child:
+            tree.pop(head)
+
+
+def all_paths(config) -> list[tuple[str, ...]]:
+    out = []
+    if isinstance(config, dict):
+        for k, v in config.items():
+            out.append((k,))
+            out.extend((k, *p) for p in all_paths(v))
+    return out
+
+
+@st.composite
+def changes(draw):
+    config = draw(configs(mixed_leaves, allow_empty=True))
+    existing = all_paths(config)
+    random_paths = st.lists(keys, min_size=1, max_size=4).map(tuple)
+    path = st.sampled_from(existing) | random_paths if existing else random_paths
+    delete = draw(st.lists(path, max_size=5))
+    merge = draw(configs(mixed_leaves, allow_empty=True))
+    return config, merge, delete
+
+
+@FAST
+@given(changes())
+def test_apply_changes_is_delete_then_deep_merge(change):
+    config, merge, delete = change
+    before = copy.deepcopy((config, merge, delete))
+    result = apply_changes(config, merge, delete)
+
+    reference = copy.deepcopy(config)
+    for path in delete:
+        delete_path(reference, path)
+    expected = deep_merge(reference, merge)
+    assert result == expected
+    assert flatten(result) == flatten(expected)
+    # pure: the inputs are untouched
+    assert (config, merge, delete) == before
+
+
+@FAST
+@given(configs(mixed_leaves, allow_empty=True), configs(mixed_leaves, allow_empty=True))
+def test_deep_merge_flat_is_flat_update_without_replaced_subtrees(base, update):
+    merged = deep_merge(base, update)
+    flat = flatten(merged)
+    for key, value in flatten(update).items():
+        assert flat[key] == value
+    # every key comes from the update or from the base
+    flat_base, flat_update = flatten(base), flatten(update)
+    for key, value in flat.items():
+        assert flat_update.get(key, flat_base.get(key)) == value
+
+
+@FAST
+@given(configs(mixed_leaves), configs(mixed_leaves))
+def test_deep_merge_leaves_inputs_alone(base, update):
+    before = copy.deepcopy((base, update))
+    merged = deep_merge(base, update)
+    assert (base, update) == before
+    # and shares nothing mutable with the update
+    for key in merged:
+        if isinstance(merged[key], (dict, list)) and key in update:
+            assert merged[key] is not update[key]
