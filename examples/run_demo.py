@@ -59,7 +59,8 @@ def main() -> int:
         probe = "127.0.0.1" if host in ("0.0.0.0", "") else host
         if port_in_use(probe, port):
             print(
-                f"port {port} is already in use; stop what listens there or set {var}",
+                f"port {port} is already in use (a traefik or jupyterhub left from an "
+                f"earlier run?); stop what listens there or set {var}",
                 file=sys.stderr,
             )
             return 2
