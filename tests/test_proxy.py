@@ -259,3 +259,15 @@ async def test_router_matches_core_rule(proxy, backends, prefix):
     assert router["rule"] == core.traefik_rule(routespec)
     assert router["priority"] == core.route_priority(routespec)
     assert json.dumps(router["entryPoints"]) == json.dumps([proxy.traefik_entrypoint])
+
+
+async def test_template_braces_in_data_do_not_break_the_config(proxy, backends, prefix):
+    """Traefik's file provider templates its file: '{{' in data must stay inert."""
+    data = {"user": "{{ .Evil }}", "nested": {"x": ["{{{", "}}"]}}
+    await proxy.add_route(f"{prefix}braces/", backends["a"].url, data)
+    assert (await proxy.get_route(f"{prefix}braces/"))["data"] == data
+    # Traefik still reads the whole config: a later change is served
+    await proxy.add_route(f"{prefix}after-braces/", backends["b"].url, {})
+    assert await served_by(proxy, f"{prefix}after-braces/x") == "b"
+    with pytest.raises(ValueError, match="template"):
+        await proxy.add_route(f"{prefix}%7B%7Bx/", backends["a"].url, {})

@@ -53,8 +53,15 @@ _route_decoder = msgspec.json.Decoder(Route)
 
 
 def encode_route(route: Route) -> str:
-    """A route record as a JSON string (how it is kept in a store)."""
-    return _route_encoder.encode(route).decode()
+    """A route record as a JSON string (how it is kept in a store).
+
+    Traefik's file provider runs the file through Go's text/template before
+    parsing it, so a ``{{`` anywhere in the file would be read as a template
+    action and break the whole file. JSON never puts two ``{`` side by side
+    outside a string, so escaping the second brace of each ``{{`` inside
+    strings (``\\u007b``) keeps the record equal as JSON and template-inert.
+    """
+    return _route_encoder.encode(route).decode().replace("{{", "{\\u007b")
 
 
 def decode_route(raw: str | bytes) -> Route:
@@ -108,6 +115,19 @@ def normalize_routespec(routespec: Any) -> str:
                 f"which could change the meaning of the Traefik rule; "
                 f"such characters are not allowed in routespecs"
             )
+        # Traefik parses rules with Go's scanner, which refuses a byte order
+        # mark anywhere but at the start; a lone surrogate is not UTF-8 at all.
+        if ch == "\ufeff" or "\ud800" <= ch <= "\udfff":
+            raise ValueError(
+                f"routespec {routespec!r} contains {ch!r} (after percent-decoding), "
+                f"which Traefik cannot read in a rule; "
+                f"such characters are not allowed in routespecs"
+            )
+    if "{{" in decoded:
+        raise ValueError(
+            f"routespec {routespec!r} contains '{{{{' (after percent-decoding), which "
+            f"Traefik's file provider would read as a template action"
+        )
     segments = decoded.split("/")[1:-1]
     if any(seg in ("", ".", "..") for seg in segments):
         raise ValueError(
@@ -140,6 +160,11 @@ def normalize_target(target: Any) -> str:
         )
     if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target):
         raise ValueError(f"target {target!r} contains whitespace or control characters")
+    if "{{" in target:
+        raise ValueError(
+            f"target {target!r} contains '{{{{', which Traefik's file provider would "
+            f"read as a template action"
+        )
     try:
         parts = urlsplit(target)
         parts.port  # noqa: B018 - raises ValueError for a bad port
