@@ -19,4 +19,20 @@ def __getattr__(name):
         from .fileprovider import TraefikFileProviderProxy
 
         return TraefikFileProviderProxy
+    if name == "TKvProxy":
+        from .kv import TKvProxy
+
+        return TKvProxy
+    if name == "TraefikEtcdProxy":
+        from .etcd import TraefikEtcdProxy
+
+        return TraefikEtcdProxy
+    if name == "TraefikRedisProxy":
+        from .redis import TraefikRedisProxy
+
+        return TraefikRedisProxy
+    if name == "TraefikConsulProxy":
+        from .consul import TraefikConsulProxy
+
+        return TraefikConsulProxy
     raise AttributeError(name)

@@ -1,0 +1,169 @@
+"""TraefikEtcdProxy: Traefik's dynamic config and the route records in etcd v3.
+
+The ``etcd3`` client is blocking (gRPC); every call runs in a worker thread so
+the Hub's event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from traitlets import Dict, Unicode, validate
+
+from . import core
+from .kv import TKvProxy
+
+
+class TraefikEtcdProxy(TKvProxy):
+    """JupyterHub proxy with Traefik's dynamic config in etcd."""
+
+    provider_name = "etcd"
+
+    #: etcd's default --max-txn-ops; a server started with a higher limit
+    #: could take more, but splitting costs little.
+    kv_max_txn_ops = 128
+
+    etcd_url = Unicode(
+        "http://127.0.0.1:2379",
+        config=True,
+        help="URL of one etcd endpoint (http:// or https://).",
+    )
+    etcd_username = Unicode("", config=True, help="etcd user (with etcd_password)")
+    etcd_password = Unicode("", config=True, help="Password of etcd_username")
+    etcd_client_kwargs = Dict(
+        config=True,
+        help="""Extra arguments of etcd3.client(), e.g. ca_cert, cert_key,
+        cert_cert (file paths) for TLS, or timeout. With an https etcd_url,
+        ca_cert is required.""",
+    )
+
+    @validate("etcd_url")
+    def _validate_etcd_url(self, proposal):
+        url = urlsplit(proposal.value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(
+                f"etcd_url {proposal.value!r} must be http://host:port or https://host:port"
+            )
+        return proposal.value
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._etcd = None
+        self._etcd_lock = threading.Lock()
+
+    # ------------------------------------------------------------ client
+
+    def _endpoint(self) -> tuple[str, int]:
+        url = urlsplit(self.etcd_url)
+        return url.hostname or "127.0.0.1", url.port or 2379
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self.etcd_client_kwargs)
+        if urlsplit(self.etcd_url).scheme == "https" and not kwargs.get("ca_cert"):
+            raise ValueError(
+                f"etcd_url {self.etcd_url!r} is https; set c.TraefikEtcdProxy.etcd_client_kwargs "
+                "= {'ca_cert': '/path/to/ca.pem'} (and cert_key/cert_cert for client certificates)"
+            )
+        if self.etcd_username or self.etcd_password:
+            kwargs["user"] = self.etcd_username
+            kwargs["password"] = self.etcd_password
+        kwargs.setdefault("timeout", 10)
+        return kwargs
+
+    def _make_client(self):
+        import etcd3
+
+        host, port = self._endpoint()
+        return etcd3.client(host=host, port=port, **self._client_kwargs())
+
+    def _etcd_client(self, renew: bool = False):
+        # called in worker threads
+        with self._etcd_lock:
+            if renew and self._etcd is not None:
+                self._etcd.close()
+                self._etcd = None
+            if self._etcd is None:
+                self._etcd = self._make_client()
+            return self._etcd
+
+    async def _call(self, fn):
+        """Run ``fn(client)`` in a thread; re-authenticate once if the token expired."""
+
+        def run():
+            import grpc
+
+            try:
+                return fn(self._etcd_client())
+            except grpc.RpcError as e:
+                # etcd3 authenticates once; etcd drops idle auth tokens after
+                # --auth-token-ttl, so log in again and retry
+                if self.etcd_username and "auth token" in str(e.details() if hasattr(e, "details") else e):
+                    return fn(self._etcd_client(renew=True))
+                raise
+
+        return await asyncio.to_thread(run)
+
+    async def _close(self) -> None:
+        await super()._close()
+        with self._etcd_lock:
+            if self._etcd is not None:
+                self._etcd.close()
+                self._etcd = None
+
+    # ------------------------------------------------------------ static config
+
+    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        host, port = self._endpoint()
+        provider: dict[str, Any] = {
+            "endpoints": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+            "rootKey": self.kv_traefik_prefix,
+        }
+        if self.etcd_username:
+            provider["username"] = self.etcd_username
+        if self.etcd_password:
+            provider["password"] = self.etcd_password
+        if urlsplit(self.etcd_url).scheme == "https":
+            kwargs = self.etcd_client_kwargs
+            tls: dict[str, Any] = {}
+            for ours, theirs in (("ca_cert", "ca"), ("cert_cert", "cert"), ("cert_key", "key")):
+                if kwargs.get(ours):
+                    tls[theirs] = kwargs[ours]
+            provider["tls"] = tls
+        return core.deep_merge(config, {"providers": {"etcd": provider}})
+
+    # ------------------------------------------------------------ store primitives
+
+    async def _kv_atomic_set(self, to_set: dict[str, str]) -> None:
+        def txn(client):
+            ops = [client.transactions.put(k, v) for k, v in to_set.items()]
+            client.transaction(compare=[], success=ops, failure=[])
+
+        await self._call(txn)
+
+    async def _kv_atomic_delete(self, *keys: str) -> None:
+        from etcd3.utils import increment_last_byte, to_bytes
+
+        sep = self.kv_separator
+
+        def txn(client):
+            ops = []
+            for key in keys:
+                if key.endswith(sep):
+                    end = increment_last_byte(to_bytes(key))
+                    ops.append(client.transactions.delete(key, range_end=end))
+                else:
+                    ops.append(client.transactions.delete(key))
+            client.transaction(compare=[], success=ops, failure=[])
+
+        await self._call(txn)
+
+    async def _kv_get_tree(self, prefix: str) -> dict[str, str]:
+        def read(client):
+            return {
+                meta.key.decode(): value.decode() for value, meta in client.get_prefix(prefix)
+            }
+
+        return await self._call(read)
