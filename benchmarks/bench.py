@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="configurable-http-proxy executable")
     p.add_argument("--setup", action="store_true",
                    help="create the upstream venv and install CHP with npm when missing")
+    p.add_argument("--trait", action="append", default=[], metavar="SYSTEM:NAME=VALUE",
+                   help="set a traitlet on one system's proxy (VALUE is JSON, else a string), "
+                        "e.g. ours-file:traefik_poll_interval=0.05; SYSTEM '*' means all")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for JSON, CSV, PNG")
     p.add_argument("--quiet", action="store_true", help="print only the table")
     return p.parse_args(argv)
@@ -108,6 +111,21 @@ def setup_chp() -> None:
     print(f"npm install --prefix {CHP_PREFIX} configurable-http-proxy", flush=True)
     subprocess.run(["npm", "install", "--prefix", str(CHP_PREFIX), "configurable-http-proxy"],
                    check=True)
+
+
+def traits_for(system: str, args: argparse.Namespace) -> dict[str, Any]:
+    traits: dict[str, Any] = {}
+    for item in args.trait:
+        target, _, assignment = item.partition(":")
+        name, eq, raw = assignment.partition("=")
+        if not (target and name and eq):
+            raise SystemExit(f"--trait {item!r}: expected SYSTEM:NAME=VALUE")
+        if target in ("*", system):
+            try:
+                traits[name] = json.loads(raw)
+            except ValueError:
+                traits[name] = raw
+    return traits
 
 
 def python_for(system: str, args: argparse.Namespace) -> str:
@@ -169,6 +187,7 @@ def run_one(system: str, size: int, args: argparse.Namespace, out: Path,
         "get_all_repeats": args.get_all_repeats,
         "out": str(result_file),
         "chp_command": str(Path(args.chp_command).resolve()),
+        "traits": traits_for(system, args),
     }
     kind = store_kind(system)
     store = StoreServer(kind).start() if kind else None
@@ -270,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             "systems": systems,
             "samples": args.samples,
             "get_all_repeats": args.get_all_repeats,
+            "traits": args.trait,
             "python": sys.version.split()[0],
             "machine": platform.platform(),
             "cpus": os.cpu_count(),

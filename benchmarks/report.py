@@ -136,6 +136,11 @@ def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int],
             row = [metric.label, metric.unit, target_text(metric.key, size)]
             row += [cell(metric, s, size, by.get((s, size)), base) for s in shown]
             rows.append(row)
+        load = ["1-min load avg start/end", "", ""] + [
+            "%.1f/%.1f" % (by[(s, size)].get("loadavg_start", 0), by[(s, size)].get("loadavg_end", 0))
+            for s in shown
+        ]
+        rows.append(load)
         status = ["status", "", ""] + [by[(s, size)].get("status", "?") for s in shown]
         rows.append(status)
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

@@ -162,4 +162,7 @@ MODULES: dict[str, str] = {
 def make(system: str, spec: dict[str, Any], workdir: Path) -> Made:
     made = FACTORIES[system](spec, workdir)
     made.proxy.log = log
+    # --trait overrides, for experiments (e.g. a different poll interval)
+    for name, value in (spec.get("traits") or {}).items():
+        setattr(made.proxy, name, value)
     return made

@@ -220,9 +220,12 @@ class Worker:
             "status": "running",
             "phase": "setup",
             "metrics": {},
+            # the machine is shared: other processes' load shows in the timings
+            "loadavg_start": os.getloadavg()[0],
         }
 
     def flush(self) -> None:
+        self.result["loadavg_end"] = os.getloadavg()[0]
         tmp = self.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.result, indent=1))
         os.replace(tmp, self.out)
