@@ -22,8 +22,9 @@ segment_char = st.characters(
     exclude_categories=("Cs", "Cc", "Cf", "Zl", "Zp"),
     exclude_characters=RULE_METACHARACTERS + "/%\ufeff",
 )
+# "{{" is refused too: Traefik's file provider would template it.
 raw_segment = st.text(segment_char, min_size=1, max_size=12).filter(
-    lambda s: s not in (".", "..")
+    lambda s: s not in (".", "..") and "{{" not in s
 )
 
 
@@ -74,6 +75,7 @@ HOSTILE_PIECES = [
     "\ud800", "\udcff", "%ED%A0%80", "%C0%AF", "%FF", "%C3",
     "` || PathPrefix(`/", "`) || PathPrefix(`/", "`) || Host(`evil.example`) && PathPrefix(`/",
     "%60%29%20%7C%7C%20PathPrefix%28%60%2F", "Host(`x`)", "PathPrefix(`/`)",
+    "{{", "%7B%7B", "{", "}}", "{{ .Env }}",
     "user", "é", "名前", "🙂", "a", "b", "host.tld", "host.tld:8000",
 ]
 

@@ -94,13 +94,14 @@ def normalize_routespec(routespec: Any) -> str:
         )
     if not routespec:
         raise ValueError("routespec must not be empty; use '/' for the default route")
-    if len(routespec) > MAX_ROUTESPEC_LENGTH:
-        raise ValueError(
-            f"routespec {routespec[:60]!r}... is {len(routespec)} characters long; "
-            f"the limit is {MAX_ROUTESPEC_LENGTH}"
-        )
+    # the slash first: a normalized routespec must pass this check again
     if not routespec.endswith("/"):
         routespec += "/"
+    if len(routespec) > MAX_ROUTESPEC_LENGTH:
+        raise ValueError(
+            f"routespec {routespec[:60]!r}... is {len(routespec)} characters long "
+            f"with its trailing slash; the limit is {MAX_ROUTESPEC_LENGTH}"
+        )
     host, path = split_routespec(routespec)
     if host and not _HOST_RE.match(host):
         raise ValueError(
