@@ -232,7 +232,10 @@ def plot(path: Path, runs: list[dict[str, Any]], systems: list[str]) -> str | No
     cols = 4
     rows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    # colour says the store, line style says whose code: ours solid, upstream dashed
     styles = {"ours": "-", "upstream": "--", "chp": ":"}
+    colours = {"file": "tab:blue", "etcd": "tab:orange", "redis": "tab:green", "chp": "tab:purple"}
+    measured = sorted({r["size"] for r in runs})
     for ax, metric in zip(axes.flat, metrics):
         for system in systems:
             points = sorted(
@@ -243,13 +246,14 @@ def plot(path: Path, runs: list[dict[str, Any]], systems: list[str]) -> str | No
             if not points:
                 continue
             xs, ys = zip(*points)
-            ax.plot(xs, ys, styles.get(system.split("-")[0], "-"), marker="o", label=system)
-        for system, color in (("ours-file", "tab:green"), ("ours-etcd", "tab:red")):
-            marks = [(n, target(metric.key, system, n)) for n in (100, 1000, 5000, 10000)]
+            ax.plot(xs, ys, styles.get(system.split("-")[0], "-"), marker="o", label=system,
+                    color=colours.get(backend_of(system)))
+        for system, colour in (("ours-file", "black"), ("ours-etcd", "grey")):
+            marks = [(n, target(metric.key, system, n)) for n in measured]
             marks = [(n, t) for n, t in marks if t is not None]
-            if marks and any(r["system"].startswith("ours-") for r in runs):
+            if marks:
                 xs, ys = zip(*marks)
-                ax.scatter(xs, ys, marker="_", s=300, color=color, zorder=3,
+                ax.scatter(xs, ys, marker="_", s=400, color=colour, zorder=3,
                            label=f"target ({'file' if system == 'ours-file' else 'KV'})")
         ax.set_xscale("log")
         ax.set_yscale("log")
