@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import reprlib
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -155,25 +156,28 @@ def normalize_target(target: Any) -> str:
             f"target must be a URL string like 'http://127.0.0.1:8888', "
             f"got {type(target).__name__} {target!r:.100}"
         )
+    # messages get logged, and a target may carry a password: never echo it
+    shown = _redact_userinfo(target)
     if len(target) > MAX_TARGET_LENGTH:
         raise ValueError(
-            f"target {target[:60]!r}... is longer than {MAX_TARGET_LENGTH} characters"
+            f"target {shown[:60]!r}... is longer than {MAX_TARGET_LENGTH} characters"
         )
-    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target):
-        raise ValueError(f"target {target!r} contains whitespace or control characters")
+    # isprintable() is False for Unicode spaces, line separators and C1 controls too
+    if any(ord(ch) <= 0x20 or not ch.isprintable() for ch in target):
+        raise ValueError(f"target {shown!r} contains whitespace or control characters")
     if "{{" in target:
         raise ValueError(
-            f"target {target!r} contains '{{{{', which Traefik's file provider would "
+            f"target {shown!r} contains '{{{{', which Traefik's file provider would "
             f"read as a template action"
         )
     try:
         parts = urlsplit(target)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as e:
-        raise ValueError(f"target {target!r} is not a valid URL: {e}") from None
+        raise ValueError(f"target {shown!r} is not a valid URL: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
-            f"target {target!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8888'"
+            f"target {shown!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8888'"
         )
     if parts.username is not None or parts.password is not None:
         raise ValueError(
@@ -181,6 +185,14 @@ def normalize_target(target: Any) -> str:
             f"Traefik would expose them, so pass a target without 'user:password@'"
         )
     return target
+
+
+# scheme://userinfo@ — the authority runs to the first / ? or #, userinfo to its last @
+_USERINFO_RE = re.compile(r"^([^/?#]*?//)[^/?#]*@")
+
+
+def _redact_userinfo(target: str) -> str:
+    return _USERINFO_RE.sub(r"\1***@", target)
 
 
 def validate_data(data: Any) -> dict[str, Any]:
@@ -191,14 +203,27 @@ def validate_data(data: Any) -> dict[str, Any]:
         raise ValueError(f"route data must be a dict, got {type(data).__name__}")
     try:
         encoded = msgspec.json.encode(data)
-    except (TypeError, msgspec.EncodeError) as e:
-        raise ValueError(f"route data {data!r:.200} is not JSON-serializable: {e}") from None
+    except (TypeError, msgspec.EncodeError, RecursionError) as e:
+        # reprlib: a plain repr of circular or very deep data recurses too
+        raise ValueError(
+            f"route data {reprlib.repr(data)} is not JSON-serializable: {e}"
+        ) from None
     if len(encoded) > MAX_DATA_BYTES:
         raise ValueError(
             f"route data is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES}"
         )
     # a JSON round trip, so what is stored is exactly what is returned later
-    return msgspec.json.decode(encoded)
+    decoded = msgspec.json.decode(encoded)
+    # msgspec quietly turns NaN into null, bytes into base64, sets and tuples
+    # into lists, datetimes and non-string keys into strings: refuse instead of
+    # storing something other than what was given
+    if decoded != data:
+        raise ValueError(
+            f"route data {reprlib.repr(data)} is not plain JSON (dicts with string keys, "
+            f"lists, strings, finite numbers, booleans, None); it would be stored as "
+            f"{reprlib.repr(decoded)}"
+        )
+    return decoded
 
 
 def make_route(routespec: Any, target: Any, data: Any) -> Route:
