@@ -347,7 +347,6 @@ class ConsulStandin:
             return
         self._started.set()
         loop.run_forever()
-        loop.run_until_complete(self._runner.cleanup())
         loop.close()
 
     def start(self) -> "ConsulStandin":
@@ -358,8 +357,22 @@ class ConsulStandin:
             raise RuntimeError(f"Consul stand-in failed to start on port {self.port}") from self._error
         return self
 
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        # blocking queries still waiting (Traefik's watch) end here
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
+            done = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            try:
+                done.result(10)
+            except Exception:
+                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop = None

@@ -8,9 +8,11 @@ at most 64 operations; larger changes are split (see
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
+from consul.callback import CB
 from traitlets import Dict, Unicode, validate
 
 from . import core
@@ -101,7 +103,11 @@ class TraefikConsulProxy(TKvProxy):
 
     async def _txn(self, ops: list[dict[str, Any]]) -> None:
         try:
-            await self.consul.txn.put(ops)
+            # not consul.txn.put(): it leaves out the ACL token header
+            client = self.consul
+            await client.http.put(
+                CB.json(), "/v1/txn", data=json.dumps(ops), headers=client.prepare_headers()
+            )
         except Exception as e:
             # the client's message carries the response body, never the token
             raise RuntimeError(f"Consul transaction at {self.consul_url} failed: {e}") from None

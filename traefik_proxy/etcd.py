@@ -77,7 +77,12 @@ class TraefikEtcdProxy(TKvProxy):
         import etcd3
 
         host, port = self._endpoint()
-        return etcd3.client(host=host, port=port, **self._client_kwargs())
+        client = etcd3.client(host=host, port=port, **self._client_kwargs())
+        if not client.uses_secure_channel:
+            # gRPC refuses call credentials on a plaintext channel; etcd3 also
+            # sends the auth token as call metadata, which is what etcd reads
+            client.call_credentials = None
+        return client
 
     def _etcd_client(self, renew: bool = False):
         # called in worker threads
