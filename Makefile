@@ -14,7 +14,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-run: install
+$(VENV)/.installed-demo: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[demo]'
+	touch $@
+
+run: $(VENV)/.installed-demo
 	$(PY) examples/run_demo.py
 
 test: install
