@@ -8,8 +8,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 #: Modest example counts keep the whole directory well under a minute.
-FAST = settings(max_examples=200, deadline=None)
-SLOW = settings(max_examples=100, deadline=None)
+FAST = settings(max_examples=120, deadline=None)
+SLOW = settings(max_examples=60, deadline=None)
 
 # Characters the core refuses (after percent-decoding) because they could
 # restructure a Traefik rule or break Go's scanner. Everything else is text a

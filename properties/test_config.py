@@ -36,7 +36,7 @@ def trees(leaves, allow_empty: bool = False):
         leaves,
         lambda inner: st.lists(inner, min_size=min_size, max_size=4)
         | st.dictionaries(keys, inner, min_size=min_size, max_size=4),
-        max_leaves=16,
+        max_leaves=10,
     )
 
 
