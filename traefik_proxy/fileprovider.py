@@ -17,6 +17,7 @@ from traitlets import Unicode
 
 from . import core
 from .files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, config_format, dump_config, load_config
+from .core.serialize import Memo
 from .proxy import TraefikProxy
 
 RECORDS_KEY = "jupyterhub"
@@ -39,6 +40,7 @@ class TraefikFileProviderProxy(TraefikProxy):
         self._stat: tuple[int, int, int] | None = None
         self._write_lock = asyncio.Lock()
         self._cleaned = False
+        self._memo = Memo()
 
     @property
     def _path(self) -> Path:
@@ -76,7 +78,7 @@ class TraefikFileProviderProxy(TraefikProxy):
     async def _apply_dynamic_config(self, changes: core.Changes) -> None:
         async with self._write_lock:
             document = changes.apply_to(self._current(), RECORDS_KEY)
-            content = dump_config(document, self._path)
+            content = dump_config(document, self._path, self._memo)
             await asyncio.to_thread(atomic_write, self._path, content)
             st = os.stat(self._path)
             self._document, self._stat = document, (st.st_ino, st.st_mtime_ns, st.st_size)

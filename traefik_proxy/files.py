@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 import yaml
+
+from .core.serialize import Memo, to_toml, to_yaml
 
 
 def config_format(path: Path) -> str:
@@ -23,21 +25,22 @@ def config_format(path: Path) -> str:
     )
 
 
-def dump_config(config: dict[str, Any], path: Path) -> bytes:
-    """Serialize a config for ``path``'s format."""
+def dump_config(config: dict[str, Any], path: Path, memo: Memo | None = None) -> bytes:
+    """Serialize a config for ``path``'s format (fast writers from the core).
+
+    Pass the same ``memo`` for successive versions of one document to reuse
+    the text of unchanged subtrees.
+    """
     if config_format(path) == "toml":
-        return tomli_w.dumps(config).encode()
-    return yaml.dump(config, Dumper=_YamlDumper, sort_keys=False, allow_unicode=True).encode()
+        return to_toml(config, memo).encode()
+    return to_yaml(config, memo).encode()
 
 
 def load_config(path: Path) -> dict[str, Any]:
     """Parse a config file; a clear ValueError naming the file if it is not valid."""
     data = path.read_bytes()
     try:
-        if config_format(path) == "toml":
-            config = tomllib.loads(data.decode())
-        else:
-            config = yaml.load(data, Loader=_YamlLoader) or {}
+        config = parse_config(data, config_format(path))
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(
             f"dynamic config file {str(path)!r} is not valid {config_format(path).upper()}: {e}. "
@@ -51,6 +54,18 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+
+
+def parse_config(data: bytes, fmt: str) -> Any:
+    """Parse TOML or YAML text. YAML we wrote is JSON: read it as JSON first,
+    which is exact (YAML 1.2 numbers such as 1e-05, as Traefik reads them)
+    and ~30x faster; anything else goes through the YAML parser."""
+    if fmt == "toml":
+        return tomllib.loads(data.decode())
+    try:
+        return json.loads(data)
+    except ValueError:
+        return yaml.load(data, Loader=_YamlLoader) or {}
 
 
 def atomic_write(path: Path, content: bytes, mode: int = 0o600) -> None:
@@ -79,7 +94,6 @@ def atomic_write(path: Path, content: bytes, mode: int = 0o600) -> None:
         raise
 
 
-# C-accelerated YAML when libyaml is there: dumping 10k routes in pure Python
-# costs seconds.
-_YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# C-accelerated YAML parsing when libyaml is there (files are only read at
+# start and after someone else edits them)
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
