@@ -324,3 +324,27 @@ async def test_hub_restart_keeps_routes_and_traffic(kind, backends, tmp_path, re
             await second._close()
     finally:
         await first.stop()
+
+
+async def test_etcd_logs_in_again_when_its_token_expires(etcd_auth_server):
+    server = etcd_auth_server
+    proxy = TraefikEtcdProxy(**etcd_traits(server), **kv_prefixes())
+    try:
+        key = f"{proxy.kv_traefik_prefix}/k"
+        await proxy._kv_atomic_set({key: "v"})
+        # what etcd answers once it dropped an idle token (--auth-token-ttl)
+        proxy._etcd.metadata = (("token", "expired.token"),)
+        assert await proxy._kv_get_tree(key) == {key: "v"}
+    finally:
+        await proxy._close()
+
+
+def test_entry_points():
+    from importlib.metadata import entry_points
+
+    found = {e.name: e for e in entry_points(group="jupyterhub.proxies")}
+    if "traefik_etcd" not in found:
+        pytest.skip("package metadata predates the KV entry points; reinstall with pip install -e .")
+    assert found["traefik_etcd"].load() is TraefikEtcdProxy
+    assert found["traefik_redis"].load() is TraefikRedisProxy
+    assert found["traefik_consul"].load() is TraefikConsulProxy
