@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 
 from traefik_proxy.core import (
     Expected,
+    Op,
     Route,
     Settings,
     absent_in_rawdata,
+    expectations,
     is_live,
     live_in_rawdata,
     normalize_routespec,
@@ -32,7 +34,9 @@ def live_routes(draw):
     route = Route(routespec, draw(targets))
     settings = Settings(namespace=draw(st.sampled_from(["jupyterhub", "hub-2"])))
     name = route_name(routespec, settings.namespace)
-    return route, settings, Expected(name=name, rule=traefik_rule(routespec), target=route.target)
+    [expected], _ = expectations([Op("add", routespec, route)], settings)
+    assert expected.name == name and expected.rule == traefik_rule(routespec)
+    return route, settings, expected
 
 
 def payloads(route: Route, settings: Settings, provider: str):
@@ -82,6 +86,10 @@ def test_any_change_makes_it_not_live(live, provider, data):
                 "extra server",
                 "no servers",
                 "rule",
+                "priority",
+                "entrypoints",
+                "half-read router",
+                "service name",
                 "status",
                 "no status",
                 "no router",
@@ -100,6 +108,16 @@ def test_any_change_makes_it_not_live(live, provider, data):
     elif change == "rule":
         other = data.draw(st.text(max_size=40).filter(lambda r: r != expected.rule))
         router["rule"] = other
+    elif change == "priority":
+        router["priority"] = expected.priority + data.draw(st.integers(1, 100))
+    elif change == "entrypoints":
+        router["entryPoints"] = data.draw(st.sampled_from([[], ["other"], ["http", "other"]]))
+    elif change == "half-read router":
+        # a key-value provider read the store mid-write: fields are missing
+        for field in data.draw(st.lists(st.sampled_from(["priority", "entryPoints", "service"]), min_size=1, unique=True)):
+            router.pop(field, None)
+    elif change == "service name":
+        router["service"] = "someone-else@" + provider
     elif change == "status":
         router["status"] = data.draw(st.sampled_from(["disabled", "warning", "Enabled", ""]))
     elif change == "no status":
@@ -120,12 +138,14 @@ def test_another_routes_payload_is_not_ours(a, b, provider):
     route_a, settings_a, expected_a = a
     route_b, settings_b, expected_b = b
     router_b, service_b = payloads(route_b, settings_b, provider)
-    same = (expected_a.rule, expected_a.target) == (expected_b.rule, expected_b.target)
+    same = expected_a == expected_b
     assert is_live(router_b, service_b, expected_a) == same
 
 
 def test_empty_rawdata():
-    expected = Expected(name="n", rule="PathPrefix(`/`)", target="http://127.0.0.1:1")
+    expected = Expected(
+        name="n", rule="PathPrefix(`/`)", target="http://127.0.0.1:1", priority=1, entrypoints=("http",)
+    )
     assert not live_in_rawdata({}, expected, "file")
     assert not live_in_rawdata({"routers": None, "services": None}, expected, "file")
     assert absent_in_rawdata({}, "n", "file")

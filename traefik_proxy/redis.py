@@ -12,14 +12,12 @@ atomically, so keys and index never disagree.
 Traefik's Redis provider, unlike its etcd and Consul ones, does not read
 atomically: it lists keys with SCAN pages, and a write landing between two
 pages can be seen in part (a router with its rule but not yet its priority).
-So a route counts as served only once Traefik reports every router field as
-stored (see :meth:`TraefikRedisProxy._wait_for_live`).
+That is why a route counts as served only once Traefik reports every
+router field as written (see :func:`traefik_proxy.core.is_live`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -183,38 +181,6 @@ class TraefikRedisProxy(TKvProxy):
             provider["tls"] = tls
         return core.deep_merge(config, {"providers": {"redis": provider}})
 
-    # ------------------------------------------------------------ confirmation
-
-    async def _wait_for_live(self, expected: list[core.Expected]) -> set[str]:
-        missing = await super()._wait_for_live(expected)
-        confirmed = [e.name for e in expected if e.name not in missing]
-        if confirmed:
-            missing |= await self._wait_for_complete_routers(confirmed)
-        return missing
-
-    async def _wait_for_complete_routers(self, names: list[str]) -> set[str]:
-        """Poll Traefik until its routers show every field as stored (a full read)."""
-        sep = self.kv_separator
-        prefixes = [self._traefik_key(("http", "routers", name)) + sep for name in names]
-        trees = await asyncio.gather(*(self._kv_get_tree(p) for p in prefixes))
-        stored = {
-            name: core.unflatten({k[len(p) :]: v for k, v in tree.items()}, sep)
-            for name, p, tree in zip(names, prefixes, trees)
-        }
-        deadline = time.monotonic() + self.check_route_timeout
-        while stored:
-            try:
-                routers = (await self._api_get("/api/rawdata")).get("routers") or {}
-            except Exception as e:  # the API hiccups: poll again
-                self.log.debug("Traefik API not answering: %r", e)
-                routers = {}
-            for name in [n for n, r in stored.items() if _router_as_stored(routers.get(f"{n}@redis"), r)]:
-                del stored[name]
-            if not stored or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(self.traefik_poll_interval)
-        return set(stored)
-
     # ------------------------------------------------------------ store primitives
 
     def _script(self, name: str):
@@ -233,17 +199,3 @@ class TraefikRedisProxy(TKvProxy):
     async def _kv_get_tree(self, prefix: str) -> dict[str, str]:
         flat = await self._script("get_tree")(keys=[self._index_key], args=[prefix])
         return dict(zip(flat[::2], flat[1::2]))
-
-
-def _router_as_stored(reported: dict[str, Any] | None, stored: dict[str, Any]) -> bool:
-    """True if Traefik's router payload shows every router field we stored."""
-    if reported is None:
-        return False
-    for field in ("rule", "priority"):
-        if field in stored and str(reported.get(field, "")) != stored[field]:
-            return False
-    if "service" in stored and str(reported.get("service", "")).split("@")[0] != stored["service"]:
-        return False
-    if "entryPoints" in stored and list(reported.get("entryPoints") or []) != list(stored["entryPoints"]):
-        return False
-    return ("tls" in stored) == ("tls" in reported)

@@ -15,11 +15,19 @@ import msgspec
 
 
 class Expected(msgspec.Struct, frozen=True):
-    """What Traefik must report for one route to count as served."""
+    """What Traefik must report for one route to count as served.
+
+    Every router field is compared, not just the rule: a key-value provider
+    that reads the store in pages can see a write half done, and then shows
+    a router without, say, its priority or entrypoints.
+    """
 
     name: str  # router and service name, without @provider
     rule: str
     target: str
+    priority: int
+    entrypoints: tuple[str, ...]
+    tls: bool = False
 
 
 def _servers(service: Mapping[str, Any] | None) -> list[str]:
@@ -37,6 +45,10 @@ def is_live(
         router is not None
         and router.get("status") == "enabled"
         and router.get("rule") == expected.rule
+        and router.get("priority") == expected.priority
+        and tuple(router.get("entryPoints") or ()) == expected.entrypoints
+        and ("tls" in router) == expected.tls
+        and str(router.get("service", "")).split("@")[0] == expected.name
         and _servers(service) == [expected.target]
     )
 

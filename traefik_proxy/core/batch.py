@@ -15,7 +15,7 @@ import msgspec
 
 from .api import Expected
 from .config import Nested, Path, Settings, route_fragment, route_paths, route_record, apply_changes
-from .routespec import Route, route_name, traefik_rule
+from .routespec import Route, route_name
 
 
 class Op(msgspec.Struct, frozen=True):
@@ -92,7 +92,17 @@ def expectations(ops: Iterable[Op], settings: Settings) -> tuple[list[Expected],
         name = route_name(op.routespec, settings.namespace)
         if op.kind == "add":
             assert op.route is not None
-            live.append(Expected(name=name, rule=traefik_rule(op.routespec), target=op.route.target))
+            router = route_fragment(op.route, settings)["http"]["routers"][name]
+            live.append(
+                Expected(
+                    name=name,
+                    rule=router["rule"],
+                    target=op.route.target,
+                    priority=router["priority"],
+                    entrypoints=tuple(router["entryPoints"]),
+                    tls="tls" in router,
+                )
+            )
         else:
             gone.append(name)
     return live, gone
