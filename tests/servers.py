@@ -100,7 +100,10 @@ def start_etcd(directory: Path, tls: dict | None = None) -> KVServer:
         f"--initial-cluster=test={peer_url}",
         "--log-level=error",
         # etcd's default; TraefikEtcdProxy splits larger changes at 128
-        "--max-txn-ops=128",
+        # limits well above the proxy's defaults (which split transactions),
+        # so tests can raise etcd_max_txn_ops/bytes
+        "--max-txn-ops=100000",
+        "--max-request-bytes=33554432",
         "--auth-token=simple",
     ]
     client_kwargs: dict = {}

@@ -35,6 +35,9 @@ class TKvProxy(TraefikProxy):
     #: Larger changes are split into several transactions, ordered so that
     #: Traefik never sees a router before its service (see ``_set_order``).
     kv_max_txn_ops: int | None = None
+    #: Largest request (keys and values, roughly) the store accepts in one
+    #: transaction (None: no limit).
+    kv_max_txn_bytes: int | None = None
 
     kv_traefik_prefix = Unicode(
         "traefik",
@@ -128,14 +131,23 @@ class TKvProxy(TraefikProxy):
                     await self._kv_atomic_delete(*chunk)
             if to_set:
                 ordered = sorted(to_set, key=self._set_order)
-                for chunk in self._chunks(ordered):
+                for chunk in self._chunks(ordered, to_set):
                     await self._kv_atomic_set({k: to_set[k] for k in chunk})
 
-    def _chunks(self, keys: list[str]) -> list[list[str]]:
-        size = self.kv_max_txn_ops
-        if not size or len(keys) <= size:
-            return [keys]
-        return [keys[i : i + size] for i in range(0, len(keys), size)]
+    def _chunks(self, keys: list[str], values: dict[str, str] | None = None) -> list[list[str]]:
+        """Split keys into transactions within kv_max_txn_ops and kv_max_txn_bytes."""
+        max_ops = self.kv_max_txn_ops or len(keys) or 1
+        max_bytes = self.kv_max_txn_bytes
+        chunks: list[list[str]] = [[]]
+        size = 0
+        for key in keys:
+            cost = len(key.encode()) + (len(values[key].encode()) if values else 0) + 16
+            if chunks[-1] and (len(chunks[-1]) >= max_ops or (max_bytes and size + cost > max_bytes)):
+                chunks.append([])
+                size = 0
+            chunks[-1].append(key)
+            size += cost
+        return chunks
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         prefix = self._routes_prefix

@@ -181,7 +181,7 @@ class TraefikProxy(Proxy):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._client: httpx.AsyncClient | None = None
+        self._api_http_client: httpx.AsyncClient | None = None
         self._api_semaphore = asyncio.Semaphore(self.concurrency)
         self._coalescer: Coalescer[core.Op] = Coalescer(self._run_batch)
         self._ready_lock = asyncio.Lock()
@@ -191,15 +191,15 @@ class TraefikProxy(Proxy):
 
     @property
     def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
+        if self._api_http_client is None:
+            self._api_http_client = httpx.AsyncClient(
                 base_url=self._api_base(),
                 auth=(self.traefik_api_username, self.traefik_api_password),
                 verify=self.traefik_api_validate_cert,
                 timeout=httpx.Timeout(10.0),
                 limits=httpx.Limits(max_connections=self.concurrency),
             )
-        return self._client
+        return self._api_http_client
 
     def _generate_password_if_needed(self) -> None:
         if not self.traefik_api_password:
@@ -414,9 +414,9 @@ class TraefikProxy(Proxy):
         await self._close()
 
     async def _close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._api_http_client is not None:
+            await self._api_http_client.aclose()
+            self._api_http_client = None
         self._ready = False
 
     async def _ensure_ready(self) -> None:
@@ -503,13 +503,27 @@ class TraefikProxy(Proxy):
     async def _wait_for_live(self, expected: list[core.Expected]) -> set[str]:
         """Poll Traefik's API until every expected route is live.
 
+        A few routes are checked one by one (two small requests each). For a
+        large batch, polling the full listing would load Traefik while it
+        rebuilds its routers, so the last route written is polled alone
+        first, and the whole batch is checked in one ``/api/rawdata`` listing
+        once it is live. Polls never take more than about half of the time:
+        the pause after a poll is at least as long as the poll took.
+
         Returns the names still not live at ``check_route_timeout``.
         """
         pending = {e.name: e for e in expected}
+        sentinel = expected[-1] if len(expected) > RAWDATA_THRESHOLD else None
         deadline = time.monotonic() + self.check_route_timeout
         while pending:
+            started = time.monotonic()
             try:
-                if len(pending) > RAWDATA_THRESHOLD:
+                if sentinel is not None:
+                    if await self._is_live(sentinel):
+                        sentinel = None  # now check everything at once
+                        continue
+                    done = []
+                elif len(pending) > RAWDATA_THRESHOLD:
                     rawdata = await self._api_get("/api/rawdata")
                     done = [
                         n
@@ -524,9 +538,10 @@ class TraefikProxy(Proxy):
                 done = []
             for name in done:
                 del pending[name]
-            if not pending or time.monotonic() > deadline:
+            now = time.monotonic()
+            if not pending or now > deadline:
                 break
-            await asyncio.sleep(self.traefik_poll_interval)
+            await asyncio.sleep(max(self.traefik_poll_interval, now - started))
         return set(pending)
 
     async def _is_live(self, expected: core.Expected) -> bool:
