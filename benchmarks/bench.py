@@ -67,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="set a traitlet on one system's proxy (VALUE is JSON, else a string), "
                         "e.g. ours-file:traefik_poll_interval=0.05; SYSTEM '*' means all")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for JSON, CSV, PNG")
+    p.add_argument("--from-json", metavar="BENCH_JSON",
+                   help="measure nothing: print the table and redraw the plot of an earlier run")
     p.add_argument("--quiet", action="store_true", help="print only the table")
     return p.parse_args(argv)
 
@@ -232,8 +234,19 @@ def run_one(system: str, size: int, args: argparse.Namespace, out: Path,
     return result
 
 
+def rerender(path: Path) -> int:
+    document = json.loads(path.read_text())
+    meta, runs = document["meta"], document["runs"]
+    why_not = report.plot(path.with_suffix(".png"), runs, meta["systems"])
+    print(report.table(runs, meta["systems"], meta["sizes"], document.get("skipped", {})))
+    print(f"\nplot: {path.with_suffix('.png') if why_not is None else why_not}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        return rerender(Path(args.from_json))
     sizes = sorted({int(s) for s in _split(args.sizes)})
     systems = systems_for(args)
     out = Path(args.out)

@@ -180,7 +180,8 @@ def vs_others(runs: list[dict[str, Any]], sizes: list[int]) -> list[str]:
                 for m in metrics:
                     va, vb = m.get(a.get("metrics") or {}), m.get(b.get("metrics") or {})
                     if va and vb and va > 0 and vb > 0:
-                        parts.append(f"{m.key} {vb / va:.2g}")
+                        r = vb / va
+                        parts.append(f"{m.key} {r:.2g}" if r < 10 else f"{m.key} {r:.0f}")
                 if parts:
                     out.append(f"N={size} {other} / {ours}: " + ", ".join(parts))
     if out:
