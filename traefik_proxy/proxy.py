@@ -143,6 +143,28 @@ class TraefikProxy(Proxy):
             )
         return value
 
+    traefik_pin_host = Unicode(
+        "",
+        config=True,
+        help="""Limit every path-only route to this Host header (e.g.
+        'hub-a.example.org'), so several Hubs can share one Traefik: give each
+        its own host, traefik_namespace and (with a key-value store)
+        kv_jupyterhub_prefix. Empty: routes match any host.""",
+    )
+
+    @validate("traefik_pin_host")
+    def _validate_pin_host(self, proposal):
+        return core.normalize_host(proposal.value) if proposal.value else ""
+
+    traefik_error_pages = Bool(
+        False,
+        config=True,
+        help="""Answer 502-504 from a user's server with the Hub's error page
+        (/hub/error/<status>, with a link back to the Hub) instead of Traefik's
+        bare text, as configurable-http-proxy does. Needs the Hub's URL, which
+        JupyterHub gives the proxy.""",
+    )
+
     # ------------------------------------------------------------ derived
 
     @property
@@ -151,7 +173,13 @@ class TraefikProxy(Proxy):
             entrypoint=self.traefik_entrypoint,
             namespace=self.traefik_namespace,
             tls=urlsplit(self.public_url).scheme == "https",
+            pin_host=self.traefik_pin_host,
+            error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
         )
+
+    @property
+    def _error_middleware_name(self) -> str:
+        return f"{self.traefik_namespace}-hub-errors"
 
     def _public_address(self) -> str:
         url = urlsplit(self.public_url or "http://:8000")
@@ -251,6 +279,17 @@ class TraefikProxy(Proxy):
                         "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key"
                     )
                 config = core.deep_merge(config, core.tls_fragment(self.ssl_cert, self.ssl_key))
+        if self.traefik_error_pages:
+            if self.hub is None:
+                raise ValueError(
+                    "traefik_error_pages needs the Hub's URL, which JupyterHub sets as "
+                    "proxy.hub; outside JupyterHub set proxy.hub before start"
+                )
+            error_path = self.hub.base_url.rstrip("/") + "/error/{status}"
+            config = core.deep_merge(
+                config,
+                core.error_pages_fragment(self._error_middleware_name, self.hub.host, error_path),
+            )
         return core.deep_merge(config, self.extra_dynamic_config)
 
     async def _setup_traefik_dynamic_config(self) -> None:

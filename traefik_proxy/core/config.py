@@ -24,6 +24,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     entrypoint: str = "http"
     namespace: str = "jupyterhub"
     tls: bool = False
+    #: limit path-only routes to this host (several Hubs on one Traefik)
+    pin_host: str = ""
+    #: name of an ``errors`` middleware for every route but the Hub's own
+    error_middleware: str = ""
 
 
 # ---------------------------------------------------------------- fragments
@@ -33,13 +37,15 @@ def route_fragment(route: Route, settings: Settings) -> Nested:
     """The Traefik dynamic config of one route: a router and its service."""
     name = route_name(route.routespec, settings.namespace)
     router: Nested = {
-        "rule": traefik_rule(route.routespec),
+        "rule": traefik_rule(route.routespec, settings.pin_host),
         "service": name,
         "entryPoints": [settings.entrypoint],
-        "priority": route_priority(route.routespec),
+        "priority": route_priority(route.routespec, settings.pin_host),
     }
     if settings.tls:
         router["tls"] = {}
+    if settings.error_middleware and not route.data.get("hub"):
+        router["middlewares"] = [settings.error_middleware]
     return {
         "http": {
             "routers": {name: router},
@@ -85,6 +91,25 @@ def api_fragment(
                 }
             },
             "middlewares": {auth: {"basicAuth": {"users": [f"{username}:{hashed_password}"]}}},
+        }
+    }
+
+
+def error_pages_fragment(name: str, hub_url: str, error_path: str) -> Nested:
+    """An ``errors`` middleware sending 502-504 answers to the Hub's error page.
+
+    ``error_path`` is the Hub's page with a ``{status}`` placeholder, e.g.
+    ``/hub/error/{status}``; Traefik answers with that page's body and the
+    original status, as configurable-http-proxy does with its error target.
+    """
+    return {
+        "http": {
+            "middlewares": {
+                name: {"errors": {"status": ["502-504"], "service": name, "query": error_path}}
+            },
+            "services": {
+                name: {"loadBalancer": {"servers": [{"url": hub_url}], "passHostHeader": True}}
+            },
         }
     }
 

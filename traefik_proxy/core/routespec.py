@@ -242,14 +242,24 @@ def route_name(routespec: str, namespace: str = "jupyterhub") -> str:
     return f"{namespace}-{slug}-{digest}"
 
 
-def traefik_rule(routespec: str) -> str:
+def normalize_host(host: Any) -> str:
+    """Validate a hostname (optionally with :port) that rules are pinned to."""
+    if not isinstance(host, str) or not _HOST_RE.match(host):
+        raise ValueError(f"{host!r} is not a hostname like 'hub.example.org'")
+    return host
+
+
+def traefik_rule(routespec: str, pin_host: str = "") -> str:
     """The Traefik v3 rule matching exactly the requests under a routespec.
 
     ``/prefix/`` matches ``/prefix``, ``/prefix/`` and ``/prefix/...`` but not
     ``/prefixother``. Traefik matches the percent-decoded request path, so the
-    rule holds the decoded path. Expects a normalized routespec.
+    rule holds the decoded path. A path-only routespec is limited to
+    ``pin_host`` when one is given (several Hubs sharing one Traefik).
+    Expects a normalized routespec.
     """
     host, path = split_routespec(routespec)
+    host = host or pin_host
     decoded = decode_path(routespec, path)
     if decoded == "/":
         rule = "PathPrefix(`/`)"
@@ -261,12 +271,13 @@ def traefik_rule(routespec: str) -> str:
     return rule
 
 
-def route_priority(routespec: str) -> int:
+def route_priority(routespec: str, pin_host: str = "") -> int:
     """Longer prefixes win; a host route beats a path-only route of the same path.
 
     The priority is the length of ``/host/decoded-path``, the key CHP matches
     on, so the ordering is the one JupyterHub already knows.
     """
     host, path = split_routespec(routespec)
+    host = host or pin_host
     decoded = decode_path(routespec, path)
     return len(decoded) + (len(host) + 1 if host else 0)

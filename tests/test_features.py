@@ -1,0 +1,105 @@
+"""Features no other JupyterHub proxy has together: Hub error pages, several
+Hubs on one Traefik and one store."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from .conftest import make_proxy
+from .utils import free_port
+
+
+async def test_error_pages_send_users_to_the_hub(request, tmp_path, backends):
+    proxy = make_proxy("file", request, tmp_path, traefik_error_pages=True)
+    proxy.hub = SimpleNamespace(host=backends["hub"].url, base_url="/hub/")
+    await proxy.start()
+    try:
+        await proxy.add_route("/", backends["hub"].url, {"hub": True})
+        await proxy.add_route("/user/down/", f"http://127.0.0.1:{free_port()}", {"user": "down"})
+        await proxy.add_route("/user/up/", backends["a"].url, {"user": "up"})
+        async with httpx.AsyncClient(base_url=proxy.public_url) as client:
+            down = await client.get("/user/down/lab")
+            up = await client.get("/user/up/lab")
+        # the Hub's error page, with the status Traefik saw
+        assert down.status_code == 502
+        assert down.json() == {**down.json(), "backend": "hub", "path": "/hub/error/502"}
+        assert up.status_code == 200 and up.json()["backend"] == "a"
+        # the Hub's own route never points at itself for errors
+        name = next(n for n in (await proxy.client.get("/api/http/routers")).json()
+                    if n["rule"] == "PathPrefix(`/`)")
+        assert "middlewares" not in name
+    finally:
+        await proxy.stop()
+
+
+async def test_error_pages_are_off_by_default(proxy, prefix):
+    await proxy.add_route(f"{prefix}down/", f"http://127.0.0.1:{free_port()}", {})
+    async with httpx.AsyncClient(base_url=proxy.public_url) as client:
+        response = await client.get(f"{prefix}down/x")
+    assert response.status_code == 502
+    assert "Bad Gateway" in response.text
+
+
+async def test_error_pages_need_the_hub(request, tmp_path):
+    proxy = make_proxy("file", request, tmp_path, traefik_error_pages=True)
+    with pytest.raises(ValueError, match="proxy.hub"):
+        await proxy.start()
+
+
+def test_pin_host_must_be_a_hostname(request, tmp_path):
+    with pytest.raises(Exception, match="not a hostname"):
+        make_proxy("file", request, tmp_path, traefik_pin_host="bad host/")
+
+
+@pytest.mark.parametrize("kind", ["etcd", "redis"])
+async def test_two_hubs_share_one_traefik_and_one_store(kind, request, tmp_path, backends):
+    """Each Hub sees, replaces and deletes only its own routes; each host goes
+    to its own Hub's servers."""
+    first = make_proxy(
+        kind, request, tmp_path / "a",
+        traefik_namespace="hub-a", traefik_pin_host="a.example.org",
+    )
+    await first.start()
+    second = make_proxy(
+        kind, request, tmp_path / "b",
+        should_start=False,
+        traefik_api_url=first.traefik_api_url,
+        traefik_api_password=first.traefik_api_password,
+        public_url=first.public_url,
+        traefik_namespace="hub-b",
+        traefik_pin_host="b.example.org",
+        kv_traefik_prefix=first.kv_traefik_prefix,  # one Traefik reads one root key
+        kv_jupyterhub_prefix=f"jupyterhub-{uuid.uuid4().hex[:16]}",
+    )
+    try:
+        for hub, backend in ((first, "hub"), (second, "b")):
+            await hub.add_route("/", backends[backend].url, {"hub": True})
+            await hub.add_route("/user/x/", backends["a" if hub is first else "b"].url, {"user": "x"})
+
+        async def served(host: str, path: str) -> str | None:
+            async with httpx.AsyncClient(base_url=first.public_url) as client:
+                response = await client.get(path, headers={"Host": host})
+            return response.json()["backend"] if response.status_code == 200 else None
+
+        assert await served("a.example.org", "/user/x/lab") == "a"
+        assert await served("b.example.org", "/user/x/lab") == "b"
+        assert await served("a.example.org", "/hub/home") == "hub"
+        assert await served("b.example.org", "/hub/home") == "b"
+        assert await served("c.example.org", "/user/x/lab") is None
+
+        assert set(await first.get_all_routes()) == {"/", "/user/x/"}
+        assert set(await second.get_all_routes()) == {"/", "/user/x/"}
+        assert (await first.get_route("/user/x/"))["target"] == backends["a"].url
+        assert (await second.get_route("/user/x/"))["target"] == backends["b"].url
+
+        await first.delete_route("/user/x/")
+        assert await first.get_route("/user/x/") is None
+        assert (await second.get_route("/user/x/"))["target"] == backends["b"].url
+        assert await served("b.example.org", "/user/x/lab") == "b"
+    finally:
+        await second._close()
+        await first.stop()
