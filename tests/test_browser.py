@@ -1,0 +1,206 @@
+"""End to end in a real browser: headless Chromium through traefik to JupyterHub.
+
+The browser only ever talks to traefik's public URL. It logs in with the demo
+password, lets the Hub spawn the user's server, waits for JupyterLab, opens a
+notebook and runs a cell (which needs the kernel's websocket, proxied by
+traefik), stops the server from the Hub's control panel and finally visits
+/user/<name>/lab again to get the Hub's "Server not running" page.
+
+Screenshots go to test-artifacts/ at the top of the repository.
+
+Playwright, not Selenium: its Python package drives the system Chromium over
+the DevTools protocol with no chromedriver to match, waits for elements by
+itself, and reports every websocket the page opens (frames, errors, close),
+which is what tells a kernel-websocket failure through traefik apart from a
+slow page. No browser is downloaded: it launches Debian's /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .hub_process import HubProcess, environment_without_proxies, route_records
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+USER = "alice"
+PASSWORD = "test-password-" + secrets.token_hex(4)
+TIME_LIMIT = 90  # seconds, Hub start to Hub exit
+
+
+def find_chromium() -> str | None:
+    """$CHROMIUM, else Debian's chromium (or Ubuntu's chromium-browser) on PATH."""
+    candidates = [os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "/usr/bin/chromium"]
+    for candidate in filter(None, candidates):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+CHROMIUM = find_chromium()
+
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium binary (apt-get install chromium, or set CHROMIUM=/path/to/chromium)",
+    ),
+    pytest.mark.skipif(
+        not Path("/proc/self/stat").exists(), reason="finds the Hub's child processes in /proc"
+    ),
+]
+
+# Without these Chromium tries to reach Google's services, which on a closed
+# network stalls startup and page loads.
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # needed as root; harmless otherwise in a throwaway profile
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",
+]
+
+
+@dataclass
+class SocketLog:
+    """What happened to each websocket the page opened, by URL."""
+
+    opened: list[str] = field(default_factory=list)
+    frames_received: dict[str, int] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+    def watch(self, ws) -> None:
+        url = ws.url
+        self.opened.append(url)
+        self.frames_received.setdefault(url, 0)
+
+        def received(_payload):
+            self.frames_received[url] += 1
+
+        ws.on("framereceived", received)
+        ws.on("socketerror", lambda error: self.errors.append((url, str(error))))
+        ws.on("close", lambda _ws: self.closed.append(url))
+
+    def kernel_channels(self) -> list[str]:
+        return [u for u in self.opened if re.search(r"/api/kernels/[^/]+/channels", u)]
+
+
+def screenshot(page, name: str, shots: list[Path]) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"browser-{name}.png"
+    page.screenshot(path=str(path))
+    shots.append(path)
+    return path
+
+
+def test_browser_login_lab_kernel_stop(tmp_path, capsys):
+    from playwright.sync_api import expect, sync_playwright
+
+    started = time.monotonic()
+    shots: list[Path] = []
+    console: list[str] = []
+    sockets = SocketLog()
+    with HubProcess(tmp_path, PASSWORD) as hub, sync_playwright() as playwright:
+        hub.wait_ready()
+        public = hub.public_url
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # fresh --user-data-dir
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            env=environment_without_proxies(),
+            viewport={"width": 1280, "height": 800},
+        )
+        browser.set_default_timeout(30_000)
+        page = browser.pages[0] if browser.pages else browser.new_page()
+        page.on("websocket", sockets.watch)
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        try:
+            # --- the login page, through traefik
+            response = page.goto(f"{public}/hub/login")
+            assert response is not None and response.ok, response
+            expect(page.locator("#username_input")).to_be_visible()
+            screenshot(page, "login", shots)
+
+            # --- log in; the Hub spawns the server and sends us to JupyterLab
+            page.fill("#username_input", USER)
+            page.fill("#password_input", PASSWORD)
+            page.click("#login_submit")
+            page.wait_for_url(re.compile(rf"^{re.escape(public)}/user/{USER}/lab"), timeout=60_000)
+            (server,) = hub.servers(USER).values()
+            assert server["ready"], server
+            routespec = f"/user/{USER}/"
+            assert routespec in route_records(hub.rules)
+            hub.note_children()
+
+            # --- JupyterLab: open a notebook from the launcher and run a cell
+            notebook_card = page.locator('.jp-LauncherCard[data-category="Notebook"]').first
+            expect(notebook_card).to_be_visible(timeout=45_000)
+            notebook_card.click()
+            expect(page.locator(".jp-NotebookPanel .jp-Notebook")).to_be_visible()
+            # the kernel is reachable once the status bar says Idle
+            expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))).to_be_visible(
+                timeout=45_000
+            )
+            cell = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
+            cell.click()
+            page.keyboard.type("print(6 * 7, 'through traefik')")
+            page.keyboard.press("Shift+Enter")
+            output = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
+            expect(output).to_have_text(re.compile(r"42 through traefik"), timeout=30_000)
+            screenshot(page, "lab", shots)
+
+            # the kernel websocket went through traefik's public port and worked
+            kernel_sockets = sockets.kernel_channels()
+            public_ws = "ws" + public.removeprefix("http")
+            assert kernel_sockets, f"no kernel websocket opened; websockets: {sockets.opened}"
+            assert all(u.startswith(f"{public_ws}/user/{USER}/") for u in kernel_sockets), kernel_sockets
+            assert any(sockets.frames_received[u] for u in kernel_sockets), sockets.frames_received
+            assert not sockets.errors, f"websocket errors: {sockets.errors}"
+            assert not [u for u in kernel_sockets if u in sockets.closed], (
+                f"kernel websocket closed while in use: {sockets.closed}"
+            )
+
+            # --- stop the server from the Hub's control panel
+            page.goto(f"{public}/hub/home")
+            page.click("#stop")
+            expect(page.locator("#start")).to_be_visible(timeout=60_000)
+            hub.wait_until(lambda: not hub.servers(USER), 30, "the server stopped")
+            assert routespec not in route_records(hub.rules)
+
+            # --- the lab URL again: traefik has no route, the Hub says not running
+            response = page.goto(f"{public}/user/{USER}/lab")
+            assert response is not None
+            assert page.url.startswith(f"{public}/hub/user/{USER}/"), page.url
+            assert response.status in (424, 503), (response.status, page.url)
+            expect(page.locator("h1")).to_have_text(re.compile("Server not running"))
+            expect(page.locator("#start")).to_be_visible()
+            screenshot(page, "stopped", shots)
+        except BaseException:
+            try:
+                screenshot(page, "failure", shots)
+            except Exception as e:  # the browser may be what failed
+                print(f"no failure screenshot: {e}")
+            print("----- browser console -----", *console, sep="\n")
+            print(f"----- websockets -----\nopened: {sockets.opened}\nerrors: {sockets.errors}")
+            raise
+        finally:
+            browser.close()
+            with capsys.disabled():
+                for path in shots:
+                    print(f"\n  screenshot: {path}", end="")
+                print()
+        hub.stop()
+    assert time.monotonic() - started < TIME_LIMIT
