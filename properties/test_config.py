@@ -180,17 +180,21 @@ def test_diff_deletes_only_existing_keys(old, new):
 # ---------------------------------------------------------------- merge and delete
 
 
-def delete_path(tree: dict, path: tuple[str, ...]) -> None:
-    """Reference deletion: remove the subtree, then any dict it left empty."""
+def delete_path(tree: dict, path: tuple[str, ...]) -> bool:
+    """Reference deletion: remove the subtree, then any dict that removal left
+    empty (a dict that was empty already stays). True if something was removed."""
     head, rest = path[0], path[1:]
     if not rest:
-        tree.pop(head, None)
-        return
+        return tree.pop(head, _MISSING) is not _MISSING
     child = tree.get(head)
-    if isinstance(child, dict):
-        delete_path(child, rest)
+    if isinstance(child, dict) and delete_path(child, rest):
         if not child:
             tree.pop(head)
+        return True
+    return False
+
+
+_MISSING = object()
 
 
 def all_paths(config) -> list[tuple[str, ...]]:

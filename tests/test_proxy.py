@@ -158,6 +158,7 @@ async def test_websocket_passes_through(proxy, backends, prefix):
         ("/user/(x)/", "http://127.0.0.1:1", {}, r"\(x\)"),
         ("/a//b/", "http://127.0.0.1:1", {}, "/a//b/"),
         ("bad host!/x/", "http://127.0.0.1:1", {}, "bad host!"),
+        ("evil.org\n/x/", "http://127.0.0.1:1", {}, "not a hostname"),
         (42, "http://127.0.0.1:1", {}, "42"),
         (None, "http://127.0.0.1:1", {}, "None"),
         ("/ok/", "ftp://127.0.0.1/", {}, "ftp://127.0.0.1/"),

@@ -219,13 +219,17 @@ def apply_changes(
             node = child
             parents.append(node)
         else:
-            node.pop(path[-1], None)
+            if node.pop(path[-1], _MISSING) is _MISSING:
+                continue  # nothing there: leave already-empty dicts alone
             # drop dicts emptied by the deletion, so no empty section lingers
             for depth in range(len(parents) - 1, 0, -1):
                 if parents[depth]:
                     break
                 parents[depth - 1].pop(path[depth - 1], None)
     return _merge_shallow_copy(result, merge)
+
+
+_MISSING = object()
 
 
 def _merge_shallow_copy(base: Nested, update: Mapping[str, Any]) -> Nested:

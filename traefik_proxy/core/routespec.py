@@ -29,10 +29,10 @@ MAX_TARGET_LENGTH = 2048
 # them costs nothing and makes rule injection impossible by construction.
 _RULE_METACHARACTERS = frozenset("`\"'()|&!\\")
 _HOST_RE = re.compile(
-    r"^(?=.{1,253}(:|$))"  # overall hostname length
+    r"^(?=.{1,253}(:|\Z))"  # overall hostname length
     r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
     r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-    r"(?::[0-9]{1,5})?$"
+    r"(?::[0-9]{1,5})?\Z"  # \Z, not $: "$" also matches before a final newline
 )
 _NAME_SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
 
