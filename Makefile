@@ -24,9 +24,11 @@ run: $(VENV)/.installed-demo
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+BENCH_ARGS ?= --sizes 100,1000 --backends file,etcd,redis --others upstream,chp
+
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+	$(PY) -m benchmarks.bench --setup --out benchmarks/results/ $(BENCH_ARGS)
 
 clean:
 	rm -rf run/ .pytest_cache .hypothesis
