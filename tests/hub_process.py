@@ -32,7 +32,7 @@ def wait_until(condition, timeout: float, what: str, hub: subprocess.Popen | Non
     deadline = time.monotonic() + timeout
     while True:
         if hub is not None and hub.poll() is not None:
-            raise AssertionError(f"jupyterhub exited with {hub.returncode} while waiting for {what}")
+            raise AssertionError(f"jupyterhub exited ({hub.returncode}) while waiting for {what}")
         result = condition()
         if result:
             return result

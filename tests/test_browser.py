@@ -37,9 +37,10 @@ TIME_LIMIT = 90  # seconds, Hub start to Hub exit
 
 
 def find_chromium() -> str | None:
-    """$CHROMIUM, else Debian's chromium (or Ubuntu's chromium-browser) on PATH."""
-    candidates = [os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "/usr/bin/chromium"]
-    for candidate in filter(None, candidates):
+    """$CHROMIUM if set, else Debian's chromium (or Ubuntu's chromium-browser)."""
+    if os.environ.get("CHROMIUM"):
+        return shutil.which(os.environ["CHROMIUM"])
+    for candidate in ("chromium", "chromium-browser", "/usr/bin/chromium"):
         found = shutil.which(candidate)
         if found:
             return found
@@ -51,7 +52,8 @@ CHROMIUM = find_chromium()
 pytestmark = [
     pytest.mark.skipif(
         CHROMIUM is None,
-        reason="no chromium binary (apt-get install chromium, or set CHROMIUM=/path/to/chromium)",
+        reason=f"no chromium binary ({os.environ.get('CHROMIUM') or 'chromium on PATH'}): "
+        "apt-get install chromium, or set CHROMIUM=/path/to/chromium",
     ),
     pytest.mark.skipif(
         not Path("/proc/self/stat").exists(), reason="finds the Hub's child processes in /proc"
@@ -97,7 +99,6 @@ class SocketLog:
 
 
 def screenshot(page, name: str, shots: list[Path]) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"browser-{name}.png"
     page.screenshot(path=str(path))
     shots.append(path)
@@ -108,6 +109,9 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
     from playwright.sync_api import expect, sync_playwright
 
     started = time.monotonic()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("browser-*"):  # no stale screenshot passes for this run's
+        old.unlink()
     shots: list[Path] = []
     console: list[str] = []
     sockets = SocketLog()
@@ -150,10 +154,12 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
             expect(notebook_card).to_be_visible(timeout=45_000)
             notebook_card.click()
             expect(page.locator(".jp-NotebookPanel .jp-Notebook")).to_be_visible()
-            # the kernel is reachable once the status bar says Idle
-            expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))).to_be_visible(
-                timeout=45_000
-            )
+            # the kernel's status reaches the page over its websocket: Idle
+            # means that websocket, proxied by traefik, works
+            kernel_idle = page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))
+            expect(
+                kernel_idle, "the kernel never showed Idle: is its websocket through traefik up?"
+            ).to_be_visible(timeout=45_000)
             cell = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
             cell.click()
             page.keyboard.type("print(6 * 7, 'through traefik')")
@@ -166,7 +172,8 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
             kernel_sockets = sockets.kernel_channels()
             public_ws = "ws" + public.removeprefix("http")
             assert kernel_sockets, f"no kernel websocket opened; websockets: {sockets.opened}"
-            assert all(u.startswith(f"{public_ws}/user/{USER}/") for u in kernel_sockets), kernel_sockets
+            through_traefik = f"{public_ws}/user/{USER}/"
+            assert all(u.startswith(through_traefik) for u in kernel_sockets), kernel_sockets
             assert any(sockets.frames_received[u] for u in kernel_sockets), sockets.frames_received
             assert not sockets.errors, f"websocket errors: {sockets.errors}"
             assert not [u for u in kernel_sockets if u in sockets.closed], (
@@ -195,6 +202,8 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
                 print(f"no failure screenshot: {e}")
             print("----- browser console -----", *console, sep="\n")
             print(f"----- websockets -----\nopened: {sockets.opened}\nerrors: {sockets.errors}")
+            (ARTIFACTS / "browser-console.log").write_text("\n".join(console) + "\n")
+            shutil.copyfile(hub.log_path, ARTIFACTS / "browser-jupyterhub.log")
             raise
         finally:
             browser.close()
