@@ -3,6 +3,7 @@ Hubs on one Traefik and one store."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from types import SimpleNamespace
 
@@ -103,3 +104,72 @@ async def test_two_hubs_share_one_traefik_and_one_store(kind, request, tmp_path,
     finally:
         await second._close()
         await first.stop()
+
+
+async def test_activity_tracking_feeds_jupyterhub(request, tmp_path, backends):
+    from datetime import datetime
+
+    from jupyterhub import orm
+    from jupyterhub.app import JupyterHub
+
+    proxy = make_proxy(
+        "file", request, tmp_path, traefik_track_activity=True, traefik_activity_interval=0.1
+    )
+    await proxy.start()
+    try:
+        for name in ("busy", "idle"):
+            await proxy.add_route(f"/user/{name}/", backends["a"].url, {"user": name, "server_name": ""})
+        routes = await proxy.get_all_routes()  # the first reading is the baseline
+        assert "last_activity" not in routes["/user/busy/"]["data"]
+
+        async def request_busy():
+            async with httpx.AsyncClient(base_url=proxy.public_url) as client:
+                assert (await client.get("/user/busy/api/status")).status_code == 200
+
+        await request_busy()
+        routes = await proxy.get_all_routes()
+        first = routes["/user/busy/"]["data"]["last_activity"]
+        assert first.endswith("Z")
+        assert "last_activity" not in routes["/user/idle/"]["data"]
+        # other data is untouched
+        assert routes["/user/busy/"]["data"]["user"] == "busy"
+
+        await asyncio.sleep(0.3)
+        routes = await proxy.get_all_routes()
+        assert routes["/user/busy/"]["data"]["last_activity"] == first  # no traffic, no move
+        await request_busy()
+        await asyncio.sleep(0.3)  # the background reading stamps it too
+        second = (await proxy.get_all_routes())["/user/busy/"]["data"]["last_activity"]
+        assert second > first
+        assert "last_activity" not in (await proxy.get_all_routes())["/user/idle/"]["data"]
+        # get_route stays exactly as added
+        assert "last_activity" not in (await proxy.get_route("/user/busy/"))["data"]
+
+        # JupyterHub's own activity update reads it (check_routes, which it
+        # calls at the end, is recorded instead of run: no Hub app here)
+        db = orm.new_session_factory("sqlite:///:memory:")()
+        for name in ("busy", "idle"):
+            user = orm.User(name=name)
+            db.add(user)
+            db.commit()
+            db.add(orm.Spawner(user=user, name=""))
+            db.commit()
+        checked = []
+        hub_like = SimpleNamespace(
+            proxy=SimpleNamespace(
+                get_all_routes=proxy.get_all_routes,
+                check_routes=lambda *args: checked.append(args) or asyncio.sleep(0),
+            ),
+            db=db,
+            log=proxy.log,
+            active_user_window=3600,
+            users={},
+            _service_map={},
+        )
+        await JupyterHub.update_last_activity(hub_like)
+        busy = orm.User.find(db, "busy")
+        assert busy.last_activity == datetime.fromisoformat(second.replace("Z", "+00:00")).replace(tzinfo=None)
+        assert orm.User.find(db, "idle").last_activity is None
+        assert checked
+    finally:
+        await proxy.stop()

@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -165,6 +166,21 @@ class TraefikProxy(Proxy):
         JupyterHub gives the proxy.""",
     )
 
+    traefik_track_activity = Bool(
+        False,
+        config=True,
+        help="""Report each route's last activity to JupyterHub (data["last_activity"]
+        in get_all_routes, as configurable-http-proxy does), for idle culling.
+        Derived from Traefik's per-service request counters (Prometheus
+        metrics, served on the API entrypoint behind the same auth).""",
+    )
+    traefik_activity_interval = Float(
+        30.0,
+        config=True,
+        help="""Seconds between two readings of Traefik's request counters; a
+        route's last_activity is late by at most this much.""",
+    )
+
     # ------------------------------------------------------------ derived
 
     @property
@@ -216,6 +232,9 @@ class TraefikProxy(Proxy):
         self._ready = False
         self._stopping = False
         self._watch_task: asyncio.Task | None = None
+        self._activity_task: asyncio.Task | None = None
+        self._request_counts: dict[str, float] | None = None
+        self._last_activity: dict[str, str] = {}  # route name -> ISO time
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -254,6 +273,7 @@ class TraefikProxy(Proxy):
             tls=self.settings.tls,
             log_level=self.traefik_log_level,
             throttle_duration=self.traefik_providers_throttle_duration,
+            metrics=self.traefik_track_activity,
         )
         config = self._setup_traefik_static_config(config)
         return core.deep_merge(config, self.extra_static_config)
@@ -271,6 +291,7 @@ class TraefikProxy(Proxy):
                 username=self.traefik_api_username,
                 hashed_password=self.traefik_api_hashed_password,
                 name=f"{self.traefik_namespace}-traefik-api",
+                metrics=self.traefik_track_activity,
             )
             if self.settings.tls:
                 if not (self.ssl_cert and self.ssl_key):
@@ -311,6 +332,7 @@ class TraefikProxy(Proxy):
         await self._wait_for_api()
         self._ready = True
         self._watch_task = asyncio.create_task(self._watch_traefik())
+        self._start_activity_polling()
 
     def _write_static_config(self) -> None:
         path = Path(self.static_config_file)
@@ -453,6 +475,9 @@ class TraefikProxy(Proxy):
         await self._close()
 
     async def _close(self) -> None:
+        if self._activity_task is not None:
+            self._activity_task.cancel()
+            self._activity_task = None
         if self._api_http_client is not None:
             await self._api_http_client.aclose()
             self._api_http_client = None
@@ -469,6 +494,7 @@ class TraefikProxy(Proxy):
                 self._generate_password_if_needed()
                 await self._setup_traefik_dynamic_config()
                 await self._wait_for_api()
+                self._start_activity_polling()
             self._ready = True
 
     # ------------------------------------------------------------ routes
@@ -491,11 +517,42 @@ class TraefikProxy(Proxy):
         """Every route this Hub added: ``{routespec: {routespec, target, data}}``."""
         await self._ensure_ready()
         records = await self._get_jupyterhub_dynamic_config()
+        if self.traefik_track_activity:
+            await self._read_activity()
+            self._last_activity = {n: t for n, t in self._last_activity.items() if n in records}
         routes = {}
-        for raw in records.values():
-            route = core.decode_route(raw)
-            routes[route.routespec] = route.as_dict()
+        for name, raw in records.items():
+            route = core.decode_route(raw).as_dict()
+            if name in self._last_activity:
+                route["data"] = {**route["data"], "last_activity": self._last_activity[name]}
+            routes[route["routespec"]] = route
         return routes
+
+    # ------------------------------------------------------------ activity
+
+    def _start_activity_polling(self) -> None:
+        if self.traefik_track_activity and self._activity_task is None:
+            self._activity_task = asyncio.create_task(self._poll_activity())
+
+    async def _poll_activity(self) -> None:
+        while True:
+            await self._read_activity()
+            await asyncio.sleep(self.traefik_activity_interval)
+
+    async def _read_activity(self) -> None:
+        """Stamp the routes whose request counters grew since the last reading."""
+        try:
+            async with self._api_semaphore:
+                response = await self.client.get("/metrics")
+            response.raise_for_status()
+        except httpx.HTTPError as e:
+            self.log.warning("Could not read Traefik's metrics for route activity: %r", e)
+            return
+        counts = core.service_request_counts(response.text, self.provider_name)
+        now = core.iso_utc(datetime.now(timezone.utc))
+        for name in core.active_since(self._request_counts, counts):
+            self._last_activity[name] = now
+        self._request_counts = counts
 
     async def get_route(self, routespec) -> dict[str, Any] | None:
         routespec = core.normalize_routespec(routespec)

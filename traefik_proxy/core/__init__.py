@@ -9,6 +9,7 @@ write, e.g.::
     flatten(route_fragment(route, Settings()))
 """
 
+from .activity import active_since, iso_utc, service_request_counts
 from .api import Expected, absent_in_rawdata, is_live, live_in_rawdata
 from .batch import Changes, Op, changes_for, expectations, net_ops
 from .config import (
@@ -52,6 +53,7 @@ __all__ = [
     "Route",
     "Settings",
     "absent_in_rawdata",
+    "active_since",
     "api_fragment",
     "error_pages_fragment",
     "apply_changes",
@@ -65,6 +67,7 @@ __all__ = [
     "flatten",
     "get_path",
     "is_live",
+    "iso_utc",
     "live_in_rawdata",
     "make_route",
     "net_ops",
@@ -76,6 +79,7 @@ __all__ = [
     "route_paths",
     "route_priority",
     "route_record",
+    "service_request_counts",
     "split_routespec",
     "static_config",
     "tls_fragment",

@@ -77,19 +77,29 @@ def api_fragment(
     username: str,
     hashed_password: str,
     name: str = "jupyterhub-traefik-api",
+    metrics: bool = False,
 ) -> Nested:
-    """Dynamic config that serves Traefik's API on its own entrypoint, behind basic auth."""
+    """Dynamic config that serves Traefik's API (and, with ``metrics``, its
+    Prometheus metrics) on its own entrypoint, behind basic auth."""
     auth = f"{name}-auth"
+    routers: Nested = {
+        name: {
+            "rule": "PathPrefix(`/api`)",
+            "entryPoints": [entrypoint],
+            "service": "api@internal",
+            "middlewares": [auth],
+        }
+    }
+    if metrics:
+        routers[f"{name}-metrics"] = {
+            "rule": "Path(`/metrics`)",
+            "entryPoints": [entrypoint],
+            "service": "prometheus@internal",
+            "middlewares": [auth],
+        }
     return {
         "http": {
-            "routers": {
-                name: {
-                    "rule": "PathPrefix(`/api`)",
-                    "entryPoints": [entrypoint],
-                    "service": "api@internal",
-                    "middlewares": [auth],
-                }
-            },
+            "routers": routers,
             "middlewares": {auth: {"basicAuth": {"users": [f"{username}:{hashed_password}"]}}},
         }
     }
@@ -146,8 +156,13 @@ def static_config(
     tls: bool,
     log_level: str,
     throttle_duration: str,
+    metrics: bool = False,
 ) -> Nested:
-    """Traefik's static config, before a provider is added by a subclass."""
+    """Traefik's static config, before a provider is added by a subclass.
+
+    With ``metrics``, Traefik counts requests per service for Prometheus,
+    served only where :func:`api_fragment` routes it (manualRouting).
+    """
     # aliasHeadersStrategy=delete: drop headers like X_Forwarded_For that a
     # backend deriving variable names from headers would read as the header
     # Traefik sets (Traefik warns at start while it is unset)
@@ -167,6 +182,15 @@ def static_config(
         "api": {"dashboard": False},
         "providers": {"providersThrottleDuration": throttle_duration},
     }
+    if metrics:
+        config["metrics"] = {
+            "prometheus": {
+                "addServicesLabels": True,
+                "addEntryPointsLabels": False,
+                "addRoutersLabels": False,
+                "manualRouting": True,
+            }
+        }
     # no ANSI colours: traefik's log goes into the Hub's log files
     config["log"] = {"noColor": True}
     if log_level:
