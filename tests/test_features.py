@@ -173,3 +173,50 @@ async def test_activity_tracking_feeds_jupyterhub(request, tmp_path, backends):
         assert checked
     finally:
         await proxy.stop()
+
+
+@pytest.mark.parametrize("kind", ["etcd"])
+async def test_add_route_waits_for_every_replica(kind, request, tmp_path, backends):
+    """Two traefik processes read one store; add_route returns when both serve."""
+    import os
+    import signal
+    import subprocess
+
+    main = make_proxy(kind, request, tmp_path / "main")
+    await main.start()
+    # the replica: same store and prefixes, its own ports, run by the test
+    replica_config = make_proxy(
+        kind, request, tmp_path / "replica",
+        should_start=False,
+        traefik_api_password=main.traefik_api_password,
+        kv_traefik_prefix=main.kv_traefik_prefix,
+        kv_jupyterhub_prefix=main.kv_jupyterhub_prefix,
+    )
+    replica_config._generate_password_if_needed()
+    replica_config._write_static_config()
+    replica = subprocess.Popen(
+        [replica_config._traefik_executable(), f"--configfile={replica_config.static_config_file}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    main.traefik_replica_api_urls = [replica_config.traefik_api_url]
+    try:
+        await replica_config._wait_for_api()  # it reads the API router from the store
+        await main.add_route("/user/both/", backends["a"].url, {})
+
+        # freeze the replica: add_route must wait for it, then finish once it runs
+        os.kill(replica.pid, signal.SIGSTOP)
+        adding = asyncio.create_task(main.add_route("/user/later/", backends["b"].url, {}))
+        await asyncio.sleep(1.5)
+        assert not adding.done(), "add_route returned while a replica could not serve the route"
+        os.kill(replica.pid, signal.SIGCONT)
+        await asyncio.wait_for(adding, 20)
+        async with httpx.AsyncClient() as client:
+            for public_url in (main.public_url, replica_config.public_url):
+                response = await client.get(public_url + "/user/later/x")
+                assert response.json()["backend"] == "b", public_url
+    finally:
+        os.kill(replica.pid, signal.SIGCONT)
+        replica.terminate()
+        replica.wait(10)
+        await replica_config._close()
+        await main.stop()

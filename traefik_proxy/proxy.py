@@ -26,7 +26,7 @@ import bcrypt
 import httpx
 from jupyterhub.proxy import Proxy
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Dict, Float, Integer, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
 from . import core
 from .coalesce import Coalescer
@@ -166,6 +166,14 @@ class TraefikProxy(Proxy):
         JupyterHub gives the proxy.""",
     )
 
+    traefik_replica_api_urls = List(
+        Unicode(),
+        config=True,
+        help="""API URLs of further Traefik replicas reading the same key-value
+        store (behind a load balancer, with the same API credentials).
+        add_route returns only when every replica serves the route.""",
+    )
+
     traefik_track_activity = Bool(
         False,
         config=True,
@@ -233,20 +241,32 @@ class TraefikProxy(Proxy):
         self._stopping = False
         self._watch_task: asyncio.Task | None = None
         self._activity_task: asyncio.Task | None = None
+        self._replica_http_clients: dict[str, httpx.AsyncClient] = {}
         self._request_counts: dict[str, float] | None = None
         self._last_activity: dict[str, str] = {}  # route name -> ISO time
 
     @property
     def client(self) -> httpx.AsyncClient:
+        """The HTTP client of Traefik's API (of the first replica)."""
         if self._api_http_client is None:
-            self._api_http_client = httpx.AsyncClient(
-                base_url=self._api_base(),
-                auth=(self.traefik_api_username, self.traefik_api_password),
-                verify=self.traefik_api_validate_cert,
-                timeout=httpx.Timeout(10.0),
-                limits=httpx.Limits(max_connections=self.concurrency),
-            )
+            self._api_http_client = self._new_api_client(self._api_base())
         return self._api_http_client
+
+    def _new_api_client(self, base_url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=base_url,
+            auth=(self.traefik_api_username, self.traefik_api_password),
+            verify=self.traefik_api_validate_cert,
+            timeout=httpx.Timeout(10.0),
+            limits=httpx.Limits(max_connections=self.concurrency),
+        )
+
+    def _api_clients(self) -> list[httpx.AsyncClient]:
+        """One client per Traefik replica whose API we confirm changes on."""
+        for url in self.traefik_replica_api_urls:
+            if url not in self._replica_http_clients:
+                self._replica_http_clients[url] = self._new_api_client(url)
+        return [self.client, *(self._replica_http_clients[u] for u in self.traefik_replica_api_urls)]
 
     def _generate_password_if_needed(self) -> None:
         if not self.traefik_api_password:
@@ -481,6 +501,9 @@ class TraefikProxy(Proxy):
         if self._api_http_client is not None:
             await self._api_http_client.aclose()
             self._api_http_client = None
+        for replica in self._replica_http_clients.values():
+            await replica.aclose()
+        self._replica_http_clients = {}
         self._ready = False
 
     async def _ensure_ready(self) -> None:
@@ -597,7 +620,18 @@ class TraefikProxy(Proxy):
         return outcomes
 
     async def _wait_for_live(self, expected: list[core.Expected]) -> set[str]:
-        """Poll Traefik's API until every expected route is live.
+        """Wait until every replica serves every expected route; the names
+        still missing anywhere at ``check_route_timeout``."""
+        if not expected:
+            return set()
+        clients = self._api_clients()
+        if len(clients) == 1:
+            return await self._wait_for_live_on(clients[0], expected)
+        missing = await asyncio.gather(*(self._wait_for_live_on(c, expected) for c in clients))
+        return set().union(*missing)
+
+    async def _wait_for_live_on(self, client: httpx.AsyncClient, expected: list[core.Expected]) -> set[str]:
+        """Poll one Traefik's API until every expected route is live.
 
         A few routes are checked one by one (two small requests each). For a
         large batch, polling the full listing would load Traefik while it
@@ -615,19 +649,19 @@ class TraefikProxy(Proxy):
             started = time.monotonic()
             try:
                 if sentinel is not None:
-                    if await self._is_live(sentinel):
+                    if await self._is_live(sentinel, client):
                         sentinel = None  # now check everything at once
                         continue
                     done = []
                 elif len(pending) > RAWDATA_THRESHOLD:
-                    rawdata = await self._api_get("/api/rawdata")
+                    rawdata = await self._api_get("/api/rawdata", client=client)
                     done = [
                         n
                         for n, e in pending.items()
                         if core.live_in_rawdata(rawdata, e, self.provider_name)
                     ]
                 else:
-                    checks = await asyncio.gather(*(self._is_live(e) for e in pending.values()))
+                    checks = await asyncio.gather(*(self._is_live(e, client) for e in pending.values()))
                     done = [n for n, ok in zip(list(pending), checks) if ok]
             except httpx.HTTPError as e:
                 self.log.debug("Traefik API not answering yet: %r", e)
@@ -640,22 +674,25 @@ class TraefikProxy(Proxy):
             await asyncio.sleep(max(self.traefik_poll_interval, now - started))
         return set(pending)
 
-    async def _is_live(self, expected: core.Expected) -> bool:
+    async def _is_live(self, expected: core.Expected, client: httpx.AsyncClient | None = None) -> bool:
         key = f"{expected.name}@{self.provider_name}"
         router, service = await asyncio.gather(
-            self._api_get(f"/api/http/routers/{key}", missing_ok=True),
-            self._api_get(f"/api/http/services/{key}", missing_ok=True),
+            self._api_get(f"/api/http/routers/{key}", missing_ok=True, client=client),
+            self._api_get(f"/api/http/services/{key}", missing_ok=True, client=client),
         )
         return core.is_live(router, service, expected)
 
-    async def _api_get(self, path: str, missing_ok: bool = False) -> Any:
+    async def _api_get(
+        self, path: str, missing_ok: bool = False, client: httpx.AsyncClient | None = None
+    ) -> Any:
+        client = client or self.client
         async with self._api_semaphore:
-            response = await self.client.get(path)
+            response = await client.get(path)
         if missing_ok and response.status_code == 404:
             return None
         if response.status_code == 401:
             raise PermissionError(
-                f"Traefik's API at {self.traefik_api_url} refused user "
+                f"Traefik's API at {client.base_url} refused user "
                 f"{self.traefik_api_username!r} (401); check traefik_api_username/password"
             )
         response.raise_for_status()
