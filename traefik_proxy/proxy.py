@@ -675,11 +675,13 @@ class TraefikProxy(Proxy):
         return set(pending)
 
     async def _is_live(self, expected: core.Expected, client: httpx.AsyncClient | None = None) -> bool:
+        # the router first: while it is missing or stale there is no need to
+        # ask for the service, which halves the polling load during a reload
         key = f"{expected.name}@{self.provider_name}"
-        router, service = await asyncio.gather(
-            self._api_get(f"/api/http/routers/{key}", missing_ok=True, client=client),
-            self._api_get(f"/api/http/services/{key}", missing_ok=True, client=client),
-        )
+        router = await self._api_get(f"/api/http/routers/{key}", missing_ok=True, client=client)
+        if not core.router_matches(router, expected):
+            return False
+        service = await self._api_get(f"/api/http/services/{key}", missing_ok=True, client=client)
         return core.is_live(router, service, expected)
 
     async def _api_get(

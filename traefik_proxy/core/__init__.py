@@ -10,7 +10,7 @@ write, e.g.::
 """
 
 from .activity import active_since, iso_utc, service_request_counts
-from .api import Expected, absent_in_rawdata, is_live, live_in_rawdata
+from .api import Expected, absent_in_rawdata, is_live, live_in_rawdata, router_matches
 from .batch import Changes, Op, changes_for, expectations, net_ops
 from .config import (
     ALLOWED_ENCODED_CHARACTERS,
@@ -79,6 +79,7 @@ __all__ = [
     "route_paths",
     "route_priority",
     "route_record",
+    "router_matches",
     "service_request_counts",
     "split_routespec",
     "static_config",

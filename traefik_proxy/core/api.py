@@ -41,6 +41,11 @@ def is_live(
     router: Mapping[str, Any] | None, service: Mapping[str, Any] | None, expected: Expected
 ) -> bool:
     """True if a router payload and a service payload show the expected route."""
+    return router_matches(router, expected) and _servers(service) == [expected.target]
+
+
+def router_matches(router: Mapping[str, Any] | None, expected: Expected) -> bool:
+    """True if a router payload is the expected route's router, enabled."""
     return (
         router is not None
         and router.get("status") == "enabled"
@@ -49,7 +54,6 @@ def is_live(
         and tuple(router.get("entryPoints") or ()) == expected.entrypoints
         and ("tls" in router) == expected.tls
         and str(router.get("service", "")).split("@")[0] == expected.name
-        and _servers(service) == [expected.target]
     )
 
 
