@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean chromium
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,7 +21,18 @@ $(VENV)/.installed-demo: $(VENV)/.installed
 run: $(VENV)/.installed-demo
 	$(PY) examples/run_demo.py
 
-test: install
+# tests/test_browser.py drives Debian's Chromium (Playwright downloads no
+# browser); without it that one test skips and says why
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing Debian's chromium for the browser test"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		|| echo "could not install chromium: tests/test_browser.py will skip"; \
+	fi
+
+test: install chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 BENCH_ARGS ?= --sizes 100,1000 --backends file,etcd,redis --others upstream,chp
