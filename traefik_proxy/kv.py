@@ -10,18 +10,37 @@ a subclass writes: :meth:`TKvProxy._kv_atomic_set`,
 JupyterHub's route records live beside Traefik's keys, under
 ``{kv_jupyterhub_prefix}/routes/<route name>``, each one JSON string, so data
 keeps its JSON types in every store.
+
+When the store does not answer, every store call is retried with backoff
+until ``check_route_timeout`` is nearly spent, then fails with
+:class:`KVStoreUnavailable`, which names the store. A store can come back
+without its data (Redis without persistence): the Hub's own dynamic config
+(the API router Traefik's confirmations go through) is written again with
+the next change after an outage, or as soon as a store reports it lost its
+keys; the routes themselves come back with JupyterHub's ``check_routes``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from traitlets import Unicode, validate
 
 from . import core
 from .proxy import TraefikProxy
+
+T = TypeVar("T")
+
+
+class KVStoreUnavailable(ConnectionError):
+    """The key-value store did not answer within ``check_route_timeout``.
+
+    Raised by every proxy method that needs the store while it is down; the
+    message names the store (never its credentials) and the last error.
+    """
 
 
 class TKvProxy(TraefikProxy):
@@ -82,6 +101,10 @@ class TKvProxy(TraefikProxy):
                 "read JupyterHub's route records as its config"
             )
         self._kv_write_lock = asyncio.Lock()
+        # the Hub's own dynamic config (API router, TLS) as flat keys, and
+        # whether the store may have lost it (see _apply_dynamic_config)
+        self._kv_setup_keys: dict[str, str] = {}
+        self._kv_setup_lost = False
 
     # ------------------------------------------------------------ keys
 
@@ -122,17 +145,48 @@ class TKvProxy(TraefikProxy):
 
     # ------------------------------------------------------------ seams
 
+    async def _setup_traefik_dynamic_config(self) -> None:
+        config = self._generate_traefik_dynamic_config()
+        sep = self.kv_separator
+        self._kv_setup_keys = core.flatten(config, sep, self.kv_traefik_prefix) if config else {}
+        await super()._setup_traefik_dynamic_config()
+        self._kv_setup_lost = False
+
     async def _apply_dynamic_config(self, changes: core.Changes) -> None:
+        deadline = self._kv_deadline()
         to_set, to_delete = self._keys_for(changes)
         async with self._kv_write_lock:
-            if to_delete:
-                ordered = sorted(to_delete, key=self._set_order, reverse=True)
-                for chunk in self._chunks(ordered):
-                    await self._kv_atomic_delete(*chunk)
-            if to_set:
-                ordered = sorted(to_set, key=self._set_order)
-                for chunk in self._chunks(ordered, to_set):
-                    await self._kv_atomic_set({k: to_set[k] for k in chunk})
+            # after an outage the store may be back empty: write the Hub's
+            # own config with this change (rewriting equal values is harmless)
+            restoring = self._kv_setup_lost and bool(self._kv_setup_keys)
+            if restoring:
+                to_set = {**self._kv_setup_keys, **to_set}
+                self._kv_setup_lost = False
+            try:
+                await self._kv_write(to_set, to_delete, deadline)
+                if self._kv_setup_lost and self._kv_setup_keys and not restoring:
+                    # the store failed or reported lost keys during this write
+                    self.log.info(
+                        "Writing the Hub's Traefik config to %s again", self._kv_store_label()
+                    )
+                    self._kv_setup_lost = False
+                    await self._kv_write(dict(self._kv_setup_keys), [], deadline)
+            except BaseException:
+                if restoring:
+                    self._kv_setup_lost = True
+                raise
+
+    async def _kv_write(self, to_set: dict[str, str], to_delete: list[str], deadline: float) -> None:
+        if to_delete:
+            ordered = sorted(to_delete, key=self._set_order, reverse=True)
+            for chunk in self._chunks(ordered):
+                await self._kv_call("delete", self._kv_atomic_delete, *chunk, deadline=deadline)
+        if to_set:
+            ordered = sorted(to_set, key=self._set_order)
+            for chunk in self._chunks(ordered, to_set):
+                await self._kv_call(
+                    "write", self._kv_atomic_set, {k: to_set[k] for k in chunk}, deadline=deadline
+                )
 
     def _chunks(self, keys: list[str], values: dict[str, str] | None = None) -> list[list[str]]:
         """Split keys into transactions within kv_max_txn_ops and kv_max_txn_bytes."""
@@ -151,18 +205,111 @@ class TKvProxy(TraefikProxy):
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         prefix = self._routes_prefix
-        tree = await self._kv_get_tree(prefix)
+        tree = await self._kv_call("read", self._kv_get_tree, prefix)
         return {key[len(prefix) :]: value for key, value in tree.items() if key.startswith(prefix)}
 
     async def _get_route_record(self, name: str) -> str | None:
         key = self._record_key(name)
-        return (await self._kv_get_tree(key)).get(key)
+        return (await self._kv_call("read", self._kv_get_tree, key)).get(key)
 
     async def _get_traefik_dynamic_config(self) -> dict[str, Any]:
         """Traefik's dynamic config as stored (nested; for tests and debugging)."""
         prefix = self.kv_traefik_prefix + self.kv_separator
-        tree = await self._kv_get_tree(prefix)
+        tree = await self._kv_call("read", self._kv_get_tree, prefix)
         return core.unflatten({k[len(prefix) :]: v for k, v in tree.items()}, self.kv_separator)
+
+    # ------------------------------------------------------------ store availability
+
+    def _kv_deadline(self) -> float:
+        """When a store call started now must give up (event-loop time).
+
+        A little before check_route_timeout, so the caller gets our error
+        naming the store rather than the bare timeout of the base class's
+        ``asyncio.wait_for`` around ``_apply_dynamic_config``.
+        """
+        timeout = self.check_route_timeout
+        return asyncio.get_running_loop().time() + max(timeout - min(0.5, timeout / 10), 0.05)
+
+    async def _kv_call(
+        self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, deadline: float | None = None
+    ) -> T:
+        """``await fn(*args)``, retried with backoff while the store is unreachable.
+
+        Raises :class:`KVStoreUnavailable` at ``deadline`` (default: about
+        check_route_timeout from now). Errors that are not about reaching
+        the store (bad credentials, refused permissions) are raised at once.
+        """
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = self._kv_deadline()
+        started = loop.time()
+        delay = 0.05
+        attempts = 0
+        last: BaseException | None = None
+        while True:
+            attempts += 1
+            attempt_started = loop.time()
+            try:
+                # an attempt on a store that stopped answering mid-call must
+                # not outlive the deadline either
+                return await asyncio.wait_for(fn(*args), max(deadline - loop.time(), 0.01))
+            except TimeoutError:
+                waited = loop.time() - attempt_started
+                # an attempt the deadline cut short says less than the error before it
+                if last is None or waited >= 1.0:
+                    last = TimeoutError(f"no answer within {waited:.1f}s")
+            except Exception as e:
+                if not self._kv_unavailable(e):
+                    raise
+                last = e
+            # whatever answers next may have lost the Hub's own config
+            self._kv_setup_lost = True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+        elapsed = loop.time() - started
+        detail = self._kv_scrub(self._kv_describe_error(last)) if last else "none"
+        self.log.error("%s is unreachable (%s failed): %s", self._kv_store_label(), what, detail)
+        raise KVStoreUnavailable(
+            f"{self._kv_store_label()} is unreachable: the {what} failed {attempts} "
+            f"time{'s' if attempts > 1 else ''} in {elapsed:.1f}s (last error: {detail}). "
+            f"Check that the store is running and that {self._kv_url_trait()} is right; "
+            "calls succeed again once it answers."
+        ) from None
+
+    def _kv_unavailable(self, error: BaseException) -> bool:
+        """Whether an exception of the store client means "the store did not answer"."""
+        return False
+
+    def _kv_describe_error(self, error: BaseException) -> str:
+        """A one-line description of a store client's error."""
+        return str(error) or type(error).__name__
+
+    def _kv_url_trait(self) -> str:
+        """The name of the traitlet holding the store's URL."""
+        return f"{self.provider_name}_url"
+
+    def _kv_store_label(self) -> str:
+        """E.g. ``etcd at http://127.0.0.1:2379``, without credentials."""
+        url = urlsplit(str(getattr(self, self._kv_url_trait(), "")))
+        netloc = url.netloc.rpartition("@")[2]
+        return f"{self.provider_name} at {url._replace(netloc=netloc).geturl()}"
+
+    def _kv_secrets(self) -> list[str]:
+        """Strings that must never appear in an error message or a log line."""
+        url = urlsplit(str(getattr(self, self._kv_url_trait(), "")))
+        names = (f"{self.provider_name}_password",)
+        found = [str(getattr(self, n, "") or "") for n in names]
+        if url.password:
+            found += [url.password, unquote(url.password)]
+        return [s for s in found if s]
+
+    def _kv_scrub(self, text: str) -> str:
+        for secret in self._kv_secrets():
+            text = text.replace(secret, "***")
+        return text
 
     # ------------------------------------------------------------ store primitives
 

@@ -27,12 +27,15 @@ from . import core
 from .kv import TKvProxy
 
 # KEYS[1]: the index. ARGV: key1, value1, key2, value2, ...
+# Returns 0 if the index did not exist: the store lost every key this Hub
+# wrote (a restart without persistence, FLUSHALL), or this is the first write.
 _SET = """
+local existed = redis.call('EXISTS', KEYS[1])
 for i = 1, #ARGV, 2 do
   redis.call('SET', ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
 end
-return #ARGV / 2
+return existed
 """
 
 # KEYS[1]: the index. ARGV[1]: the separator; ARGV[2..]: keys, a key ending
@@ -94,7 +97,11 @@ class TraefikRedisProxy(TKvProxy):
         ssl_certfile, ssl_keyfile, socket_timeout.""",
     )
     redis_retries = Integer(
-        5, config=True, help="Retries (exponential backoff) of a command after a connection error"
+        5,
+        config=True,
+        help="""Immediate retries (reconnecting, backoff up to 0.5 s) of a command
+        after a connection error. Beyond them, calls are retried until
+        check_route_timeout, then fail naming the store.""",
     )
 
     @validate("redis_url")
@@ -124,14 +131,20 @@ class TraefikRedisProxy(TKvProxy):
     def redis(self):
         if self._redis is None:
             from redis.asyncio import from_url
+            from redis.asyncio.retry import Retry  # the sync Retry is ignored by asyncio clients
             from redis.backoff import ExponentialBackoff
             from redis.exceptions import ConnectionError, TimeoutError
-            from redis.retry import Retry
 
             kwargs: dict[str, Any] = {
                 "decode_responses": True,
-                "retry": Retry(ExponentialBackoff(cap=5, base=0.05), self.redis_retries),
+                # a pooled connection is dead after a Redis restart: reconnect
+                # at once; longer outages are retried by TKvProxy._kv_call
+                "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), self.redis_retries),
                 "retry_on_error": [ConnectionError, TimeoutError],
+                # without these, a Redis that accepts connections but does
+                # not answer (stopped, or packets dropped) hangs a call
+                "socket_connect_timeout": min(5.0, self.check_route_timeout),
+                "socket_timeout": self.check_route_timeout,
             }
             if self.redis_username:
                 kwargs["username"] = self.redis_username
@@ -150,6 +163,14 @@ class TraefikRedisProxy(TKvProxy):
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+    def _kv_unavailable(self, error: BaseException) -> bool:
+        from redis.exceptions import AuthenticationError, AuthorizationError
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        if isinstance(error, (AuthenticationError, AuthorizationError)):
+            return False  # Redis answered: no
+        return isinstance(error, (ConnectionError, TimeoutError, OSError))
 
     # ------------------------------------------------------------ static config
 
@@ -191,7 +212,15 @@ class TraefikRedisProxy(TKvProxy):
         args: list[str] = []
         for key, value in to_set.items():
             args += (key, value)
-        await self._script("set")(keys=[self._index_key], args=args)
+        existed = await self._script("set")(keys=[self._index_key], args=args)
+        if not existed and self._kv_setup_keys:
+            self.log.warning(
+                "%s lost every key this Hub wrote (restarted without persistence?); "
+                "writing the Hub's Traefik config again. Routes come back with the Hub's "
+                "next route check (JupyterHub's check_routes).",
+                self._kv_store_label(),
+            )
+            self._kv_setup_lost = True
 
     async def _kv_atomic_delete(self, *keys: str) -> None:
         await self._script("delete")(keys=[self._index_key], args=[self.kv_separator, *keys])

@@ -1,0 +1,278 @@
+"""The store goes away: etcd or Redis stops while the Hub keeps changing routes.
+
+Each test starts its own store server (so stopping it leaves the session's
+shared servers alone), its own proxy and a real traefik. While the store is
+down, every call must fail within ``check_route_timeout`` with an error that
+names the store and says it is unreachable, and Traefik must keep serving the
+routes it has. Once the store is back on the same port, the same proxy object
+works again; Redis without persistence comes back empty, and JupyterHub's own
+``Proxy.check_routes`` puts every route back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from traefik_proxy import core
+
+from . import servers
+from .conftest import make_proxy
+from .kv_support import etcd_traits, kv_prefixes, redis_traits
+from .utils import wait_for
+
+KINDS = ["etcd", "redis"]
+#: check_route_timeout of the proxies here
+TIMEOUT = 5.0
+#: how much later than check_route_timeout a failing call may return
+MARGIN = 1.5
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def start_store(kind: str, directory: Path) -> servers.KVServer:
+    return servers.start_etcd(directory) if kind == "etcd" else servers.start_redis(directory)
+
+
+def stop_store(server: servers.KVServer) -> None:
+    server.process.terminate()
+    server.process.wait(10)
+
+
+def restart_store(server: servers.KVServer) -> None:
+    """Start the store again with its first command line: same port, same data dir.
+
+    etcd keeps its data; the test Redis has no persistence (``save ""``,
+    no AOF), so it comes back empty.
+    """
+    assert server.process.poll() is not None
+    with open(server.log, "ab") as out:
+        server.process = subprocess.Popen(
+            server.process.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    port = int(server.url.rsplit(":", 1)[1])
+
+    def up():
+        if server.kind == "etcd":
+            import etcd3
+
+            client = etcd3.client("127.0.0.1", port, timeout=2)
+            try:
+                client.status()
+                return True
+            finally:
+                client.close()
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        try:
+            return client.ping()
+        finally:
+            client.close()
+
+    servers._wait_until(up, f"{server.kind} (restarted)", server.process, server.log)
+
+
+async def served_by(proxy, path: str) -> str | None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(proxy.public_url + path)
+    return response.json()["backend"] if response.status_code == 200 else None
+
+
+async def timed(call) -> tuple[float, BaseException | None]:
+    """(seconds, the exception raised or None) of one awaited call."""
+    started = time.monotonic()
+    try:
+        await call
+    except Exception as e:  # noqa: BLE001 - the test inspects it
+        return time.monotonic() - started, e
+    return time.monotonic() - started, None
+
+
+def assert_clear_unreachable(what: str, seconds: float, error: BaseException | None, server) -> None:
+    print(f"  {server.kind}: {what} failed after {seconds:.2f}s: {error!r}")
+    assert error is not None, f"{what} succeeded while {server.kind} was down"
+    assert seconds <= TIMEOUT + MARGIN, f"{what} took {seconds:.2f}s (check_route_timeout={TIMEOUT})"
+    message = str(error)
+    address = server.url.split("://", 1)[1]
+    assert address in message, f"{what}: the error does not name the store: {message!r}"
+    assert "unreachable" in message.lower(), f"{what}: {message!r}"
+    assert isinstance(error, (ConnectionError, RuntimeError)), type(error)
+    # not a bare client-library exception
+    assert type(error).__module__.startswith("traefik_proxy"), type(error)
+
+
+async def route_parts(proxy, routespec: str) -> tuple[bool, bool, bool]:
+    """Whether the store holds (router, service, record) of a route."""
+    name = core.route_name(routespec, proxy.traefik_namespace)
+    sep = proxy.kv_separator
+    http = f"{proxy.kv_traefik_prefix}{sep}http{sep}"
+    router = await proxy._kv_call("read", proxy._kv_get_tree, f"{http}routers{sep}{name}{sep}")
+    service = await proxy._kv_call("read", proxy._kv_get_tree, f"{http}services{sep}{name}{sep}")
+    record = await proxy._get_route_record(name)
+    return bool(router), bool(service), record is not None
+
+
+async def assert_whole_or_absent(proxy, routespec: str) -> bool:
+    """A route is all there (router, service, record) or not at all; return which."""
+    parts = await route_parts(proxy, routespec)
+    assert len(set(parts)) == 1, f"{routespec} is half-written: (router, service, record) = {parts}"
+    present = parts[0]
+    assert (routespec in await proxy.get_all_routes()) == present
+    return present
+
+
+def hub_objects(prefix: str, backends) -> tuple[dict, SimpleNamespace, object]:
+    """JupyterHub users with running servers on backends a and b, and the Hub."""
+    from jupyterhub import orm
+    from jupyterhub.objects import Hub, Server
+    from jupyterhub.user import User
+
+    db = orm.new_session_factory("sqlite:///:memory:")()
+    users = {}
+    for name, backend in (("alice", backends["a"]), ("bob", backends["b"])):
+        orm_user = orm.User(name=name)
+        db.add(orm_user)
+        db.commit()
+        user = User(orm_user, {"base_url": prefix})
+        orm_server = orm.Server(ip="127.0.0.1", port=backend.port, base_url=user.base_url)
+        db.add(orm_server)
+        db.commit()
+        user.spawners[""].server = Server(orm_server=orm_server)
+        db.commit()
+        users[orm_user.id] = user
+    hub = Hub(ip="127.0.0.1", port=backends["hub"].port, base_url=f"{prefix}hub/")
+    hub.routespec = f"{prefix}hub/"
+    return users, SimpleNamespace(hub=hub), hub
+
+
+async def check_routes(proxy, users, app, hub) -> None:
+    """What the Hub does at start and periodically: JupyterHub's own check_routes."""
+    proxy.app, proxy.hub = app, hub
+    try:
+        await proxy.check_routes(users, {})
+    finally:
+        proxy.app = proxy.hub = None
+
+
+# ---------------------------------------------------------------- the test
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_store_outage_and_recovery(kind, backends, tmp_path, request):
+    server = start_store(kind, tmp_path / "store")
+    traits = etcd_traits(server) if kind == "etcd" else redis_traits(server)
+    proxy = make_proxy(
+        kind, request, tmp_path / "proxy", **traits, **kv_prefixes(), check_route_timeout=TIMEOUT
+    )
+    prefix = "/outage/"
+    users, app, hub = hub_objects(prefix, backends)
+    alice, bob, hub_route = f"{prefix}user/alice/", f"{prefix}user/bob/", f"{prefix}hub/"
+    expected = {alice: "a", bob: "b", hub_route: "hub"}
+    newcomer = f"{prefix}user/carol/"
+    print()
+    try:
+        await proxy.start()
+        await check_routes(proxy, users, app, hub)
+        assert set(await proxy.get_all_routes()) == set(expected)
+        for routespec, backend in expected.items():
+            assert await served_by(proxy, routespec + "x") == backend
+
+        # ------------------------------------------------ the store goes away
+        stop_store(server)
+
+        seconds, error = await timed(proxy.add_route(newcomer, backends["a"].url, {"user": "carol"}))
+        assert_clear_unreachable("add_route", seconds, error, server)
+        # the Hub goes on: a delete and a listing at once
+        (del_s, del_e), (get_s, get_e) = await asyncio.gather(
+            timed(proxy.delete_route(bob)), timed(proxy.get_all_routes())
+        )
+        assert_clear_unreachable("delete_route", del_s, del_e, server)
+        assert_clear_unreachable("get_all_routes", get_s, get_e, server)
+        assert password_free(server, error, del_e, get_e)
+
+        # traefik keeps serving what it had
+        for routespec, backend in expected.items():
+            assert await served_by(proxy, routespec + "x") == backend
+
+        # ------------------------------------------------ the store is back
+        restart_store(server)
+        back = time.monotonic()
+
+        # nothing half-written by the calls that failed
+        assert not await assert_whole_or_absent(proxy, newcomer)
+        if kind == "etcd":
+            # etcd kept everything; the failed delete deleted nothing
+            for routespec in expected:
+                assert await assert_whole_or_absent(proxy, routespec)
+            assert set(await proxy.get_all_routes()) == set(expected)
+        else:
+            # Redis without persistence lost every route
+            assert await proxy.get_all_routes() == {}
+
+        # the same proxy object works again
+        seconds, error = await timed(proxy.add_route(newcomer, backends["a"].url, {"user": "carol"}))
+        assert error is None, repr(error)
+        print(
+            f"  {kind}: add_route after the restart took {seconds:.2f}s "
+            f"({time.monotonic() - back:.2f}s after the store answered)"
+        )
+        assert await served_by(proxy, newcomer + "x") == "a"
+        assert await assert_whole_or_absent(proxy, newcomer)
+        seconds, error = await timed(proxy.delete_route(newcomer))
+        assert error is None, repr(error)
+        print(f"  {kind}: delete_route after the restart took {seconds:.2f}s")
+        assert not await assert_whole_or_absent(proxy, newcomer)
+
+        # the Hub's periodic check puts back whatever the store lost
+        started = time.monotonic()
+        await check_routes(proxy, users, app, hub)
+        print(f"  {kind}: check_routes restored the routes in {time.monotonic() - started:.2f}s")
+        assert set(await proxy.get_all_routes()) == set(expected)
+        for routespec, backend in expected.items():
+            assert await assert_whole_or_absent(proxy, routespec)
+            assert await served_by(proxy, routespec + "x") == backend
+    finally:
+        await proxy.stop()
+        server.stop()
+
+
+def password_free(server, *errors) -> bool:
+    """No error message carries the store's password (none set here: trivially)."""
+    return not server.password or all(server.password not in str(e) for e in errors)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_store_down_at_the_first_call_fails_clearly(kind, tmp_path):
+    """A proxy whose store never answers: reads fail within the timeout, naming the store."""
+    from traefik_proxy.etcd import TraefikEtcdProxy
+    from traefik_proxy.redis import TraefikRedisProxy
+
+    from .utils import free_port
+
+    port = free_port()  # nothing listens there
+    if kind == "etcd":
+        proxy = TraefikEtcdProxy(etcd_url=f"http://127.0.0.1:{port}", check_route_timeout=2, **kv_prefixes())
+    else:
+        proxy = TraefikRedisProxy(
+            redis_url=f"redis://:s3cret-pass@127.0.0.1:{port}/0", check_route_timeout=2, **kv_prefixes()
+        )
+    try:
+        started = time.monotonic()
+        with pytest.raises((ConnectionError, RuntimeError)) as info:
+            await proxy._get_jupyterhub_dynamic_config()
+        seconds = time.monotonic() - started
+        print(f"\n  {kind}: first read against a closed port failed after {seconds:.2f}s: {info.value}")
+        assert seconds <= 2 + MARGIN
+        assert f"127.0.0.1:{port}" in str(info.value)
+        assert "unreachable" in str(info.value).lower()
+        assert "s3cret-pass" not in str(info.value)
+    finally:
+        await proxy._close()
