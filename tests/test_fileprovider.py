@@ -200,3 +200,21 @@ async def test_stop_leaves_no_traefik_running(request, tmp_path):
     await asyncio.sleep(0)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_api_over_https(request, tmp_path, backends):
+    """An https traefik_api_url serves the API over TLS (Traefik's default
+    certificate, so certificate checks are off here)."""
+    proxy = make_proxy(
+        "file", request, tmp_path,
+        traefik_api_url=f"https://127.0.0.1:{free_port()}", traefik_api_validate_cert=False,
+    )
+    await proxy.start()
+    try:
+        await proxy.add_route("/user/tls-api/", backends["a"].url, {})
+        # plain http to the API port does not reach the API
+        async with httpx.AsyncClient(auth=(proxy.traefik_api_username, proxy.traefik_api_password)) as client:
+            plain = await client.get(proxy.traefik_api_url.replace("https", "http") + "/api/rawdata")
+        assert plain.status_code != 200
+    finally:
+        await proxy.stop()

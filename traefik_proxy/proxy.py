@@ -294,6 +294,7 @@ class TraefikProxy(Proxy):
             log_level=self.traefik_log_level,
             throttle_duration=self.traefik_providers_throttle_duration,
             metrics=self.traefik_track_activity,
+            api_tls=urlsplit(self.traefik_api_url).scheme == "https",
         )
         config = self._setup_traefik_static_config(config)
         return core.deep_merge(config, self.extra_static_config)

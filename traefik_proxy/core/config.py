@@ -157,8 +157,12 @@ def static_config(
     log_level: str,
     throttle_duration: str,
     metrics: bool = False,
+    api_tls: bool = False,
 ) -> Nested:
     """Traefik's static config, before a provider is added by a subclass.
+
+    ``api_tls`` serves the API entrypoint over TLS (an https API URL), with
+    Traefik's default certificate.
 
     With ``metrics``, Traefik counts requests per service for Prometheus,
     served only where :func:`api_fragment` routes it (manualRouting).
@@ -176,6 +180,8 @@ def static_config(
     if tls:
         web["http"]["tls"] = {}
     api: Nested = {"address": api_address, "http": {"aliasHeadersStrategy": "delete"}}
+    if api_tls:
+        api["http"]["tls"] = {}
     config: Nested = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {entrypoint: web, api_entrypoint: api},
