@@ -7,14 +7,46 @@ the Hub's event loop never waits on the network.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from traitlets import Integer, Dict, Unicode, validate
 
 from . import core
-from .kv import TKvProxy
+from .kv import TKvProxy, store_call_deadline
+
+
+@functools.cache
+def _deadline_client_class():
+    import etcd3
+
+    class DeadlineEtcd3Client(etcd3.Etcd3Client):
+        """An etcd3 client whose gRPC calls end by the caller's deadline.
+
+        etcd3 passes ``self.timeout`` to every call. Our calls run in worker
+        threads that asyncio cannot cancel: a call queued on a channel that
+        is still connecting would otherwise run on after the Hub gave up on
+        it, and could apply a change the Hub reported as failed once etcd
+        is back. The deadline comes from :data:`store_call_deadline`, which
+        ``asyncio.to_thread`` carries into the thread.
+        """
+
+        @property
+        def timeout(self):
+            deadline = store_call_deadline.get()
+            if deadline is None:
+                return self._timeout
+            remaining = max(deadline - time.monotonic(), 0.001)
+            return remaining if self._timeout is None else min(self._timeout, remaining)
+
+        @timeout.setter
+        def timeout(self, value):
+            self._timeout = value
+
+    return DeadlineEtcd3Client
 
 
 class TraefikEtcdProxy(TKvProxy):
@@ -58,8 +90,9 @@ class TraefikEtcdProxy(TKvProxy):
     etcd_client_kwargs = Dict(
         config=True,
         help="""Extra arguments of etcd3.client(), e.g. ca_cert, cert_key,
-        cert_cert (file paths) for TLS, or timeout. With an https etcd_url,
-        ca_cert is required.""",
+        cert_cert (file paths) for TLS, timeout (seconds per gRPC call;
+        default: check_route_timeout, at most 10) or grpc_options. With an
+        https etcd_url, ca_cert is required.""",
     )
 
     @validate("etcd_url")
@@ -106,10 +139,8 @@ class TraefikEtcdProxy(TKvProxy):
         return kwargs
 
     def _make_client(self):
-        import etcd3
-
         host, port = self._endpoint()
-        client = etcd3.client(host=host, port=port, **self._client_kwargs())
+        client = _deadline_client_class()(host=host, port=port, **self._client_kwargs())
         if not client.uses_secure_channel:
             # gRPC refuses call credentials on a plaintext channel; etcd3 also
             # sends the auth token as call metadata, which is what etcd reads

@@ -23,7 +23,9 @@ keys; the routes themselves come back with JupyterHub's ``check_routes``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -33,6 +35,12 @@ from . import core
 from .proxy import TraefikProxy
 
 T = TypeVar("T")
+
+#: When the store call running in this context must be over
+#: (``time.monotonic()``), or None. Set by :meth:`TKvProxy._kv_call` for each
+#: attempt; a store client that cannot be cancelled (a blocking call in a
+#: worker thread, which inherits the context) bounds its own calls with it.
+store_call_deadline: ContextVar[float | None] = ContextVar("store_call_deadline", default=None)
 
 
 class KVStoreUnavailable(ConnectionError):
@@ -146,10 +154,11 @@ class TKvProxy(TraefikProxy):
     # ------------------------------------------------------------ seams
 
     async def _setup_traefik_dynamic_config(self) -> None:
+        await super()._setup_traefik_dynamic_config()
+        # remembered once written: the first write to an empty store is not a loss
         config = self._generate_traefik_dynamic_config()
         sep = self.kv_separator
         self._kv_setup_keys = core.flatten(config, sep, self.kv_traefik_prefix) if config else {}
-        await super()._setup_traefik_dynamic_config()
         self._kv_setup_lost = False
 
     async def _apply_dynamic_config(self, changes: core.Changes) -> None:
@@ -221,14 +230,14 @@ class TKvProxy(TraefikProxy):
     # ------------------------------------------------------------ store availability
 
     def _kv_deadline(self) -> float:
-        """When a store call started now must give up (event-loop time).
+        """When a store call started now must give up (``time.monotonic()``).
 
         A little before check_route_timeout, so the caller gets our error
         naming the store rather than the bare timeout of the base class's
         ``asyncio.wait_for`` around ``_apply_dynamic_config``.
         """
         timeout = self.check_route_timeout
-        return asyncio.get_running_loop().time() + max(timeout - min(0.5, timeout / 10), 0.05)
+        return time.monotonic() + max(timeout - min(0.5, timeout / 10), 0.05)
 
     async def _kv_call(
         self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, deadline: float | None = None
@@ -238,23 +247,24 @@ class TKvProxy(TraefikProxy):
         Raises :class:`KVStoreUnavailable` at ``deadline`` (default: about
         check_route_timeout from now). Errors that are not about reaching
         the store (bad credentials, refused permissions) are raised at once.
+        Each attempt sees the deadline in :data:`store_call_deadline`.
         """
-        loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = self._kv_deadline()
-        started = loop.time()
+        started = time.monotonic()
         delay = 0.05
         attempts = 0
         last: BaseException | None = None
         while True:
             attempts += 1
-            attempt_started = loop.time()
+            attempt_started = time.monotonic()
+            token = store_call_deadline.set(deadline)
             try:
                 # an attempt on a store that stopped answering mid-call must
                 # not outlive the deadline either
-                return await asyncio.wait_for(fn(*args), max(deadline - loop.time(), 0.01))
+                return await asyncio.wait_for(fn(*args), max(deadline - time.monotonic(), 0.01))
             except TimeoutError:
-                waited = loop.time() - attempt_started
+                waited = time.monotonic() - attempt_started
                 # an attempt the deadline cut short says less than the error before it
                 if last is None or waited >= 1.0:
                     last = TimeoutError(f"no answer within {waited:.1f}s")
@@ -262,15 +272,17 @@ class TKvProxy(TraefikProxy):
                 if not self._kv_unavailable(e):
                     raise
                 last = e
+            finally:
+                store_call_deadline.reset(token)
             # whatever answers next may have lost the Hub's own config
             self._kv_setup_lost = True
-            remaining = deadline - loop.time()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
-        elapsed = loop.time() - started
-        detail = self._kv_scrub(self._kv_describe_error(last)) if last else "none"
+        elapsed = time.monotonic() - started
+        detail = self._kv_scrub(self._kv_describe_error(last)).rstrip(". ") if last else "none"
         self.log.error("%s is unreachable (%s failed): %s", self._kv_store_label(), what, detail)
         raise KVStoreUnavailable(
             f"{self._kv_store_label()} is unreachable: the {what} failed {attempts} "
