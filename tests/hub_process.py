@@ -188,13 +188,23 @@ class HubProcess:
 
     # --- looking at it
 
-    def client(self, **kwargs) -> httpx.Client:
-        """A client for traefik's public URL, authenticated as the e2e service."""
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The e2e service's token, as a request header."""
+        return {"Authorization": f"token {self.token}"}
+
+    def client(self, *, token: bool = True, **kwargs) -> httpx.Client:
+        """A client for traefik's public URL, authenticated as the e2e service.
+
+        With ``token=False`` it sends no token by default (pass
+        ``headers=hub.auth_headers`` per request): a browser-like client that
+        authenticates with the cookies it collects, e.g. by logging in.
+        """
         kwargs.setdefault("timeout", 30)
         return httpx.Client(
             base_url=self.public_url,
             trust_env=False,
-            headers={"Authorization": f"token {self.token}"},
+            headers=self.auth_headers if token else None,
             **kwargs,
         )
 
