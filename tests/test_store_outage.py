@@ -336,6 +336,47 @@ async def test_store_that_stops_answering_does_not_hang(kind, tmp_path):
         server.stop()
 
 
+async def test_etcd_deletion_cut_short_leaves_the_record(tmp_path):
+    """A deletion split into several transactions, the store lost after the first.
+
+    The route record goes last, so the Hub still lists the route and
+    deleting it again, once etcd is back, removes what is left.
+    """
+    server = start_store("etcd", tmp_path / "store")
+    proxy = _store_proxy("etcd", etcd_traits(server), check_route_timeout=2, etcd_max_txn_ops=3)
+    routes = [core.make_route(f"/cut/user/u{i}/", "http://127.0.0.1:9", {"i": i}) for i in range(3)]
+    ops = [core.Op("add", r.routespec, r) for r in routes]
+    await proxy._apply_dynamic_config(core.changes_for(ops, proxy.settings))
+    delete = proxy._kv_atomic_delete
+    calls = 0
+
+    async def first_then_outage(*keys):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            stop_store(server)
+        await delete(*keys)
+
+    proxy._kv_atomic_delete = first_then_outage
+    deletes = [core.Op("delete", r.routespec) for r in routes]
+    try:
+        with pytest.raises(ConnectionError, match="unreachable"):
+            await proxy._apply_dynamic_config(core.changes_for(deletes, proxy.settings))
+        restart_store(server)
+        proxy.check_route_timeout = 10
+        listed = await proxy._get_jupyterhub_dynamic_config()
+        names = {core.route_name(r.routespec, proxy.traefik_namespace) for r in routes}
+        parts = [await route_parts(proxy, r.routespec) for r in routes]
+        print(f"\n  etcd: after a deletion cut short, (router, service, record) = {parts}")
+        assert names <= set(listed), "a route's record went before its Traefik keys"
+        await proxy._apply_dynamic_config(core.changes_for(deletes, proxy.settings))
+        for r in routes:
+            assert not await assert_whole_or_absent(proxy, r.routespec)
+    finally:
+        await proxy._close()
+        server.stop()
+
+
 def _store_proxy(kind: str, traits: dict, **more):
     """A proxy used for its store calls only (no traefik)."""
     from traefik_proxy.etcd import TraefikEtcdProxy

@@ -141,7 +141,7 @@ class TKvProxy(TraefikProxy):
         # when a change is split into several transactions: services before
         # routers (a router whose service is missing is an error in Traefik),
         # route records last (a record means "this route is written").
-        # Deletions run in the reverse order.
+        # Deletions: see _delete_order.
         sep = self.kv_separator
         if key.startswith(self._routes_prefix):
             return 3
@@ -150,6 +150,15 @@ class TKvProxy(TraefikProxy):
         if key.startswith(self._traefik_key(("http", "services")) + sep):
             return 0
         return 1
+
+    def _delete_order(self, key: str) -> int:
+        # when a deletion is split: routers before their services, and route
+        # records last. A deletion cut short (the store went away) then
+        # leaves the record, so the Hub still lists the route and its next
+        # check_routes deletes the rest; without the record, routers would
+        # stay in Traefik with nothing to tell the Hub they exist.
+        order = self._set_order(key)
+        return order if order == 3 else 2 - order
 
     # ------------------------------------------------------------ seams
 
@@ -187,7 +196,7 @@ class TKvProxy(TraefikProxy):
 
     async def _kv_write(self, to_set: dict[str, str], to_delete: list[str], deadline: float) -> None:
         if to_delete:
-            ordered = sorted(to_delete, key=self._set_order, reverse=True)
+            ordered = sorted(to_delete, key=self._delete_order)
             for chunk in self._chunks(ordered):
                 await self._kv_call("delete", self._kv_atomic_delete, *chunk, deadline=deadline)
         if to_set:
