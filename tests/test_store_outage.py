@@ -1,12 +1,17 @@
 """The store goes away: etcd or Redis stops while the Hub keeps changing routes.
 
 Each test starts its own store server (so stopping it leaves the session's
-shared servers alone), its own proxy and a real traefik. While the store is
-down, every call must fail within ``check_route_timeout`` with an error that
-names the store and says it is unreachable, and Traefik must keep serving the
-routes it has. Once the store is back on the same port, the same proxy object
-works again; Redis without persistence comes back empty, and JupyterHub's own
-``Proxy.check_routes`` puts every route back.
+shared servers alone) and its own proxy; the route tests run a real traefik.
+While the store is down, every call must fail within ``check_route_timeout``
+with an error that names the store and says it is unreachable, and Traefik
+must keep serving the routes it has. Once the store is back on the same port,
+the same proxy object works again; Redis without persistence comes back
+empty, and JupyterHub's own ``Proxy.check_routes`` puts every route back.
+
+Also: a store that accepts connections but never answers (SIGSTOP) hangs no
+call, a Redis restarted while the Hub is idle is repaired on the next write,
+and no failed call leaves a route half-written (router, service and record
+are all present or all absent, or the record stays so the Hub can finish).
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from traefik_proxy import core
 from . import servers
 from .conftest import make_proxy
 from .kv_support import etcd_traits, kv_prefixes, redis_traits
-from .utils import wait_for
 
 KINDS = ["etcd", "redis"]
 #: check_route_timeout of the proxies here
@@ -199,7 +203,6 @@ async def test_store_outage_and_recovery(kind, backends, tmp_path, request):
         )
         assert_clear_unreachable("delete_route", del_s, del_e, server)
         assert_clear_unreachable("get_all_routes", get_s, get_e, server)
-        assert password_free(server, error, del_e, get_e)
 
         # traefik keeps serving what it had
         for routespec, backend in expected.items():
@@ -384,11 +387,6 @@ def _store_proxy(kind: str, traits: dict, **more):
 
     cls = TraefikEtcdProxy if kind == "etcd" else TraefikRedisProxy
     return cls(**traits, **kv_prefixes(), **more)
-
-
-def password_free(server, *errors) -> bool:
-    """No error message carries the store's password (none set here: trivially)."""
-    return not server.password or all(server.password not in str(e) for e in errors)
 
 
 @pytest.mark.parametrize("kind", KINDS)
