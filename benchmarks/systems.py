@@ -36,6 +36,11 @@ class Made:
     phases: list[str] = field(default_factory=list)
 
 
+def _ours(workdir: Path) -> dict[str, Any]:
+    """What our classes take beyond upstream's traitlets."""
+    return {**_traefik_common(workdir), "traefik_pid_file": str(workdir / "traefik.pid")}
+
+
 def _traefik_common(workdir: Path, suffix: str = "toml") -> dict[str, Any]:
     return {
         "public_url": f"http://127.0.0.1:{free_port()}",
@@ -55,7 +60,7 @@ def _traefik_common(workdir: Path, suffix: str = "toml") -> dict[str, Any]:
 def ours_file(spec: dict[str, Any], workdir: Path) -> Made:
     from traefik_proxy.fileprovider import TraefikFileProviderProxy
 
-    kwargs = _traefik_common(workdir)
+    kwargs = _ours(workdir)
     proxy = TraefikFileProviderProxy(dynamic_config_file=str(workdir / "rules.toml"), **kwargs)
     return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
 
@@ -63,7 +68,7 @@ def ours_file(spec: dict[str, Any], workdir: Path) -> Made:
 def ours_etcd(spec: dict[str, Any], workdir: Path) -> Made:
     from traefik_proxy.etcd import TraefikEtcdProxy
 
-    kwargs = _traefik_common(workdir)
+    kwargs = _ours(workdir)
     proxy = TraefikEtcdProxy(
         etcd_url=spec["store_url"],
         kv_traefik_prefix="bench-traefik",
@@ -76,7 +81,7 @@ def ours_etcd(spec: dict[str, Any], workdir: Path) -> Made:
 def ours_redis(spec: dict[str, Any], workdir: Path) -> Made:
     from traefik_proxy.redis import TraefikRedisProxy
 
-    kwargs = _traefik_common(workdir)
+    kwargs = _ours(workdir)
     proxy = TraefikRedisProxy(redis_url=spec["store_url"], **kwargs)
     return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
 
@@ -85,7 +90,7 @@ def floor_file(spec: dict[str, Any], workdir: Path) -> Made:
     """Traefik's own time to serve a changed file (see benchmarks/floor.py)."""
     from benchmarks.floor import TraefikFileFloor
 
-    kwargs = _traefik_common(workdir)
+    kwargs = _ours(workdir)
     proxy = TraefikFileFloor(dynamic_config_file=str(workdir / "rules.toml"), **kwargs)
     return Made(proxy, kwargs["public_url"])
 

@@ -412,3 +412,24 @@ async def test_store_down_at_the_first_call_fails_clearly(kind, tmp_path):
         assert "s3cret-pass" not in str(info.value)
     finally:
         await proxy._close()
+
+
+@pytest.mark.parametrize("kind", ["etcd", "redis", "consul"])
+async def test_unreachable_store_fails_clearly_and_in_time(kind, request, tmp_path):
+    """A store nobody listens for: the first call fails by check_route_timeout,
+    naming the store, for every kind (Consul included, via its stand-in's client)."""
+    from traefik_proxy.kv import KVStoreUnavailable
+
+    from .utils import free_port
+
+    url = f"{'redis' if kind == 'redis' else 'http'}://127.0.0.1:{free_port()}"
+    proxy = make_proxy(
+        kind, request, tmp_path, should_start=False, traefik_api_password="x",
+        check_route_timeout=TIMEOUT, **{f"{kind}_url": url},
+    )
+    started = time.monotonic()
+    with pytest.raises(KVStoreUnavailable, match=url.split("://")[1]):
+        await proxy.add_route("/user/nowhere/", "http://127.0.0.1:1", {})
+    elapsed = time.monotonic() - started
+    assert elapsed < TIMEOUT + MARGIN, elapsed
+    await proxy._close()

@@ -7,6 +7,7 @@ at most 64 operations; larger changes are split (see
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -102,15 +103,22 @@ class TraefikConsulProxy(TKvProxy):
     # ------------------------------------------------------------ store primitives
 
     async def _txn(self, ops: list[dict[str, Any]]) -> None:
+        client = self.consul
         try:
             # not consul.txn.put(): it leaves out the ACL token header
-            client = self.consul
             await client.http.put(
                 CB.json(), "/v1/txn", data=json.dumps(ops), headers=client.prepare_headers()
             )
         except Exception as e:
+            if self._kv_unavailable(e):
+                raise  # Consul did not answer: TKvProxy retries until its deadline
             # the client's message carries the response body, never the token
             raise RuntimeError(f"Consul transaction at {self.consul_url} failed: {e}") from None
+
+    def _kv_unavailable(self, error: BaseException) -> bool:
+        import aiohttp
+
+        return isinstance(error, (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError))
 
     async def _kv_atomic_set(self, to_set: dict[str, str]) -> None:
         await self._txn(

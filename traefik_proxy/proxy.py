@@ -613,7 +613,8 @@ class TraefikProxy(Proxy):
                     TimeoutError(
                         f"Traefik did not serve route {op.routespec!r} -> {op.route.target!r} "
                         f"within check_route_timeout={self.check_route_timeout}s; "
-                        f"check traefik's log for errors about router {name!r}"
+                        f"check traefik's log for errors about router {name!r} (with a "
+                        f"key-value store, traefik may still be reconnecting to it)"
                     )
                 )
             else:
