@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ import websockets
 
 from traefik_proxy import core
 
-from .utils import wait_for
+from .utils import hub_objects, wait_for
 
 
 async def fetch(proxy, path: str, host: str | None = None, **headers) -> httpx.Response:
@@ -201,27 +200,8 @@ async def test_concurrent_adds_are_coalesced_and_all_confirmed(proxy, backends, 
 
 
 async def test_check_routes_with_jupyterhub_objects(proxy, backends, prefix):
-    from jupyterhub import orm
-    from jupyterhub.objects import Hub, Server
-    from jupyterhub.user import User
-
-    db = orm.new_session_factory("sqlite:///:memory:")()
-    users = {}
-    for name, backend in (("alice", backends["a"]), ("bob", backends["b"])):
-        orm_user = orm.User(name=name)
-        db.add(orm_user)
-        db.commit()
-        user = User(orm_user, {"base_url": prefix})
-        orm_server = orm.Server(ip="127.0.0.1", port=backend.port, base_url=user.base_url)
-        db.add(orm_server)
-        db.commit()  # the orm fills in its defaults (proto, cookie name) on commit
-        user.spawners[""].server = Server(orm_server=orm_server)
-        db.commit()
-        users[orm_user.id] = user
-    hub = Hub(ip="127.0.0.1", port=backends["hub"].port, base_url=f"{prefix}hub/")
-    hub.routespec = f"{prefix}hub/"
-    proxy.app = SimpleNamespace(hub=hub)
-    proxy.hub = hub
+    users, app, hub = hub_objects(prefix, backends)
+    proxy.app, proxy.hub = app, hub
     try:
         stale = f"{prefix}user/gone/"
         await proxy.add_route(stale, backends["a"].url, {"user": "gone"})

@@ -21,7 +21,6 @@ import logging
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -31,6 +30,7 @@ from traefik_proxy import core
 from . import servers
 from .conftest import make_proxy
 from .kv_support import etcd_traits, kv_prefixes, redis_traits
+from .utils import hub_objects
 
 KINDS = ["etcd", "redis"]
 #: check_route_timeout of the proxies here
@@ -134,30 +134,6 @@ async def assert_whole_or_absent(proxy, routespec: str) -> bool:
     present = parts[0]
     assert (routespec in await proxy.get_all_routes()) == present
     return present
-
-
-def hub_objects(prefix: str, backends) -> tuple[dict, SimpleNamespace, object]:
-    """JupyterHub users with running servers on backends a and b, and the Hub."""
-    from jupyterhub import orm
-    from jupyterhub.objects import Hub, Server
-    from jupyterhub.user import User
-
-    db = orm.new_session_factory("sqlite:///:memory:")()
-    users = {}
-    for name, backend in (("alice", backends["a"]), ("bob", backends["b"])):
-        orm_user = orm.User(name=name)
-        db.add(orm_user)
-        db.commit()
-        user = User(orm_user, {"base_url": prefix})
-        orm_server = orm.Server(ip="127.0.0.1", port=backend.port, base_url=user.base_url)
-        db.add(orm_server)
-        db.commit()
-        user.spawners[""].server = Server(orm_server=orm_server)
-        db.commit()
-        users[orm_user.id] = user
-    hub = Hub(ip="127.0.0.1", port=backends["hub"].port, base_url=f"{prefix}hub/")
-    hub.routespec = f"{prefix}hub/"
-    return users, SimpleNamespace(hub=hub), hub
 
 
 async def check_routes(proxy, users, app, hub) -> None:

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 
 from aiohttp import web
 
@@ -72,3 +73,27 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def hub_objects(prefix: str, backends) -> tuple[dict, SimpleNamespace, object]:
+    """JupyterHub users with running servers on backends a and b, and the Hub."""
+    from jupyterhub import orm
+    from jupyterhub.objects import Hub, Server
+    from jupyterhub.user import User
+
+    db = orm.new_session_factory("sqlite:///:memory:")()
+    users = {}
+    for name, backend in (("alice", backends["a"]), ("bob", backends["b"])):
+        orm_user = orm.User(name=name)
+        db.add(orm_user)
+        db.commit()
+        user = User(orm_user, {"base_url": prefix})
+        orm_server = orm.Server(ip="127.0.0.1", port=backend.port, base_url=user.base_url)
+        db.add(orm_server)
+        db.commit()  # the orm fills in its defaults (proto, cookie name) on commit
+        user.spawners[""].server = Server(orm_server=orm_server)
+        db.commit()
+        users[orm_user.id] = user
+    hub = Hub(ip="127.0.0.1", port=backends["hub"].port, base_url=f"{prefix}hub/")
+    hub.routespec = f"{prefix}hub/"
+    return users, SimpleNamespace(hub=hub), hub
