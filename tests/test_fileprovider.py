@@ -218,3 +218,35 @@ async def test_api_over_https(request, tmp_path, backends):
         assert plain.status_code != 200
     finally:
         await proxy.stop()
+
+
+async def test_external_traefik_without_dynamic_setup(request, tmp_path, backends):
+    """enable_setup_dynamic_config=False: the proxy leaves the API router and
+    its auth to whoever runs traefik, and only writes routes."""
+    operator = make_proxy(
+        "file", request, tmp_path, should_start=False, traefik_api_password="operator's"
+    )
+    operator._generate_password_if_needed()
+    operator._write_static_config()
+    await operator._setup_traefik_dynamic_config()  # the operator's own API router
+    api_router = tomllib.loads((tmp_path / "rules.toml").read_text())["http"]["routers"]
+    process = subprocess.Popen(
+        [operator._traefik_executable(), f"--configfile={operator.static_config_file}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    hub = TraefikFileProviderProxy(
+        should_start=False, enable_setup_dynamic_config=False,
+        dynamic_config_file=operator.dynamic_config_file, public_url=operator.public_url,
+        traefik_api_url=operator.traefik_api_url, traefik_api_password="operator's",
+    )
+    try:
+        await hub.add_route("/user/nosetup/", backends["a"].url, {})
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(hub.public_url + "/user/nosetup/")).json()["backend"] == "a"
+        routers = tomllib.loads((tmp_path / "rules.toml").read_text())["http"]["routers"]
+        # the operator's API router is untouched, and the Hub wrote no other
+        assert {n: r for n, r in routers.items() if "traefik-api" in n} == api_router
+    finally:
+        await hub._close()
+        process.terminate()
+        process.wait(10)
