@@ -44,6 +44,13 @@ c.JupyterHub.bind_url = PUBLIC_URL
 c.TraefikFileProviderProxy.static_config_file = str(RUN_DIR / "traefik.toml")
 c.TraefikFileProviderProxy.dynamic_config_file = str(RUN_DIR / "rules.toml")
 c.TraefikFileProviderProxy.traefik_api_url = f"http://127.0.0.1:{TRAEFIK_API_PORT}"
+c.TraefikFileProviderProxy.traefik_pid_file = str(RUN_DIR / "traefik.pid")
+# what neither configurable-http-proxy nor jupyterhub-traefik-proxy does:
+# the Hub's error page when a user's server is down, and per-route activity
+# (JupyterHub reads it every last_activity_interval; shortened for the demo)
+c.TraefikFileProviderProxy.traefik_error_pages = True
+c.TraefikFileProviderProxy.traefik_track_activity = True
+c.JupyterHub.last_activity_interval = 60
 
 # --- the Hub itself, reachable only from this machine
 c.JupyterHub.hub_ip = "127.0.0.1"
