@@ -8,31 +8,21 @@ core, usable without JupyterHub, is :mod:`traefik_proxy.core`.
 __version__ = "0.1.0"
 
 
+#: proxy class -> the module defining it, imported on first use, so that
+#: ``import traefik_proxy.core`` does not pull in JupyterHub
+_PROXY_CLASSES = {
+    "TraefikProxy": "proxy",
+    "TraefikFileProviderProxy": "fileprovider",
+    "TKvProxy": "kv",
+    "TraefikEtcdProxy": "etcd",
+    "TraefikRedisProxy": "redis",
+    "TraefikConsulProxy": "consul",
+}
+
+
 def __getattr__(name):
-    # import the proxy classes lazily: `import traefik_proxy.core` must not
-    # pull in JupyterHub
-    if name == "TraefikProxy":
-        from .proxy import TraefikProxy
+    if name not in _PROXY_CLASSES:
+        raise AttributeError(name)
+    from importlib import import_module
 
-        return TraefikProxy
-    if name == "TraefikFileProviderProxy":
-        from .fileprovider import TraefikFileProviderProxy
-
-        return TraefikFileProviderProxy
-    if name == "TKvProxy":
-        from .kv import TKvProxy
-
-        return TKvProxy
-    if name == "TraefikEtcdProxy":
-        from .etcd import TraefikEtcdProxy
-
-        return TraefikEtcdProxy
-    if name == "TraefikRedisProxy":
-        from .redis import TraefikRedisProxy
-
-        return TraefikRedisProxy
-    if name == "TraefikConsulProxy":
-        from .consul import TraefikConsulProxy
-
-        return TraefikConsulProxy
-    raise AttributeError(name)
+    return getattr(import_module(f".{_PROXY_CLASSES[name]}", __name__), name)
