@@ -17,7 +17,7 @@ from consul.callback import CB
 from traitlets import Dict, Unicode, validate
 
 from . import core
-from .kv import TKvProxy
+from .kv import TKvProxy, check_store_url
 
 
 class TraefikConsulProxy(TKvProxy):
@@ -42,11 +42,9 @@ class TraefikConsulProxy(TKvProxy):
 
     @validate("consul_url")
     def _validate_consul_url(self, proposal):
-        url = urlsplit(proposal.value)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(
-                f"consul_url {proposal.value!r} must be http://host:port or https://host:port"
-            )
+        check_store_url(
+            "consul_url", proposal.value, ("http", "https"), "http://host:port or https://host:port"
+        )
         return proposal.value
 
     def __init__(self, **kwargs):

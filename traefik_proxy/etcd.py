@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from traitlets import Integer, Dict, Unicode, validate
 
 from . import core
-from .kv import TKvProxy, store_call_deadline
+from .kv import TKvProxy, check_store_url, store_call_deadline
 
 
 @functools.cache
@@ -97,11 +97,9 @@ class TraefikEtcdProxy(TKvProxy):
 
     @validate("etcd_url")
     def _validate_etcd_url(self, proposal):
-        url = urlsplit(proposal.value)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(
-                f"etcd_url {proposal.value!r} must be http://host:port or https://host:port"
-            )
+        check_store_url(
+            "etcd_url", proposal.value, ("http", "https"), "http://host:port or https://host:port"
+        )
         return proposal.value
 
     def __init__(self, **kwargs):

@@ -43,6 +43,15 @@ T = TypeVar("T")
 store_call_deadline: ContextVar[float | None] = ContextVar("store_call_deadline", default=None)
 
 
+def check_store_url(trait: str, value: str, schemes: tuple[str, ...], form: str):
+    """Validate a store URL traitlet: one of ``schemes`` and a host, or a
+    ValueError naming the traitlet, the value and the expected ``form``."""
+    url = urlsplit(value)
+    if url.scheme not in schemes or not url.hostname:
+        raise ValueError(f"{trait} {value!r} must be {form}")
+    return url
+
+
 class KVStoreUnavailable(ConnectionError):
     """The key-value store did not answer within ``check_route_timeout``.
 

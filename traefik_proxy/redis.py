@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from traitlets import Dict, Integer, Unicode, validate
 
 from . import core
-from .kv import TKvProxy
+from .kv import TKvProxy, check_store_url
 
 # KEYS[1]: the index. ARGV: key1, value1, key2, value2, ...
 # Returns 0 if the index did not exist: the store lost every key this Hub
@@ -106,11 +106,10 @@ class TraefikRedisProxy(TKvProxy):
 
     @validate("redis_url")
     def _validate_redis_url(self, proposal):
-        url = urlsplit(proposal.value)
-        if url.scheme not in ("redis", "rediss") or not url.hostname:
-            raise ValueError(
-                f"redis_url {proposal.value!r} must be redis://host:port[/db] or rediss://host:port[/db]"
-            )
+        url = check_store_url(
+            "redis_url", proposal.value, ("redis", "rediss"),
+            "redis://host:port[/db] or rediss://host:port[/db]",
+        )
         if url.path.strip("/") and not url.path.strip("/").isdigit():
             raise ValueError(f"redis_url {proposal.value!r}: the path must be a database number")
         return proposal.value
