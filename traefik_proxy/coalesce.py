@@ -20,9 +20,8 @@ class Coalescer(Generic[T]):
     Each submitter gets its own item's outcome.
     """
 
-    def __init__(self, run_batch: BatchRunner[T], max_batch: int = 0):
+    def __init__(self, run_batch: BatchRunner[T]):
         self._run_batch = run_batch
-        self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[None]]] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -35,8 +34,7 @@ class Coalescer(Generic[T]):
 
     async def _drain(self) -> None:
         while self._queue:
-            cut = self._max_batch or len(self._queue)
-            batch, self._queue = self._queue[:cut], self._queue[cut:]
+            batch, self._queue = self._queue, []
             try:
                 outcomes = await self._run_batch([item for item, _ in batch])
             except BaseException as e:  # noqa: BLE001 - handed to every waiter
