@@ -205,7 +205,7 @@ class TraefikEtcdProxy(TKvProxy):
     def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
         host, port = self._endpoint()
         provider: dict[str, Any] = {
-            "endpoints": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+            "endpoints": [core.host_port(host, port)],
             "rootKey": self.kv_traefik_prefix,
         }
         if self.etcd_username:

@@ -211,7 +211,7 @@ class TraefikProxy(Proxy):
         host = url.hostname or ""
         if host in ("", "0.0.0.0", "*"):
             host = ""
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return core.host_port(host, port)
 
     def _api_address(self) -> str:
         url = urlsplit(self.traefik_api_url)
@@ -219,7 +219,7 @@ class TraefikProxy(Proxy):
         if host == "localhost":
             host = "127.0.0.1"
         port = url.port or (443 if url.scheme == "https" else 80)
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return core.host_port(host, port)
 
     def _api_base(self) -> str:
         # talk to 127.0.0.1, not "localhost": the entrypoint listens on IPv4

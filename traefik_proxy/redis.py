@@ -177,7 +177,7 @@ class TraefikRedisProxy(TKvProxy):
         url = urlsplit(self.redis_url)
         host, port = url.hostname or "127.0.0.1", url.port or 6379
         provider: dict[str, Any] = {
-            "endpoints": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+            "endpoints": [core.host_port(host, port)],
             "rootKey": self.kv_traefik_prefix,
         }
         username = self.redis_username or unquote(url.username or "")

@@ -147,6 +147,11 @@ ALLOWED_ENCODED_CHARACTERS = {
 }
 
 
+def host_port(host: str, port: int | str) -> str:
+    """``host:port`` as Traefik's addresses and endpoints take it (IPv6 in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def static_config(
     *,
     entrypoint: str,
