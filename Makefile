@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test bench clean chromium
+.PHONY: install run test bench clean chromium mutate
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ chromium:
 
 test: install chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# the mutation canary: each claimed behaviour broken on purpose must fail a test
+mutate: install
+	$(PY) tools/mutate.py $(MUTATE_ARGS)
 
 BENCH_ARGS ?= --sizes 100,1000 --backends file,etcd,redis --others upstream,chp
 
