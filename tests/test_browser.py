@@ -49,9 +49,13 @@ def find_chromium() -> str | None:
 
 CHROMIUM = find_chromium()
 
+# In CI (CI=true) the Makefile installs Chromium; if that failed, the run must
+# fail rather than go green with the browser test skipped.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
 pytestmark = [
     pytest.mark.skipif(
-        CHROMIUM is None,
+        CHROMIUM is None and not IN_CI,
         reason=f"no chromium binary ({os.environ.get('CHROMIUM') or 'chromium on PATH'}): "
         "apt-get install chromium, or set CHROMIUM=/path/to/chromium",
     ),
@@ -107,6 +111,11 @@ def screenshot(page, name: str, shots: list[Path]) -> Path:
 
 def test_browser_login_lab_kernel_stop(tmp_path, capsys):
     from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM is not None, (
+        "CI=true but no chromium binary: `make chromium` (part of `make test`) failed to "
+        "install Debian's chromium; see its output above"
+    )
 
     started = time.monotonic()
     ARTIFACTS.mkdir(exist_ok=True)
