@@ -153,6 +153,16 @@ def host_port(host: str, port: int | str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _entrypoint(address: str, tls: bool, **http: Any) -> Nested:
+    # aliasHeadersStrategy=delete: drop headers like X_Forwarded_For that a
+    # backend deriving variable names from headers would read as the header
+    # Traefik sets (Traefik warns at start while it is unset)
+    http["aliasHeadersStrategy"] = "delete"
+    if tls:
+        http["tls"] = {}
+    return {"address": address, "http": http}
+
+
 def static_config(
     *,
     entrypoint: str,
@@ -173,24 +183,10 @@ def static_config(
     With ``metrics``, Traefik counts requests per service for Prometheus,
     served only where :func:`api_fragment` routes it (manualRouting).
     """
-    # aliasHeadersStrategy=delete: drop headers like X_Forwarded_For that a
-    # backend deriving variable names from headers would read as the header
-    # Traefik sets (Traefik warns at start while it is unset)
-    web: Nested = {
-        "address": public_address,
-        "http": {
-            "encodedCharacters": dict(ALLOWED_ENCODED_CHARACTERS),
-            "aliasHeadersStrategy": "delete",
-        },
-    }
-    if tls:
-        web["http"]["tls"] = {}
-    api: Nested = {"address": api_address, "http": {"aliasHeadersStrategy": "delete"}}
-    if api_tls:
-        api["http"]["tls"] = {}
+    web = _entrypoint(public_address, tls, encodedCharacters=dict(ALLOWED_ENCODED_CHARACTERS))
     config: Nested = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "entryPoints": {entrypoint: web, api_entrypoint: api},
+        "entryPoints": {entrypoint: web, api_entrypoint: _entrypoint(api_address, api_tls)},
         "api": {"dashboard": False},
         "providers": {"providersThrottleDuration": throttle_duration},
     }

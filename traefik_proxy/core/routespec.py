@@ -117,7 +117,12 @@ def normalize_routespec(routespec: Any) -> str:
             f"routespec {routespec!r} has host {host!r}, which is not a hostname; "
             f"use 'host.tld/path/' or a path starting with '/'"
         )
-    decoded = _decode_path(routespec, path)
+    _check_decoded_path(routespec, _decode_path(routespec, path))
+    return routespec
+
+
+def _check_decoded_path(routespec: str, decoded: str) -> None:
+    """Refuse a path that, as Traefik sees it, could change or break the rule."""
     for ch in decoded:
         if ch in _RULE_METACHARACTERS or ord(ch) < 0x20 or ord(ch) == 0x7F:
             raise InvalidRoute(
@@ -144,7 +149,6 @@ def normalize_routespec(routespec: Any) -> str:
             f"routespec {routespec!r} has an empty, '.' or '..' path segment; "
             f"Traefik normalizes request paths, so no request could ever match it"
         )
-    return routespec
 
 
 def _decode_path(routespec: str, path: str) -> str:
