@@ -132,16 +132,14 @@ def test_changes_are_disjoint_and_match_expectations(settings, ops):
     assert not merged & deleted
     assert set(changes.records) == merged
     assert set(changes.drop_records) == deleted
-    assert changes.is_empty() == (not ops)
+    assert bool(changes.merge or changes.delete) == bool(ops)
 
-    live, gone = expectations(ops, settings)
+    live = expectations(ops, settings)
     assert {e.name for e in live} == merged
-    assert set(gone) == deleted
     for e in live:
         assert changes.merge["http"]["routers"][e.name]["rule"] == e.rule
         assert changes.merge["http"]["services"][e.name]["loadBalancer"]["servers"] == [{"url": e.target}]
 
 
 def test_empty_changes():
-    assert Changes().is_empty()
     assert Changes().apply_to({"other": {"x": 1}}) == {"other": {"x": 1}}

@@ -1,4 +1,4 @@
-"""Properties of nested <-> flat configs, diffs and merges."""
+"""Properties of nested <-> flat configs and merges."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from traefik_proxy.core import apply_changes, apply_flat_diff, deep_merge, diff, flatten, get_path, unflatten
+from traefik_proxy.core import apply_changes, deep_merge, flatten, unflatten
 
 from .strategies import FAST
 
@@ -21,7 +21,7 @@ def is_index(key: str) -> bool:
 free_keys = st.text(st.characters(exclude_characters="/", codec="utf-8"), min_size=1, max_size=6).filter(
     lambda k: not is_index(k)
 )
-# A few colliding keys, so diffs and merges meet the same subtrees often.
+# A few colliding keys, so merges and deletions meet the same subtrees often.
 close_keys = st.sampled_from(["http", "routers", "a", "b", "rule", "servers"])
 keys = close_keys | free_keys
 
@@ -77,11 +77,17 @@ def test_flat_keys_are_leaf_paths(config):
     flat = flatten(config)
     for key, value in flat.items():
         path = tuple(key.split("/"))
-        leaf = get_path(_lists_as_dicts(config), path)
+        leaf = _at(_lists_as_dicts(config), path)
         assert value == stringified(leaf)
     # no key is a prefix-path of another: a KV store can hold them all
     for key in flat:
         assert not any(other.startswith(key + "/") for other in flat)
+
+
+def _at(node, path):
+    for key in path:
+        node = node[key]
+    return node
 
 
 def _lists_as_dicts(node):
@@ -137,44 +143,6 @@ def test_separator_is_a_parameter(config, sep):
 def test_keys_with_the_separator_are_refused(config):
     with pytest.raises(ValueError):
         flatten(config)
-
-
-# ---------------------------------------------------------------- diff
-
-
-@FAST
-@given(configs(mixed_leaves, allow_empty=True), configs(mixed_leaves, allow_empty=True))
-def test_diff_then_apply_gives_the_new_config(old, new):
-    to_set, to_delete = diff(old, new)
-    assert apply_flat_diff(flatten(old), to_set, to_delete) == flatten(new)
-
-
-@FAST
-@given(configs(mixed_leaves, allow_empty=True), configs(mixed_leaves, allow_empty=True))
-def test_diff_sets_only_what_changed(old, new):
-    flat_old = flatten(old)
-    to_set, _ = diff(old, new)
-    for key, value in to_set.items():
-        assert flat_old.get(key) != value
-
-
-@FAST
-@given(configs(mixed_leaves, allow_empty=True))
-def test_diff_of_a_config_with_itself_is_empty(config):
-    assert diff(config, config) == ({}, [])
-    assert diff(config, stringified(config)) == ({}, [])
-
-
-@FAST
-@given(configs(mixed_leaves), configs(mixed_leaves))
-def test_diff_deletes_only_existing_keys(old, new):
-    flat_old = flatten(old)
-    _, to_delete = diff(old, new)
-    for key in to_delete:
-        if key.endswith("/"):
-            assert any(k.startswith(key) for k in flat_old), key
-        else:
-            assert key in flat_old, key
 
 
 # ---------------------------------------------------------------- merge and delete

@@ -595,7 +595,7 @@ class TraefikProxy(Proxy):
         started = time.perf_counter()
         await asyncio.wait_for(self._apply_dynamic_config(changes), self.check_route_timeout)
         written = time.perf_counter()
-        live, _gone = core.expectations(ops, settings)
+        live = core.expectations(ops, settings)
         missing = await self._wait_for_live(live)
         if len(ops) > 1:
             self.log.debug(
@@ -708,7 +708,7 @@ class TraefikProxy(Proxy):
         """Apply one change (Traefik config and route records) to the store."""
         raise NotImplementedError
 
-    async def _delete_dynamic_config(self, paths: Sequence[core.config.Path]) -> None:
+    async def _delete_dynamic_config(self, paths: Sequence[core.config.KeyPath]) -> None:
         """Remove subtrees of Traefik's dynamic config."""
         await self._apply_dynamic_config(core.Changes(delete=list(paths)))
 

@@ -7,22 +7,25 @@ write, e.g.::
     from traefik_proxy.core import make_route, route_fragment, Settings, flatten
     route = make_route("/user/alice/", "http://10.0.0.5:8888", {"user": "alice"})
     flatten(route_fragment(route, Settings()))
+
+Bad routespecs, targets and route data raise :class:`InvalidRoute` (a
+ValueError). ``__all__`` lists every public name of the submodules
+(properties/test_exported_members.py checks it).
 """
 
 from .activity import active_since, iso_utc, service_request_counts
-from .api import Expected, absent_in_rawdata, is_live, live_in_rawdata, router_matches
+from .api import Expected, is_live, live_in_rawdata, router_matches
 from .batch import Changes, Op, changes_for, expectations, net_ops
 from .config import (
     ALLOWED_ENCODED_CHARACTERS,
+    KeyPath,
+    Nested,
     Settings,
     api_fragment,
-    error_pages_fragment,
     apply_changes,
-    apply_flat_diff,
     deep_merge,
-    diff,
+    error_pages_fragment,
     flatten,
-    get_path,
     host_port,
     route_fragment,
     route_paths,
@@ -32,6 +35,10 @@ from .config import (
     unflatten,
 )
 from .routespec import (
+    MAX_DATA_BYTES,
+    MAX_ROUTESPEC_LENGTH,
+    MAX_TARGET_LENGTH,
+    InvalidRoute,
     Route,
     decode_route,
     encode_route,
@@ -45,28 +52,32 @@ from .routespec import (
     traefik_rule,
     validate_data,
 )
+from .serialize import Memo, to_toml, to_yaml
 
 __all__ = [
     "ALLOWED_ENCODED_CHARACTERS",
-    "Expected",
+    "MAX_DATA_BYTES",
+    "MAX_ROUTESPEC_LENGTH",
+    "MAX_TARGET_LENGTH",
     "Changes",
+    "Expected",
+    "InvalidRoute",
+    "KeyPath",
+    "Memo",
+    "Nested",
     "Op",
     "Route",
     "Settings",
-    "absent_in_rawdata",
     "active_since",
     "api_fragment",
-    "error_pages_fragment",
     "apply_changes",
-    "apply_flat_diff",
     "changes_for",
     "decode_route",
     "deep_merge",
-    "diff",
     "encode_route",
+    "error_pages_fragment",
     "expectations",
     "flatten",
-    "get_path",
     "host_port",
     "is_live",
     "iso_utc",
@@ -86,6 +97,8 @@ __all__ = [
     "split_routespec",
     "static_config",
     "tls_fragment",
+    "to_toml",
+    "to_yaml",
     "traefik_rule",
     "unflatten",
     "validate_data",

@@ -64,7 +64,3 @@ def live_in_rawdata(rawdata: Mapping[str, Any], expected: Expected, provider: st
     services = rawdata.get("services") or {}
     return is_live(routers.get(key), services.get(key), expected)
 
-
-def absent_in_rawdata(rawdata: Mapping[str, Any], name: str, provider: str) -> bool:
-    """True if Traefik no longer has a router by this name."""
-    return f"{name}@{provider}" not in (rawdata.get("routers") or {})

@@ -14,7 +14,7 @@ from typing import Literal
 import msgspec
 
 from .api import Expected
-from .config import Nested, Path, Settings, route_fragment, route_paths, route_record, apply_changes
+from .config import KeyPath, Nested, Settings, apply_changes, route_fragment, route_paths, route_record
 from .routespec import Route, route_name
 
 
@@ -35,12 +35,9 @@ class Changes(msgspec.Struct, kw_only=True):
     """
 
     merge: Nested = {}
-    delete: list[Path] = []
+    delete: list[KeyPath] = []
     records: dict[str, str] = {}
     drop_records: list[str] = []
-
-    def is_empty(self) -> bool:
-        return not (self.merge or self.delete or self.records or self.drop_records)
 
     def apply_to(self, document: Nested, records_key: str = "jupyterhub") -> Nested:
         """This change applied to a single document holding both sections.
@@ -84,25 +81,23 @@ def changes_for(ops: Iterable[Op], settings: Settings) -> Changes:
     return changes
 
 
-def expectations(ops: Iterable[Op], settings: Settings) -> tuple[list[Expected], list[str]]:
-    """What Traefik must show after a batch: live routes, and names gone."""
+def expectations(ops: Iterable[Op], settings: Settings) -> list[Expected]:
+    """The routes Traefik must show live after a batch (its adds, net)."""
     live: list[Expected] = []
-    gone: list[str] = []
     for op in net_ops(ops).values():
+        if op.kind != "add":
+            continue
+        assert op.route is not None
         name = route_name(op.routespec, settings.namespace)
-        if op.kind == "add":
-            assert op.route is not None
-            router = route_fragment(op.route, settings)["http"]["routers"][name]
-            live.append(
-                Expected(
-                    name=name,
-                    rule=router["rule"],
-                    target=op.route.target,
-                    priority=router["priority"],
-                    entrypoints=tuple(router["entryPoints"]),
-                    tls="tls" in router,
-                )
+        router = route_fragment(op.route, settings)["http"]["routers"][name]
+        live.append(
+            Expected(
+                name=name,
+                rule=router["rule"],
+                target=op.route.target,
+                priority=router["priority"],
+                entrypoints=tuple(router["entryPoints"]),
+                tls="tls" in router,
             )
-        else:
-            gone.append(name)
-    return live, gone
+        )
+    return live

@@ -1,4 +1,4 @@
-"""Traefik configuration as data: fragments, merging, flattening and diffs.
+"""Traefik configuration as data: fragments, merging and flattening.
 
 Pure functions over plain dicts. The shell decides where the result goes (a
 file, a key-value store); nothing here knows.
@@ -15,7 +15,8 @@ import msgspec
 from .routespec import Route, encode_route, route_name, route_priority, traefik_rule
 
 Nested = dict[str, Any]
-Path = tuple[str, ...]
+#: a position in a nested config, e.g. ``("http", "routers", name)``
+KeyPath = tuple[str, ...]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,7 +57,7 @@ def route_fragment(route: Route, settings: Settings) -> Nested:
     }
 
 
-def route_paths(routespec: str, settings: Settings) -> list[Path]:
+def route_paths(routespec: str, settings: Settings) -> list[KeyPath]:
     """The subtrees of the Traefik dynamic config that belong to one route."""
     name = route_name(routespec, settings.namespace)
     return [("http", "routers", name), ("http", "services", name)]
@@ -152,6 +153,16 @@ def host_port(host: str, port: int | str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _entrypoint(address: str, tls: bool, **http: Any) -> Nested:
+    # aliasHeadersStrategy=delete: drop headers like X_Forwarded_For that a
+    # backend deriving variable names from headers would read as the header
+    # Traefik sets (Traefik warns at start while it is unset)
+    http["aliasHeadersStrategy"] = "delete"
+    if tls:
+        http["tls"] = {}
+    return {"address": address, "http": http}
+
+
 def static_config(
     *,
     entrypoint: str,
@@ -172,24 +183,10 @@ def static_config(
     With ``metrics``, Traefik counts requests per service for Prometheus,
     served only where :func:`api_fragment` routes it (manualRouting).
     """
-    # aliasHeadersStrategy=delete: drop headers like X_Forwarded_For that a
-    # backend deriving variable names from headers would read as the header
-    # Traefik sets (Traefik warns at start while it is unset)
-    web: Nested = {
-        "address": public_address,
-        "http": {
-            "encodedCharacters": dict(ALLOWED_ENCODED_CHARACTERS),
-            "aliasHeadersStrategy": "delete",
-        },
-    }
-    if tls:
-        web["http"]["tls"] = {}
-    api: Nested = {"address": api_address, "http": {"aliasHeadersStrategy": "delete"}}
-    if api_tls:
-        api["http"]["tls"] = {}
+    web = _entrypoint(public_address, tls, encodedCharacters=dict(ALLOWED_ENCODED_CHARACTERS))
     config: Nested = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "entryPoints": {entrypoint: web, api_entrypoint: api},
+        "entryPoints": {entrypoint: web, api_entrypoint: _entrypoint(api_address, api_tls)},
         "api": {"dashboard": False},
         "providers": {"providersThrottleDuration": throttle_duration},
     }
@@ -223,18 +220,8 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> Nested:
     return merged
 
 
-def get_path(config: Mapping[str, Any], path: Path) -> Any:
-    """The value at a key path, or None."""
-    node: Any = config
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def apply_changes(
-    config: Mapping[str, Any], merge: Mapping[str, Any], delete: Iterable[Path]
+    config: Mapping[str, Any], merge: Mapping[str, Any], delete: Iterable[KeyPath]
 ) -> Nested:
     """A new config: subtrees at ``delete`` removed, then ``merge`` merged in.
 
@@ -341,62 +328,3 @@ def _lists_from_indices(node: Any) -> Any:
             return [converted[str(i)] for i in indices]
     return converted
 
-
-def diff(old: Mapping[str, Any], new: Mapping[str, Any], sep: str = "/") -> tuple[dict[str, str], list[str]]:
-    """What turns the flat form of ``old`` into that of ``new``.
-
-    Returns ``(to_set, to_delete)``: keys to set (flat, as :func:`flatten`)
-    and keys to delete, where a key ending in ``sep`` stands for a whole
-    subtree. Deletions are as coarse as possible (one key per removed subtree).
-    """
-    to_set: dict[str, str] = {}
-    to_delete: list[str] = []
-    _diff_into(to_set, to_delete, _as_mapping(old), _as_mapping(new), sep, "")
-    return to_set, to_delete
-
-
-def _as_mapping(node: Any) -> Any:
-    if isinstance(node, (list, tuple)):
-        return {str(i): v for i, v in enumerate(node)}
-    return node
-
-
-def _is_tree(node: Any) -> bool:
-    return isinstance(node, (Mapping, list, tuple))
-
-
-def _diff_into(to_set, to_delete, old, new, sep, prefix):
-    for key, old_value in old.items():
-        if key not in new:
-            path = f"{prefix}{key}"
-            to_delete.append(path + sep if _is_tree(old_value) else path)
-    for key, new_value in new.items():
-        path = f"{prefix}{key}"
-        old_value = old.get(key)
-        if _is_tree(new_value):
-            if _is_tree(old_value):
-                _diff_into(to_set, to_delete, _as_mapping(old_value), _as_mapping(new_value), sep, path + sep)
-            else:
-                if old_value is not None:
-                    to_delete.append(path)
-                to_set.update(flatten(new_value, sep, path))
-        else:
-            if _is_tree(old_value):
-                to_delete.append(path + sep)
-            if old_value is None or _leaf_to_str(old_value) != _leaf_to_str(new_value):
-                to_set[path] = _leaf_to_str(new_value)
-
-
-def apply_flat_diff(
-    flat: Mapping[str, str], to_set: Mapping[str, str], to_delete: Iterable[str], sep: str = "/"
-) -> dict[str, str]:
-    """Apply :func:`diff`'s output to a flat dict, as a KV store would."""
-    result = dict(flat)
-    for key in to_delete:
-        if key.endswith(sep):
-            for existing in [k for k in result if k.startswith(key)]:
-                del result[existing]
-        else:
-            result.pop(key, None)
-    result.update(to_set)
-    return result

@@ -37,6 +37,14 @@ _HOST_RE = re.compile(
 _NAME_SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
 
 
+class InvalidRoute(ValueError):
+    """A routespec, target or route data that this proxy refuses.
+
+    The message names the value and what to change. A ValueError, so callers
+    that catch ValueError (as JupyterHub's own proxy callers do) still do.
+    """
+
+
 class Route(msgspec.Struct, frozen=True):
     """One JupyterHub route as JupyterHub sees it: what was added, exactly."""
 
@@ -84,35 +92,40 @@ def split_routespec(routespec: str) -> tuple[str, str]:
 def normalize_routespec(routespec: Any) -> str:
     """Validate a routespec and return it with a trailing slash.
 
-    Raises ValueError naming the value and what to change when the routespec is
+    Raises InvalidRoute naming the value and what to change when the routespec is
     not ``/path/`` or ``host.tld/path/`` or could alter the Traefik rule built
     from it.
     """
     if not isinstance(routespec, str):
-        raise ValueError(
+        raise InvalidRoute(
             f"routespec must be a string like '/user/name/' or 'host.tld/path/', "
             f"got {type(routespec).__name__} {routespec!r:.100}"
         )
     if not routespec:
-        raise ValueError("routespec must not be empty; use '/' for the default route")
+        raise InvalidRoute("routespec must not be empty; use '/' for the default route")
     # the slash first: a normalized routespec must pass this check again
     if not routespec.endswith("/"):
         routespec += "/"
     if len(routespec) > MAX_ROUTESPEC_LENGTH:
-        raise ValueError(
+        raise InvalidRoute(
             f"routespec {routespec[:60]!r}... is {len(routespec)} characters long "
             f"with its trailing slash; the limit is {MAX_ROUTESPEC_LENGTH}"
         )
     host, path = split_routespec(routespec)
     if host and not _HOST_RE.match(host):
-        raise ValueError(
+        raise InvalidRoute(
             f"routespec {routespec!r} has host {host!r}, which is not a hostname; "
             f"use 'host.tld/path/' or a path starting with '/'"
         )
-    decoded = decode_path(routespec, path)
+    _check_decoded_path(routespec, _decode_path(routespec, path))
+    return routespec
+
+
+def _check_decoded_path(routespec: str, decoded: str) -> None:
+    """Refuse a path that, as Traefik sees it, could change or break the rule."""
     for ch in decoded:
         if ch in _RULE_METACHARACTERS or ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise ValueError(
+            raise InvalidRoute(
                 f"routespec {routespec!r} contains {ch!r} (after percent-decoding), "
                 f"which could change the meaning of the Traefik rule; "
                 f"such characters are not allowed in routespecs"
@@ -120,31 +133,30 @@ def normalize_routespec(routespec: Any) -> str:
         # Traefik parses rules with Go's scanner, which refuses a byte order
         # mark anywhere but at the start; a lone surrogate is not UTF-8 at all.
         if ch == "\ufeff" or "\ud800" <= ch <= "\udfff":
-            raise ValueError(
+            raise InvalidRoute(
                 f"routespec {routespec!r} contains {ch!r} (after percent-decoding), "
                 f"which Traefik cannot read in a rule; "
                 f"such characters are not allowed in routespecs"
             )
     if "{{" in decoded:
-        raise ValueError(
+        raise InvalidRoute(
             f"routespec {routespec!r} contains '{{{{' (after percent-decoding), which "
             f"Traefik's file provider would read as a template action"
         )
     segments = decoded.split("/")[1:-1]
     if any(seg in ("", ".", "..") for seg in segments):
-        raise ValueError(
+        raise InvalidRoute(
             f"routespec {routespec!r} has an empty, '.' or '..' path segment; "
             f"Traefik normalizes request paths, so no request could ever match it"
         )
-    return routespec
 
 
-def decode_path(routespec: str, path: str) -> str:
+def _decode_path(routespec: str, path: str) -> str:
     """Percent-decode a routespec's path the way Traefik decodes request paths."""
     try:
         return unquote(path, errors="strict")
     except UnicodeDecodeError:
-        raise ValueError(
+        raise InvalidRoute(
             f"routespec {routespec!r} has a percent-encoding that is not UTF-8"
         ) from None
 
@@ -152,21 +164,21 @@ def decode_path(routespec: str, path: str) -> str:
 def normalize_target(target: Any) -> str:
     """Validate a route target: an absolute http(s) URL without credentials."""
     if not isinstance(target, str):
-        raise ValueError(
+        raise InvalidRoute(
             f"target must be a URL string like 'http://127.0.0.1:8888', "
             f"got {type(target).__name__} {target!r:.100}"
         )
     # messages get logged, and a target may carry a password: never echo it
     shown = _redact_userinfo(target)
     if len(target) > MAX_TARGET_LENGTH:
-        raise ValueError(
+        raise InvalidRoute(
             f"target {shown[:60]!r}... is longer than {MAX_TARGET_LENGTH} characters"
         )
     # isprintable() is False for Unicode spaces, line separators and C1 controls too
     if any(ord(ch) <= 0x20 or not ch.isprintable() for ch in target):
-        raise ValueError(f"target {shown!r} contains whitespace or control characters")
+        raise InvalidRoute(f"target {shown!r} contains whitespace or control characters")
     if "{{" in target:
-        raise ValueError(
+        raise InvalidRoute(
             f"target {shown!r} contains '{{{{', which Traefik's file provider would "
             f"read as a template action"
         )
@@ -174,13 +186,13 @@ def normalize_target(target: Any) -> str:
         parts = urlsplit(target)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as e:
-        raise ValueError(f"target {shown!r} is not a valid URL: {e}") from None
+        raise InvalidRoute(f"target {shown!r} is not a valid URL: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
+        raise InvalidRoute(
             f"target {shown!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8888'"
         )
     if parts.username is not None or parts.password is not None:
-        raise ValueError(
+        raise InvalidRoute(
             f"target {parts.scheme}://***@{parts.hostname} carries credentials in the URL; "
             f"Traefik would expose them, so pass a target without 'user:password@'"
         )
@@ -200,16 +212,16 @@ def validate_data(data: Any) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"route data must be a dict, got {type(data).__name__}")
+        raise InvalidRoute(f"route data must be a dict, got {type(data).__name__}")
     try:
         encoded = msgspec.json.encode(data)
     except (TypeError, msgspec.EncodeError, RecursionError) as e:
         # reprlib: a plain repr of circular or very deep data recurses too
-        raise ValueError(
+        raise InvalidRoute(
             f"route data {reprlib.repr(data)} is not JSON-serializable: {e}"
         ) from None
     if len(encoded) > MAX_DATA_BYTES:
-        raise ValueError(
+        raise InvalidRoute(
             f"route data is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES}"
         )
     # a JSON round trip, so what is stored is exactly what is returned later
@@ -218,7 +230,7 @@ def validate_data(data: Any) -> dict[str, Any]:
     # into lists, datetimes and non-string keys into strings: refuse instead of
     # storing something other than what was given
     if decoded != data:
-        raise ValueError(
+        raise InvalidRoute(
             f"route data {reprlib.repr(data)} is not plain JSON (dicts with string keys, "
             f"lists, strings, finite numbers, booleans, None); it would be stored as "
             f"{reprlib.repr(decoded)}"
@@ -243,7 +255,11 @@ def route_name(routespec: str, namespace: str = "jupyterhub") -> str:
 
 
 def normalize_host(host: Any) -> str:
-    """Validate a hostname (optionally with :port) that rules are pinned to."""
+    """Validate a hostname (optionally with :port) that rules are pinned to.
+
+    A plain ValueError, not InvalidRoute: the host is a proxy setting, and a
+    bad one is a configuration error rather than a refused route.
+    """
     if not isinstance(host, str) or not _HOST_RE.match(host):
         raise ValueError(f"{host!r} is not a hostname like 'hub.example.org'")
     return host
@@ -260,7 +276,7 @@ def traefik_rule(routespec: str, pin_host: str = "") -> str:
     """
     host, path = split_routespec(routespec)
     host = host or pin_host
-    decoded = decode_path(routespec, path)
+    decoded = _decode_path(routespec, path)
     if decoded == "/":
         rule = "PathPrefix(`/`)"
     else:
@@ -279,5 +295,5 @@ def route_priority(routespec: str, pin_host: str = "") -> int:
     """
     host, path = split_routespec(routespec)
     host = host or pin_host
-    decoded = decode_path(routespec, path)
+    decoded = _decode_path(routespec, path)
     return len(decoded) + (len(host) + 1 if host else 0)
