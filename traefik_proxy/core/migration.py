@@ -142,22 +142,22 @@ class Migration(msgspec.Struct, frozen=True):
         """One log line per kind present; ``invalid`` deserves a warning."""
         lines = {}
         if self.routes:
-            lines["routes"] = f"Migrated {_listed([r.routespec for r in self.routes], 'route')}"
+            lines["routes"] = f"migrated {_listed([r.routespec for r in self.routes], 'route')}"
         if self.superseded:
             lines["superseded"] = (
-                f"Kept this proxy's own records over the old ones for "
+                f"kept this proxy's own records, not the old ones, for "
                 f"{_listed(self.superseded, 'routespec')}"
             )
         if self.invalid:
             shown = [f"{i.name} ({i.reason})" for i in self.invalid]
             lines["invalid"] = (
-                f"Removed {_listed(shown, 'route record')} that are not valid routes; "
+                f"removed {_listed(shown, 'route record')} that are not valid routes; "
                 f"JupyterHub's check_routes adds the routes it knows again"
             )
         for kind in ("records", "routers", "services", "middlewares"):
             if getattr(self, kind):
-                lines[kind] = f"Removed {_listed(getattr(self, kind), kind[:-1])}"
-        return {k: f"{v} (jupyterhub-traefik-proxy's layout)" for k, v in lines.items()}
+                lines[kind] = f"removed its {_listed(getattr(self, kind), kind[:-1])}"
+        return {k: f"Taking over from jupyterhub-traefik-proxy: {v}" for k, v in lines.items()}
 
 
 def _listed(items: Iterable[str], noun: str) -> str:
