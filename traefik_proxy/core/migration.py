@@ -9,13 +9,16 @@ as a route of ours, and every router, service, middleware and record of the
 old project to remove. Planning on a store that holds only our layout, or on
 the result of a migration, plans nothing.
 
-Only what the old project provably wrote is removed: routers and services
-named as its records name them, or named ``router_<escaped routespec>`` /
-``service_<…>`` with exactly the rule it generates, and its ``route_api`` /
-``auth_api`` pair. Records that do not make a valid route are removed too (the
-routers they describe would serve beside ours) but are listed in the plan
-with the reason, for a warning; JupyterHub's ``check_routes`` adds the routes
-it knows again.
+Only what the old project provably wrote is removed: the routers and services
+its naming gives the routespecs of its records; routers named
+``router_<escaped routespec>`` with exactly the rule it generated for that
+routespec, and their services (a killed Hub can leave them without a
+record); services of that naming that no remaining router uses; its
+``route_api`` router to ``api@internal`` and the ``auth_api`` basic-auth
+middleware, unless a remaining router uses it. Records that do not make a
+valid route are removed too (the routers they describe would serve beside
+ours) but are listed in the plan with the reason, for a warning; JupyterHub's
+``check_routes`` adds the routes it knows again.
 """
 
 from __future__ import annotations
@@ -48,8 +51,11 @@ def legacy_alias(routespec: str, kind: str) -> str:
     each character outside ``[A-Za-z0-9-]`` becomes ``_XX`` per UTF-8 byte
     (escapism's escaping, as jupyterhub-traefik-proxy uses it).
     """
+    # "X", not "02X": escapism writes bytes below 0x10 as one digit, so names of
+    # routespecs with control characters do not decode again (see below)
     escaped = "".join(
-        ch if ch in _ALIAS_SAFE else "".join(f"_{b:X}" for b in ch.encode()) for ch in routespec
+        ch if ch in _ALIAS_SAFE else "".join(f"_{b:X}" for b in ch.encode(errors="surrogatepass"))
+        for ch in routespec
     )
     return f"{kind}_{escaped}"
 
@@ -58,7 +64,8 @@ def legacy_routespec(alias: str, kind: str) -> str | None:
     """The routespec a name of the old project stands for, or None.
 
     None unless the name is exactly what :func:`legacy_alias` makes of a
-    routespec ending in ``/``, so names that merely look alike are not claimed.
+    routespec ending in ``/``, so names that merely look alike are not claimed
+    (nor the ambiguous names of routespecs holding characters below U+0010).
     """
     head = f"{kind}_"
     if not alias.startswith(head):
@@ -269,13 +276,14 @@ def _routes_of(old: Mapping[str, Any], ours: set[str], namespace: str):
     return tuple(routes.values()), tuple(superseded), tuple(invalid)
 
 
-def _claimed(names: Iterable[Any], kind: str) -> set[str]:
-    return {n for n in names if isinstance(n, str) and legacy_routespec(n, kind) is not None}
+def _recorded(old: Mapping[str, Any], kind: str) -> set[str]:
+    """The names the old records' routespecs give, in the old project's naming."""
+    routespecs = (_table(record).get("routespec") for record in old.values())
+    return {legacy_alias(r, kind) for r in routespecs if isinstance(r, str)}
 
 
 def _old_routers(routers: Mapping[str, Any], old: Mapping[str, Any]) -> set[str]:
-    named = set(old) | {_table(r).get("router") for r in old.values()}
-    found = _claimed(named, "router") & set(routers)
+    found = _recorded(old, "router") & set(routers)
     for name, router in routers.items():
         routespec = legacy_routespec(name, "router")
         if routespec is not None and _table(router).get("rule") == legacy_rule(routespec):
@@ -288,17 +296,16 @@ def _old_routers(routers: Mapping[str, Any], old: Mapping[str, Any]) -> set[str]
 
 def _old_services(http: Mapping[str, Mapping[str, Any]], routers: set[str], old: Mapping[str, Any]) -> set[str]:
     services = http["services"]
-    named = {_table(r).get("service") for r in old.values()}
-    named |= {"service_" + n[len("router_") :] for n in routers | set(old) if n.startswith("router_")}
-    found = _claimed(named, "service") & set(services)
+    named = _recorded(old, "service") | {"service_" + n[len("router_") :] for n in routers}
+    found = named & set(services)
     # an orphan (its router already gone) unless a router that stays uses it
     used = {
         str(_table(r).get("service")).split("@")[0]
         for n, r in http["routers"].items()
         if n not in routers
     }
-    for name in _claimed(services, "service") - used:
-        if "loadBalancer" in _table(services[name]):
+    for name in set(services) - used:
+        if legacy_routespec(name, "service") is not None and "loadBalancer" in _table(services[name]):
             found.add(name)
     return found
 
