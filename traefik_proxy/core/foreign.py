@@ -105,9 +105,10 @@ def _candidate(router: Mapping[str, Any], provider: str, namespace: str, entrypo
 
 
 def _priority(router: Mapping[str, Any], rule: str) -> int:
-    # Traefik reports the effective priority; an unset one is the rule's length
+    # Traefik reports the effective priority; an unset one is the rule's
+    # length, which Go counts in bytes
     priority = router.get("priority")
-    return priority if isinstance(priority, int) and priority > 0 else len(rule)
+    return priority if isinstance(priority, int) and priority > 0 else len(rule.encode())
 
 
 def _host_and_priority(routespec: str, pin_host: str) -> tuple[str, int]:
