@@ -346,6 +346,7 @@ def test_a_route_recorded_by_both_keeps_ours():
     plan = plan_kv_migration(store)
     assert plan.superseded == ("/user/alice/",)
     assert "/user/alice/" not in {r.routespec for r in plan.routes}
+    assert plan.summary()["superseded"].endswith("for 1 routespec: /user/alice/")
     after = apply_kv(store, plan, "traefik", "jupyterhub")
     assert decode_route(after[f"jupyterhub/routes/{route_name('/user/alice/')}"]) == ours
     assert "router__2Fuser_2Falice_2F" in plan.routers  # the old router goes all the same

@@ -118,6 +118,7 @@ class Migration(msgspec.Struct, frozen=True):
     middlewares: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
+        """True when nothing of the old layout is left to take over."""
         return not (self.records or self.routers or self.services or self.middlewares)
 
     def counts(self) -> dict[str, int]:
@@ -146,25 +147,31 @@ class Migration(msgspec.Struct, frozen=True):
         return keys
 
     def summary(self) -> dict[str, str]:
-        """One log line per kind present; ``invalid`` deserves a warning."""
+        """One log line per kind present; ``invalid`` deserves a warning.
+
+        Names and routespecs only: never a target's or a middleware's content.
+        """
         lines = {}
         if self.routes:
             lines["routes"] = f"migrated {_listed([r.routespec for r in self.routes], 'route')}"
         if self.superseded:
             lines["superseded"] = (
-                f"kept this proxy's own records, not the old ones, for "
+                f"kept this proxy's own record, not the old one, for "
                 f"{_listed(self.superseded, 'routespec')}"
             )
         if self.invalid:
             shown = [f"{i.name} ({i.reason})" for i in self.invalid]
             lines["invalid"] = (
-                f"removed {_listed(shown, 'route record')} that are not valid routes; "
-                f"JupyterHub's check_routes adds the routes it knows again"
+                f"removed, as they make no valid route (JupyterHub's check_routes adds "
+                f"the routes it knows again), {_listed(shown, 'route record')}"
             )
-        for kind in ("records", "routers", "services", "middlewares"):
+        for kind, noun in _REMOVED.items():
             if getattr(self, kind):
-                lines[kind] = f"removed its {_listed(getattr(self, kind), kind[:-1])}"
+                lines[kind] = f"removed its {_listed(getattr(self, kind), noun)}"
         return {k: f"Taking over from jupyterhub-traefik-proxy: {v}" for k, v in lines.items()}
+
+
+_REMOVED = {"records": "route record", "routers": "router", "services": "service", "middlewares": "middleware"}
 
 
 def _listed(items: Iterable[str], noun: str) -> str:
