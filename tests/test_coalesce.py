@@ -1,4 +1,5 @@
-"""Coalescer: what queues up during a batch runs as the next batch; each caller gets its own outcome."""
+"""Coalescer: what queues up during a batch runs as the next batch; each caller
+gets its own outcome."""
 
 from __future__ import annotations
 
@@ -24,12 +25,18 @@ class Recorder:
         return [self.outcome(item) for item in items]
 
 
-async def test_items_queued_during_a_batch_run_as_one_next_batch():
+async def hold_a_batch_of_a():
+    """A coalescer whose first batch, ["a"], is running and held."""
     runner = Recorder()
     runner.release.clear()
     coalescer = Coalescer(runner)
     first = asyncio.create_task(coalescer.submit("a"))
     await asyncio.sleep(0.01)
+    return runner, coalescer, first
+
+
+async def test_items_queued_during_a_batch_run_as_one_next_batch():
+    runner, coalescer, first = await hold_a_batch_of_a()
     assert runner.batches == [["a"]]  # a lone item starts at once
     later = [asyncio.create_task(coalescer.submit(x)) for x in "bcd"]
     await asyncio.sleep(0.01)
@@ -63,11 +70,7 @@ async def test_an_exception_in_run_batch_reaches_every_waiter():
 
 
 async def test_cancelled_batch_cancels_its_waiters_and_the_queued_ones():
-    runner = Recorder()
-    runner.release.clear()
-    coalescer = Coalescer(runner)
-    running = asyncio.create_task(coalescer.submit("a"))
-    await asyncio.sleep(0.01)
+    runner, coalescer, running = await hold_a_batch_of_a()
     queued = asyncio.create_task(coalescer.submit("b"))
     await asyncio.sleep(0.01)
     coalescer._worker.cancel()

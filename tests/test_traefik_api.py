@@ -65,7 +65,8 @@ class MockTraefik:
             route = None
         if route is None:
             return httpx.Response(404)
-        return httpx.Response(200, json=self.router(route) if kind == "routers" else self.service(route))
+        payload = self.router(route) if kind == "routers" else self.service(route)
+        return httpx.Response(200, json=payload)
 
     @staticmethod
     def router(route: core.Expected) -> dict:

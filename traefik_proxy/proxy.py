@@ -187,7 +187,6 @@ class TraefikProxy(TraefikConfig, Proxy):
         route's last_activity is late by at most this much.""",
     )
 
-
     # ------------------------------------------------------------ helpers
 
     _traefik_api: TraefikAPI | None = None  # a class default: observers run during __init__
@@ -237,7 +236,11 @@ class TraefikProxy(TraefikConfig, Proxy):
         """Write the configs, start traefik, return when its API answers."""
         self._generate_password_if_needed()
         supervisor = self._supervisor = TraefikSupervisor(
-            self.traefik_command, self.static_config_file, self.traefik_pid_file, self.traefik_env, self.log
+            self.traefik_command,
+            self.static_config_file,
+            self.traefik_pid_file,
+            self.traefik_env,
+            self.log,
         )
         await supervisor.stop_leftover()
         check_ports_free(self.public_url, self.traefik_api_url)

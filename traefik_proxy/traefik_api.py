@@ -205,11 +205,14 @@ class TraefikAPI:
         """The names of the pending routes that one poll finds live."""
         if len(pending) > RAWDATA_THRESHOLD:
             rawdata = await self.get_json("/api/rawdata", client=client)
-            return [n for n, e in pending.items() if core.live_in_rawdata(rawdata, e, self.provider)]
+            live = core.live_in_rawdata
+            return [n for n, e in pending.items() if live(rawdata, e, self.provider)]
         checks = await asyncio.gather(*(self.is_live(e, client) for e in pending.values()))
         return [n for n, ok in zip(list(pending), checks) if ok]
 
-    async def is_live(self, expected: core.Expected, client: httpx.AsyncClient | None = None) -> bool:
+    async def is_live(
+        self, expected: core.Expected, client: httpx.AsyncClient | None = None
+    ) -> bool:
         """True if one Traefik serves the route with the expected target."""
         # the router first: while it is missing or stale there is no need to
         # ask for the service, which halves the polling load during a reload

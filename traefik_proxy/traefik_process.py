@@ -178,7 +178,8 @@ class TraefikSupervisor:
                 started = time.monotonic()
                 await self.launch()
                 await until_serving()
-                self.log.info("traefik restarted and serving after %.2fs", time.monotonic() - started)
+                took = time.monotonic() - started
+                self.log.info("traefik restarted and serving after %.2fs", took)
                 backoff = FIRST_BACKOFF
             except Exception:
                 self.log.exception("Restarting traefik failed")
