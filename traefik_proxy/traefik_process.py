@@ -1,7 +1,8 @@
 """The traefik process a Hub runs: find the binary, launch it, restart it if it dies, stop it.
 
-Plain asyncio, no traitlets: :class:`TraefikSupervisor` gets its settings
-from the proxy at each start.
+Also where that traefik listens, so that a busy port is a clear error before
+it starts. Plain asyncio, no traitlets: :class:`TraefikSupervisor` gets its
+settings from the proxy at each start.
 """
 
 from __future__ import annotations
