@@ -41,7 +41,7 @@ class TraefikFileFloor(TraefikFileProviderProxy):
             op = core.Op("add", routespec, route)
             await self._write_unsafely(core.changes_for([op], self.settings))
             name = core.route_name(routespec, self.traefik_namespace)
-            while await self._api_get(f"/api/http/routers/{name}@file", missing_ok=True) is None:
+            while await self._api.get_json(f"/api/http/routers/{name}@file", missing_ok=True) is None:
                 await asyncio.sleep(self.traefik_poll_interval)
         finally:
             self._in_flight -= 1

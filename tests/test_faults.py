@@ -140,9 +140,10 @@ async def test_traefik_left_by_a_killed_hub_is_replaced(request, tmp_path, backe
     await first.start()
     leftover = first.traefik_process
     # the Hub dies without stopping traefik: forget the process, keep it running
-    first._stopping = True
-    first._watch_task.cancel()
-    first.traefik_process = None
+    supervisor = first._supervisor
+    supervisor._stopping = True
+    supervisor._watch_task.cancel()
+    supervisor.process = None
     await first._close()
 
     second = make_proxy(

@@ -182,6 +182,8 @@ async def test_add_route_waits_for_every_replica(kind, request, tmp_path, backen
     import signal
     import subprocess
 
+    from traefik_proxy.traefik_process import find_traefik
+
     main = make_proxy(kind, request, tmp_path / "main")
     await main.start()
     # the replica: same store and prefixes, its own ports, run by the test
@@ -195,7 +197,7 @@ async def test_add_route_waits_for_every_replica(kind, request, tmp_path, backen
     replica_config._generate_password_if_needed()
     replica_config._write_static_config()
     replica = subprocess.Popen(
-        [replica_config._traefik_executable(), f"--configfile={replica_config.static_config_file}"],
+        [find_traefik(replica_config.traefik_command), f"--configfile={replica_config.static_config_file}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     main.traefik_replica_api_urls = [replica_config.traefik_api_url]

@@ -16,6 +16,7 @@ import trustme
 import yaml
 
 from traefik_proxy.fileprovider import TraefikFileProviderProxy
+from traefik_proxy.traefik_process import find_traefik
 
 from .conftest import make_proxy
 from .utils import free_port
@@ -170,7 +171,7 @@ async def test_external_traefik_should_start_false(request, tmp_path, backends):
     proxy._generate_password_if_needed()
     proxy._write_static_config()
     process = subprocess.Popen(
-        [proxy._traefik_executable(), f"--configfile={proxy.static_config_file}"],
+        [find_traefik(proxy.traefik_command), f"--configfile={proxy.static_config_file}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -231,7 +232,7 @@ async def test_external_traefik_without_dynamic_setup(request, tmp_path, backend
     await operator._setup_traefik_dynamic_config()  # the operator's own API router
     api_router = tomllib.loads((tmp_path / "rules.toml").read_text())["http"]["routers"]
     process = subprocess.Popen(
-        [operator._traefik_executable(), f"--configfile={operator.static_config_file}"],
+        [find_traefik(operator.traefik_command), f"--configfile={operator.static_config_file}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     hub = TraefikFileProviderProxy(

@@ -224,7 +224,7 @@ async def test_api_only_on_its_own_entrypoint(proxy, prefix):
     # added "/" — either way, the public side must never answer as Traefik's API
     response = await fetch(proxy, "/api/rawdata")
     assert "routers" not in response.text
-    async with httpx.AsyncClient(base_url=proxy._api_base()) as anonymous:
+    async with httpx.AsyncClient(base_url=proxy.client.base_url) as anonymous:
         assert (await anonymous.get("/api/rawdata")).status_code == 401
         wrong = await anonymous.get("/api/rawdata", auth=(proxy.traefik_api_username, "wrong"))
         assert wrong.status_code == 401

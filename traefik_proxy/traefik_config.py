@@ -1,0 +1,127 @@
+"""Traefik's configuration from TraefikProxy's traitlets: what it is, and writing it.
+
+:class:`TraefikConfig` is a part of :class:`~traefik_proxy.proxy.TraefikProxy`
+kept in a file of its own (a mixin reading the proxy's traitlets): the
+settings every route is written with, the API's credentials, the static
+config traefik starts with, and the Hub's own dynamic config (API router and
+its basic auth, TLS certificate, error pages). The fragments come from
+:mod:`traefik_proxy.core`; this feeds them the settings, refuses settings that
+cannot work, and writes the result.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import core
+from .files import atomic_write, dump_config
+from .traefik_api import hash_password
+from .traefik_process import api_address, public_address
+
+
+class TraefikConfig:
+    """Config generation of TraefikProxy; subclasses hook in through
+    ``_setup_traefik_static_config`` and ``_setup_traefik_dynamic_config``."""
+
+    @property
+    def settings(self) -> core.Settings:
+        return core.Settings(
+            entrypoint=self.traefik_entrypoint,
+            namespace=self.traefik_namespace,
+            tls=urlsplit(self.public_url).scheme == "https",
+            pin_host=self.traefik_pin_host,
+            error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
+        )
+
+    @property
+    def _error_middleware_name(self) -> str:
+        return f"{self.traefik_namespace}-hub-errors"
+
+    def _generate_password_if_needed(self) -> None:
+        """A random API password if none is set (only for a traefik we start), and its hash."""
+        if not self.traefik_api_password:
+            if not self.should_start:
+                raise ValueError(
+                    "traefik_api_password is empty; with should_start=False set "
+                    "c.TraefikProxy.traefik_api_password to the password of the traefik you run"
+                )
+            self.traefik_api_password = secrets.token_urlsafe(32)
+            self.log.info("Generated a random password for Traefik's API")
+        if not self.traefik_api_hashed_password:
+            self.traefik_api_hashed_password = hash_password(
+                self.traefik_api_password, self.traefik_api_password_hash_rounds
+            )
+
+    def traefik_static_config(self) -> dict[str, Any]:
+        """Traefik's static config for these settings: entrypoints, API, provider.
+
+        The proxy starts traefik with it; to run traefik yourself
+        (``should_start = False``), start it with this.
+        """
+        config = core.static_config(
+            entrypoint=self.traefik_entrypoint,
+            public_address=public_address(self.public_url),
+            api_entrypoint=self.traefik_api_entrypoint,
+            api_address=api_address(self.traefik_api_url),
+            tls=self.settings.tls,
+            log_level=self.traefik_log_level,
+            throttle_duration=self.traefik_providers_throttle_duration,
+            metrics=self.traefik_track_activity,
+            api_tls=urlsplit(self.traefik_api_url).scheme == "https",
+        )
+        config = self._setup_traefik_static_config(config)
+        return core.deep_merge(config, self.extra_static_config)
+
+    # its name before it was public; tests/test_kv.py still calls it so
+    _generate_traefik_static_config = traefik_static_config
+
+    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Subclasses add their provider to the static config here."""
+        return config
+
+    def _generate_traefik_dynamic_config(self) -> dict[str, Any]:
+        """The dynamic config the Hub's own setup needs: API router, TLS, extras."""
+        config: dict[str, Any] = {}
+        if self.enable_setup_dynamic_config:
+            config = core.api_fragment(
+                entrypoint=self.traefik_api_entrypoint,
+                username=self.traefik_api_username,
+                hashed_password=self.traefik_api_hashed_password,
+                name=f"{self.traefik_namespace}-traefik-api",
+                metrics=self.traefik_track_activity,
+            )
+            if self.settings.tls:
+                if not (self.ssl_cert and self.ssl_key):
+                    raise ValueError(
+                        f"public_url {self.public_url!r} is https but JupyterHub's "
+                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key"
+                    )
+                config = core.deep_merge(config, core.tls_fragment(self.ssl_cert, self.ssl_key))
+        if self.traefik_error_pages:
+            if self.hub is None:
+                raise ValueError(
+                    "traefik_error_pages needs the Hub's URL, which JupyterHub sets as "
+                    "proxy.hub; outside JupyterHub set proxy.hub before start"
+                )
+            error_path = self.hub.base_url.rstrip("/") + "/error/{status}"
+            config = core.deep_merge(
+                config,
+                core.error_pages_fragment(self._error_middleware_name, self.hub.host, error_path),
+            )
+        return core.deep_merge(config, self.extra_dynamic_config)
+
+    def _write_static_config(self) -> None:
+        """Write :meth:`traefik_static_config` to ``static_config_file``."""
+        path = Path(self.static_config_file)
+        atomic_write(path, dump_config(self.traefik_static_config(), path))
+        self.log.debug("Wrote Traefik's static config to %s", path)
+
+    async def _setup_traefik_dynamic_config(self) -> None:
+        """Write the Hub's own dynamic config (API router, TLS) to the store."""
+        config = self._generate_traefik_dynamic_config()
+        if config:
+            self.log.debug("Writing the API router and TLS setup to the dynamic config")
+            await self._apply_dynamic_config(core.Changes(merge=config))
