@@ -38,6 +38,8 @@ async def test_formats_permissions_and_secrets(suffix, request, tmp_path, backen
             response = await client.get(proxy.public_url + "/user/alice/x")
         assert response.json()["backend"] == "a"
         password = proxy.traefik_api_password
+        # checked while it exists: stop() removes the static config it wrote
+        assert mode(proxy.static_config_file) == 0o600
     finally:
         await proxy.stop()
 
@@ -45,7 +47,6 @@ async def test_formats_permissions_and_secrets(suffix, request, tmp_path, backen
     parsed = tomllib.loads(text) if suffix == "toml" else yaml.safe_load(text)
     assert any("user-alice" in name for name in parsed["http"]["routers"])
     assert mode(dynamic) == 0o600
-    assert mode(proxy.static_config_file) == 0o600
     # the generated password is random, and only its bcrypt hash is on disk
     assert len(password) >= 32
     for path in tmp_path.iterdir():

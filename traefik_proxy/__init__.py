@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _PROXY_CLASSES = {
     "TraefikProxy": "proxy",
     "TraefikFileProviderProxy": "fileprovider",
+    "TraefikTomlProxy": "fileprovider",
     "TKvProxy": "kv",
     "TraefikEtcdProxy": "etcd",
     "TraefikRedisProxy": "redis",

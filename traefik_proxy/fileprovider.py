@@ -3,6 +3,8 @@
 The file holds Traefik's dynamic config plus a ``jupyterhub.routes`` section
 of route records (Traefik ignores keys it does not know). It is always whole:
 each change is written to a temporary file, fsynced and renamed into place.
+A file jupyterhub-traefik-proxy left (its records are tables, ours JSON
+strings) is taken over in one such write before traefik reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import msgspec
 from traitlets import Unicode
 
 from . import core
+from .setting_checks import deprecated_alias, deprecated_class
 from .files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, config_format, dump_config, load_config
 from .core.serialize import Memo
 from .proxy import TraefikProxy
@@ -77,17 +80,48 @@ class TraefikFileProviderProxy(TraefikProxy):
 
     async def _apply_dynamic_config(self, changes: core.Changes) -> None:
         async with self._write_lock:
-            document = changes.apply_to(self._current(), RECORDS_KEY)
-            content = dump_config(document, self._path, self._memo)
-            await asyncio.to_thread(atomic_write, self._path, content)
-            st = os.stat(self._path)
-            self._document, self._stat = document, (st.st_ino, st.st_mtime_ns, st.st_size)
+            await self._write(changes.apply_to(self._current(), RECORDS_KEY))
+
+    async def _write(self, document: dict[str, Any]) -> None:
+        content = dump_config(document, self._path, self._memo)
+        await asyncio.to_thread(atomic_write, self._path, content)
+        st = os.stat(self._path)
+        self._document, self._stat = document, (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    async def _migrate_legacy_layout(self) -> core.Migration:
+        """The old project's records become ours and its routers, services and
+        middlewares go, in one write; read without :func:`_check_records`,
+        which refuses its records."""
+        async with self._write_lock:
+            try:
+                document = load_config(self._path)
+            except FileNotFoundError:
+                return core.Migration()
+            namespace = self.traefik_namespace
+            migration = core.plan_file_migration(document, records_key=RECORDS_KEY, namespace=namespace)
+            if not migration.is_empty():
+                document = migration.additions(self.settings).apply_to(document, RECORDS_KEY)
+                await self._write(migration.removals().apply_to(document, RECORDS_KEY))
+            return migration
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         return dict((self._current().get(RECORDS_KEY) or {}).get("routes") or {})
 
     async def _get_route_record(self, name: str) -> str | None:
         return ((self._current().get(RECORDS_KEY) or {}).get("routes") or {}).get(name)
+
+
+class TraefikTomlProxy(TraefikFileProviderProxy):
+    """Deprecated name (and ``traefik_toml`` entry point) of TraefikFileProviderProxy,
+    kept for configs written for jupyterhub-traefik-proxy."""
+
+    toml_dynamic_config_file = deprecated_alias("dynamic_config_file", "1.0")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        deprecated_class(
+            self.log, "TraefikTomlProxy ('traefik_toml')", "TraefikFileProviderProxy ('traefik_file')"
+        )
 
 
 def _check_records(document: dict[str, Any], path: Path) -> None:

@@ -5,8 +5,9 @@ requests into batches of dynamic-config changes (computed by
 :mod:`traefik_proxy.core`). It hands the rest to one module per job:
 :mod:`.traefik_config` (the configs it writes), :mod:`.traefik_process`
 (running traefik), :mod:`.traefik_api` (its API; waiting until a change is
-served), :mod:`.activity_tracker` (route activity). Subclasses only say where
-the dynamic config lives.
+served), :mod:`.activity_tracker` (route activity), :mod:`.takeover` (what
+others left in Traefik), :mod:`.setting_checks` (checks, old names).
+Subclasses only say where the dynamic config lives.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from urllib.parse import urlsplit
 
 import httpx
 from jupyterhub.proxy import Proxy
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe, validate
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe
 
 from . import core
 from .activity_tracker import ActivityTracker
 from .coalesce import Coalescer
-from .traefik_api import TraefikAPI
+from .setting_checks import SettingChecks
+from .takeover import Takeover
+from .traefik_api import TraefikAPI, not_served
 from .traefik_config import TraefikConfig
 from .traefik_process import TraefikSupervisor, check_ports_free
 
@@ -36,7 +39,7 @@ _API_SETTINGS = {
 }
 
 
-class TraefikProxy(TraefikConfig, Proxy):
+class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
     """JupyterHub proxy backed by Traefik v3. Use a subclass that picks a provider."""
 
     # the provider's name as Traefik's API reports it (``name@provider``)
@@ -86,7 +89,9 @@ class TraefikProxy(TraefikConfig, Proxy):
         this is empty, a random password is generated at each start.""",
     )
     traefik_api_hashed_password = Unicode(
-        "", help="bcrypt hash of traefik_api_password, as written to Traefik's config"
+        "",
+        config=True,
+        help="bcrypt hash of traefik_api_password for Traefik's config (default: computed)",
     )
     traefik_api_password_hash_rounds = Integer(
         4,
@@ -110,6 +115,9 @@ class TraefikProxy(TraefikConfig, Proxy):
     def _default_traefik_entrypoint(self):
         return "https" if urlsplit(self.public_url).scheme == "https" else "http"
 
+    traefik_dashboard = Bool(
+        False, config=True, help="Serve Traefik's dashboard at traefik_api_url/dashboard/, behind its auth"
+    )
     traefik_log_level = Unicode("WARN", config=True, help="Traefik's log level")
     traefik_env = Dict(config=True, help="Extra environment variables for the traefik process")
     traefik_providers_throttle_duration = Unicode(
@@ -133,15 +141,6 @@ class TraefikProxy(TraefikConfig, Proxy):
         help="Prefix of every router and service name this Hub writes",
     )
 
-    @validate("traefik_namespace")
-    def _validate_namespace(self, proposal):
-        value = proposal.value
-        if not value or not all(c.isascii() and (c.isalnum() or c == "-") for c in value):
-            raise ValueError(
-                f"traefik_namespace {value!r} must be non-empty ASCII letters, digits and '-'"
-            )
-        return value
-
     traefik_pin_host = Unicode(
         "",
         config=True,
@@ -150,10 +149,6 @@ class TraefikProxy(TraefikConfig, Proxy):
         its own host, traefik_namespace and (with a key-value store)
         kv_jupyterhub_prefix. Empty: routes match any host.""",
     )
-
-    @validate("traefik_pin_host")
-    def _validate_pin_host(self, proposal):
-        return core.normalize_host(proposal.value) if proposal.value else ""
 
     traefik_error_pages = Bool(
         False,
@@ -233,7 +228,10 @@ class TraefikProxy(TraefikConfig, Proxy):
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Write the configs, start traefik, return when its API answers."""
+        """Write the configs, start traefik, return when its API answers.
+
+        A start that fails once the static config is written stops what it
+        started, so no traefik is left running (nor its static config)."""
         self._generate_password_if_needed()
         supervisor = self._supervisor = TraefikSupervisor(
             self.traefik_command,
@@ -245,12 +243,16 @@ class TraefikProxy(TraefikConfig, Proxy):
         await supervisor.stop_leftover()
         check_ports_free(self.public_url, self.traefik_api_url)
         await self._setup_traefik_dynamic_config()
-        self._write_static_config()
-        await supervisor.launch()
-        await self._wait_for_api()
+        try:
+            self._write_static_config()
+            await supervisor.launch()
+            await self._wait_for_api()
+        except BaseException:
+            await self.stop()
+            raise
         self._ready = True
         supervisor.watch(until_serving=self._wait_for_api)
-        self._start_activity_tracking()
+        await self._on_serving()
 
     async def _wait_for_api(self) -> None:
         """Wait until Traefik's API answers with our credentials."""
@@ -259,7 +261,10 @@ class TraefikProxy(TraefikConfig, Proxy):
         await self._api.wait_until_answering(supervisor.raise_if_exited if supervisor else None)
         self.log.info("Traefik's API answers at %s", self.traefik_api_url)
 
-    def _start_activity_tracking(self) -> None:
+    async def _on_serving(self) -> None:
+        """Once traefik serves: name the routers that take the Hub's requests,
+        and start reading activity."""
+        await self._warn_about_foreign_routers()
         if self.traefik_track_activity:
             if self._activity is None:
                 self._activity = ActivityTracker(
@@ -271,9 +276,11 @@ class TraefikProxy(TraefikConfig, Proxy):
             self._activity.start()
 
     async def stop(self) -> None:
-        """Stop traefik (SIGTERM, then SIGKILL after 10 s) and close the API client."""
+        """Stop traefik (SIGTERM, then SIGKILL after 10 s), remove the static config
+        and pid files, close the API client. The routes stay for the next start."""
         if self._supervisor is not None:
             await self._supervisor.stop()
+        self._remove_static_config()
         await self._close()
 
     async def _close(self) -> None:
@@ -296,7 +303,7 @@ class TraefikProxy(TraefikConfig, Proxy):
                 self._generate_password_if_needed()
                 await self._setup_traefik_dynamic_config()
                 await self._wait_for_api()
-                self._start_activity_tracking()
+                await self._on_serving()
             self._ready = True
 
     # ------------------------------------------------------------ routes
@@ -366,14 +373,7 @@ class TraefikProxy(TraefikConfig, Proxy):
         for op in ops:
             name = core.route_name(op.routespec, settings.namespace)
             if op.kind == "add" and final[op.routespec] is op and name in missing:
-                outcomes.append(
-                    TimeoutError(
-                        f"Traefik did not serve route {op.routespec!r} -> {op.route.target!r} "
-                        f"within check_route_timeout={self.check_route_timeout}s; "
-                        f"check traefik's log for errors about router {name!r} (with a "
-                        f"key-value store, traefik may still be reconnecting to it)"
-                    )
-                )
+                outcomes.append(not_served(op.route, name, self.check_route_timeout))
             else:
                 outcomes.append(None)
         return outcomes

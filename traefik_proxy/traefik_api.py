@@ -21,6 +21,9 @@ import httpx
 
 from . import core
 
+#: Routers per page when listing them all (Traefik's default page has 100).
+ROUTERS_PER_PAGE = 1000
+
 #: Above this many routes in one batch, confirm with one /api/rawdata listing
 #: instead of two small requests per route.
 RAWDATA_THRESHOLD = 4
@@ -29,6 +32,15 @@ RAWDATA_THRESHOLD = 4
 def hash_password(password: str, rounds: int) -> str:
     """The bcrypt hash of the API password, as Traefik's basic auth wants it."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
+
+
+def not_served(route: core.Route, name: str, timeout: float) -> TimeoutError:
+    """The error of an add_route whose route Traefik did not serve in time."""
+    return TimeoutError(
+        f"Traefik did not serve route {route.routespec!r} -> {route.target!r} "
+        f"within check_route_timeout={timeout}s; check traefik's log for errors about "
+        f"router {name!r} (with a key-value store, traefik may still be reconnecting to it)"
+    )
 
 
 def _ipv4_if_localhost(url: str) -> str:
@@ -118,6 +130,23 @@ class TraefikAPI:
             )
         response.raise_for_status()
         return response.json()
+
+    async def list_routers(self) -> list[dict[str, Any]]:
+        """Every HTTP router Traefik serves, from all pages of /api/http/routers."""
+        routers: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            async with self._semaphore:
+                response = await self.client.get(
+                    "/api/http/routers", params={"per_page": ROUTERS_PER_PAGE, "page": page}
+                )
+            response.raise_for_status()
+            routers += response.json()
+            # the last page names page 1 as the next one
+            following = int(response.headers.get("X-Next-Page", "1"))
+            if following <= page:
+                return routers
+            page = following
 
     async def metrics_text(self) -> str:
         """Traefik's Prometheus metrics (served on the API entrypoint)."""

@@ -71,6 +71,7 @@ class TraefikConfig:
             throttle_duration=self.traefik_providers_throttle_duration,
             metrics=self.traefik_track_activity,
             api_tls=urlsplit(self.traefik_api_url).scheme == "https",
+            dashboard=self.traefik_dashboard,
         )
         config = self._setup_traefik_static_config(config)
         return core.deep_merge(config, self.extra_static_config)
@@ -92,6 +93,7 @@ class TraefikConfig:
                 hashed_password=self.traefik_api_hashed_password,
                 name=f"{self.traefik_namespace}-traefik-api",
                 metrics=self.traefik_track_activity,
+                dashboard=self.traefik_dashboard,
             )
             if self.settings.tls:
                 if not (self.ssl_cert and self.ssl_key):
@@ -117,10 +119,21 @@ class TraefikConfig:
         """Write :meth:`traefik_static_config` to ``static_config_file``."""
         path = Path(self.static_config_file)
         atomic_write(path, dump_config(self.traefik_static_config(), path))
+        self._written_static_config = path
         self.log.debug("Wrote Traefik's static config to %s", path)
 
+    # the file this proxy wrote, removed at stop so no later traefik loads it
+    _written_static_config: Path | None = None
+
+    def _remove_static_config(self) -> None:
+        if self._written_static_config is not None:
+            self._written_static_config.unlink(missing_ok=True)
+            self._written_static_config = None
+
     async def _setup_traefik_dynamic_config(self) -> None:
-        """Write the Hub's own dynamic config (API router, TLS) to the store."""
+        """Write the Hub's own dynamic config (API router, TLS) to the store,
+        once the old project's layout is taken over (its routers would outrank ours)."""
+        await self._take_over_legacy_layout()
         config = self._generate_traefik_dynamic_config()
         if config:
             self.log.debug("Writing the API router and TLS setup to the dynamic config")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -79,13 +80,18 @@ def api_fragment(
     hashed_password: str,
     name: str = "jupyterhub-traefik-api",
     metrics: bool = False,
+    dashboard: bool = False,
 ) -> Nested:
     """Dynamic config that serves Traefik's API (and, with ``metrics``, its
-    Prometheus metrics) on its own entrypoint, behind basic auth."""
+    Prometheus metrics; with ``dashboard``, its dashboard, which reads the
+    API) on its own entrypoint, behind basic auth."""
     auth = f"{name}-auth"
+    rule = "PathPrefix(`/api`)"
+    if dashboard:
+        rule = f"{rule} || PathPrefix(`/dashboard`)"
     routers: Nested = {
         name: {
-            "rule": "PathPrefix(`/api`)",
+            "rule": rule,
             "entryPoints": [entrypoint],
             "service": "api@internal",
             "middlewares": [auth],
@@ -148,6 +154,31 @@ ALLOWED_ENCODED_CHARACTERS = {
 }
 
 
+def normalize_url(setting: str, url: str, *, need_host: bool = True) -> str:
+    """An http(s) URL Traefik can listen on, with its port made explicit.
+
+    ``http://127.0.0.1/`` → ``http://127.0.0.1:80/`` (``:443`` for https), as
+    jupyterhub-traefik-proxy normalises its URLs. Anything else (another
+    scheme, no host where ``need_host``, a bad port) raises ValueError naming
+    ``setting``, the value and the fix. An empty host (``http://:8000``, as
+    JupyterHub's ``bind_url`` has it) means every interface.
+    """
+    form = f"set {setting} to http://host:port/ or https://host:port/"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{setting} {url!r} is not an http or https URL; {form}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{setting} {url!r} has an invalid port; {form}") from None
+    if not parts.netloc or (need_host and not parts.hostname):
+        raise ValueError(f"{setting} {url!r} has no host; {form}")
+    if port is None:
+        # netloc ends with the host (or "]"): appending keeps IPv6 brackets and any login
+        parts = parts._replace(netloc=f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}")
+    return urlunsplit(parts)
+
+
 def host_port(host: str, port: int | str) -> str:
     """``host:port`` as Traefik's addresses and endpoints take it (IPv6 in brackets)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -174,6 +205,7 @@ def static_config(
     throttle_duration: str,
     metrics: bool = False,
     api_tls: bool = False,
+    dashboard: bool = False,
 ) -> Nested:
     """Traefik's static config, before a provider is added by a subclass.
 
@@ -181,13 +213,14 @@ def static_config(
     Traefik's default certificate.
 
     With ``metrics``, Traefik counts requests per service for Prometheus,
-    served only where :func:`api_fragment` routes it (manualRouting).
+    served only where :func:`api_fragment` routes it (manualRouting); the
+    ``dashboard`` too is served only where that fragment routes it.
     """
     web = _entrypoint(public_address, tls, encodedCharacters=dict(ALLOWED_ENCODED_CHARACTERS))
     config: Nested = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {entrypoint: web, api_entrypoint: _entrypoint(api_address, api_tls)},
-        "api": {"dashboard": False},
+        "api": {"dashboard": dashboard},
         "providers": {"providersThrottleDuration": throttle_duration},
     }
     if metrics:
