@@ -1,0 +1,101 @@
+"""`traefik-proxy static-config` (python -m traefik_proxy): configs for a traefik you run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import bcrypt
+import httpx
+import yaml
+
+from traefik_proxy.cli import load_proxy, main
+from traefik_proxy.traefik_process import find_traefik
+
+from .utils import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_module_prints_the_static_config_of_the_example(tmp_path):
+    env = {**os.environ, "DEMO_RUN_DIR": str(tmp_path), "DEMO_BANNER": "0", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "traefik_proxy", "static-config", "-f", str(REPO / "examples/jupyterhub_config.py")],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    )
+    static = tomllib.loads(done.stdout)
+    assert static["providers"]["file"]["filename"] == str(tmp_path / "rules.toml")
+    assert static["entryPoints"]["http"]["address"] == "127.0.0.1:8000"
+    assert static["entryPoints"]["auth_api"]["address"] == "127.0.0.1:8099"
+    # the example sets no API password: no dynamic config, and a note saying why
+    assert "traefik_api_password" in done.stderr
+
+
+def test_key_value_config_as_yaml_files(tmp_path, capsys):
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c.JupyterHub.proxy_class = 'traefik_redis'\n"
+        "c.JupyterHub.bind_url = 'https://hub.example.org/'\n"
+        "c.JupyterHub.ssl_cert = '/etc/hub/cert.pem'\n"
+        "c.JupyterHub.ssl_key = '/etc/hub/key.pem'\n"
+        "c.TraefikRedisProxy.redis_url = 'redis://127.0.0.1:6399'\n"
+        "c.TraefikRedisProxy.traefik_api_password = 'api-secret'\n"
+    )
+    static_file, dynamic_file = tmp_path / "traefik.yaml", tmp_path / "api.yml"
+    assert main(["static-config", "-f", str(config), "-o", str(static_file), "--dynamic-output", str(dynamic_file)]) == 0
+    assert capsys.readouterr().out == ""
+    static = yaml.safe_load(static_file.read_text())
+    assert static["providers"]["redis"]["endpoints"] == ["127.0.0.1:6399"]
+    assert static["entryPoints"]["https"]["address"] == "hub.example.org:443"
+    dynamic = yaml.safe_load(dynamic_file.read_text())
+    [users] = [m["basicAuth"]["users"] for m in dynamic["http"]["middlewares"].values()]
+    user, _, hashed = users[0].partition(":")
+    assert user == "jupyterhub" and bcrypt.checkpw(b"api-secret", hashed.encode())
+    assert dynamic["tls"]["stores"]["default"]["defaultCertificate"]["certFile"] == "/etc/hub/cert.pem"
+    assert "api-secret" not in static_file.read_text() + dynamic_file.read_text()
+
+
+def test_not_a_traefik_proxy_class_is_a_clear_error(tmp_path, capsys):
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text("c.JupyterHub.proxy_class = 'configurable-http-proxy'\n")
+    try:
+        main(["static-config", "-f", str(config)])
+    except SystemExit as e:
+        assert "traefik_file" in str(e.code) and "ConfigurableHTTPProxy" in str(e.code)
+    else:
+        raise AssertionError("no error")
+
+
+async def test_a_traefik_started_with_the_written_config_serves_the_hub(tmp_path, backends, capsys):
+    """The operator's path: write the static config, run traefik with it, and
+    let the Hub (should_start = False) add routes."""
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c.JupyterHub.proxy_class = 'traefik_file'\n"
+        f"c.JupyterHub.bind_url = 'http://127.0.0.1:{free_port()}'\n"
+        "c.TraefikFileProviderProxy.should_start = False\n"
+        f"c.TraefikFileProviderProxy.traefik_api_url = 'http://127.0.0.1:{free_port()}'\n"
+        "c.TraefikFileProviderProxy.traefik_api_password = 'operator secret'\n"
+        f"c.TraefikFileProviderProxy.dynamic_config_file = '{tmp_path / 'rules.yaml'}'\n"
+        "c.TraefikFileProviderProxy.traefik_log_level = 'ERROR'\n"
+    )
+    static_file = tmp_path / "traefik.toml"
+    main(["static-config", "-f", str(config), "--output", str(static_file)])
+    assert "# Traefik's static config" not in capsys.readouterr().out  # only the dynamic one
+    traefik = subprocess.Popen(
+        [find_traefik("traefik"), f"--configfile={static_file}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    proxy = load_proxy(str(config))
+    try:
+        await proxy.add_route("/user/ops/", backends["a"].url, {})
+        async with httpx.AsyncClient() as client:
+            response = await client.get(proxy.public_url + "/user/ops/x")
+        assert response.json()["backend"] == "a"
+    finally:
+        await proxy._close()
+        traefik.terminate()
+        traefik.wait(10)
