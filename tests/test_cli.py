@@ -82,9 +82,12 @@ async def test_a_traefik_started_with_the_written_config_serves_the_hub(tmp_path
         f"c.TraefikFileProviderProxy.dynamic_config_file = '{tmp_path / 'rules.yaml'}'\n"
         "c.TraefikFileProviderProxy.traefik_log_level = 'ERROR'\n"
     )
-    static_file = tmp_path / "traefik.toml"
+    static_file, dynamic_file = tmp_path / "traefik.toml", tmp_path / "rules.yaml"
     main(["static-config", "-f", str(config), "--output", str(static_file)])
-    assert "# Traefik's static config" not in capsys.readouterr().out  # only the dynamic one
+    # traefik's file provider does not start if its file is missing: the command says so
+    assert f"must find {dynamic_file} when it starts" in capsys.readouterr().err
+    main(["static-config", "-f", str(config), "-o", str(static_file), "--dynamic-output", str(dynamic_file)])
+    assert "must find" not in capsys.readouterr().err
     traefik = subprocess.Popen(
         [find_traefik("traefik"), f"--configfile={static_file}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -80,6 +80,8 @@ async def test_foreign_router_is_named_on_first_use_of_an_external_traefik(
     caplog.set_level(logging.WARNING, logger=proxy.log.name)
     proxy._generate_password_if_needed()
     proxy._write_static_config()
+    # traefik's file provider does not start if its file is missing then
+    Path(proxy.dynamic_config_file).touch()
     process = subprocess.Popen(
         [find_traefik(proxy.traefik_command), f"--configfile={proxy.static_config_file}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

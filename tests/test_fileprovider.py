@@ -9,6 +9,7 @@ import ssl
 import stat
 import subprocess
 import tomllib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -171,6 +172,8 @@ async def test_external_traefik_should_start_false(request, tmp_path, backends):
     )
     proxy._generate_password_if_needed()
     proxy._write_static_config()
+    # traefik's file provider does not start if its file is missing then
+    Path(proxy.dynamic_config_file).touch()
     process = subprocess.Popen(
         [find_traefik(proxy.traefik_command), f"--configfile={proxy.static_config_file}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

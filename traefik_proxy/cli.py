@@ -79,6 +79,21 @@ def _emit(config: dict[str, Any], path: str | None, fmt: str, title: str) -> str
     return f"# {title}\n{render(config, fmt)}"
 
 
+def _check_dynamic_file(proxy, dynamic_output: str | None) -> None:
+    # traefik's file provider watches the file itself: missing at start, the
+    # provider stays off (nothing routed, not even the API) until a restart
+    watched = getattr(proxy, "dynamic_config_file", "")
+    if not watched or Path(watched).exists():
+        return
+    if dynamic_output and Path(dynamic_output).resolve() == Path(watched).resolve():
+        return
+    print(
+        f"note: traefik's file provider must find {watched} when it starts; create it "
+        f"first, e.g. with --dynamic-output {watched}",
+        file=sys.stderr,
+    )
+
+
 def static_config_command(args: argparse.Namespace) -> int:
     proxy = load_proxy(args.config)
     fmt = args.format or (config_format(Path(args.output)) if args.output else "toml")
@@ -93,6 +108,7 @@ def static_config_command(args: argparse.Namespace) -> int:
     else:
         title = "the dynamic config of the Hub's API (for enable_setup_dynamic_config = False)"
         texts.append(_emit(dynamic, args.dynamic_output, fmt, title))
+    _check_dynamic_file(proxy, args.dynamic_output)
     texts = [t for t in texts if t]
     if texts:
         # two YAML documents need a separator; TOML comments need nothing
