@@ -6,7 +6,8 @@ notebook and runs a cell (which needs the kernel's websocket, proxied by
 traefik), stops the server from the Hub's control panel and finally visits
 /user/<name>/lab again to get the Hub's "Server not running" page.
 
-Screenshots go to test-artifacts/ at the top of the repository.
+Screenshots go to test-artifacts/ at the top of the repository. A second test
+opens Traefik's dashboard (traefik_dashboard) on the routers page.
 
 Playwright, not Selenium: its Python package drives the system Chromium over
 the DevTools protocol with no chromedriver to match, waits for elements by
@@ -222,3 +223,41 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
                 print()
         hub.stop()
     assert time.monotonic() - started < TIME_LIMIT
+
+
+async def test_dashboard_lists_the_hubs_routers(request, tmp_path):
+    """traefik_dashboard: Traefik's dashboard, behind the API's basic auth, lists
+    the Hub's routers; the screenshot is test-artifacts/dashboard-routers.png."""
+    from playwright.async_api import async_playwright, expect
+
+    from traefik_proxy import core
+
+    from .conftest import make_proxy
+
+    proxy = make_proxy("file", request, tmp_path, traefik_dashboard=True)
+    await proxy.start()
+    try:
+        for user in ("alice", "bob"):
+            await proxy.add_route(f"/user/{user}/", "http://127.0.0.1:9", {"user": user})
+        ARTIFACTS.mkdir(exist_ok=True)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                env=environment_without_proxies(),
+            )
+            context = await browser.new_context(
+                http_credentials={
+                    "username": proxy.traefik_api_username, "password": proxy.traefik_api_password
+                },
+                viewport={"width": 1280, "height": 800},
+            )
+            page = await context.new_page()
+            api = proxy.traefik_api_url.replace("localhost", "127.0.0.1")
+            await page.goto(f"{api}/dashboard/#/http/routers", timeout=30_000)
+            for user in ("alice", "bob"):
+                name = core.route_name(f"/user/{user}/", proxy.traefik_namespace)
+                await expect(page.get_by_text(name).first).to_be_visible(timeout=30_000)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-routers.png"))
+            await browser.close()
+    finally:
+        await proxy.stop()
