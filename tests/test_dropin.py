@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import tomllib
 import warnings
 from pathlib import Path
@@ -22,9 +21,9 @@ from traitlets.config import Config
 
 from traefik_proxy.fileprovider import TraefikFileProviderProxy, TraefikTomlProxy
 from traefik_proxy.traefik_api import hash_password
-from traefik_proxy.traefik_process import find_traefik
 
 from .conftest import make_proxy
+from .test_fileprovider import external_traefik
 from .utils import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,8 +63,12 @@ async def test_no_warning_without_foreign_routers(request, tmp_path, caplog, bac
     caplog.set_level(logging.WARNING, logger=proxy.log.name)
     await proxy.start()
     try:
-        await proxy.add_route("/user/mine/", backends["a"].url, {})
+        for user in ("a", "b", "c", "d"):
+            await proxy.add_route(f"/user/{user}/", backends["a"].url, {})
         assert not foreign_warnings(caplog)
+        # the listing follows Traefik's pages (5 routers, 2 per page here)
+        names = sorted(r["name"] for r in await proxy._api.list_routers(per_page=2))
+        assert len(names) == 5 and names == sorted(r["name"] for r in await proxy._api.list_routers())
     finally:
         await proxy.stop()
 
@@ -78,23 +81,14 @@ async def test_foreign_router_is_named_on_first_use_of_an_external_traefik(
         should_start=False, traefik_api_password="external", extra_dynamic_config=FOREIGN,
     )
     caplog.set_level(logging.WARNING, logger=proxy.log.name)
-    proxy._generate_password_if_needed()
-    proxy._write_static_config()
-    # traefik's file provider does not start if its file is missing then
-    Path(proxy.dynamic_config_file).touch()
-    process = subprocess.Popen(
-        [find_traefik(proxy.traefik_command), f"--configfile={proxy.static_config_file}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        await proxy.add_route("/user/ext/", backends["a"].url, {})
-        await proxy.add_route("/user/ext2/", backends["a"].url, {})
-        [warning] = foreign_warnings(caplog)
-        assert "other-app@file" in warning
-    finally:
-        await proxy._close()
-        process.terminate()
-        process.wait(10)
+    with external_traefik(proxy):
+        try:
+            await proxy.add_route("/user/ext/", backends["a"].url, {})
+            await proxy.add_route("/user/ext2/", backends["a"].url, {})
+            [warning] = foreign_warnings(caplog)
+            assert "other-app@file" in warning
+        finally:
+            await proxy._close()
 
 
 # ---------------------------------------------------------------- old names

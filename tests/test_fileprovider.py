@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -165,11 +166,9 @@ async def test_extra_static_and_dynamic_config(request, tmp_path, backends):
         await proxy.stop()
 
 
-async def test_external_traefik_should_start_false(request, tmp_path, backends):
-    """A traefik the test runs itself; the proxy only writes the dynamic config."""
-    proxy = make_proxy(
-        "file", request, tmp_path, should_start=False, traefik_api_password="correct horse"
-    )
+@contextlib.contextmanager
+def external_traefik(proxy):
+    """A traefik the test runs itself with the proxy's static config (should_start=False)."""
     proxy._generate_password_if_needed()
     proxy._write_static_config()
     # traefik's file provider does not start if its file is missing then
@@ -179,6 +178,18 @@ async def test_external_traefik_should_start_false(request, tmp_path, backends):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_external_traefik_should_start_false(request, tmp_path, backends):
+    """A traefik the test runs itself; the proxy only writes the dynamic config."""
+    proxy = make_proxy(
+        "file", request, tmp_path, should_start=False, traefik_api_password="correct horse"
+    )
+    with external_traefik(proxy):
         # the first call sets up the API router in the dynamic config and waits for it
         await proxy.add_route("/user/ext/", backends["b"].url, {"ext": True})
         async with httpx.AsyncClient() as client:
@@ -186,9 +197,6 @@ async def test_external_traefik_should_start_false(request, tmp_path, backends):
         assert response.json()["backend"] == "b"
         assert (await proxy.get_all_routes())["/user/ext/"]["data"] == {"ext": True}
         await proxy._close()
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def test_external_traefik_needs_a_password(request, tmp_path):

@@ -131,14 +131,14 @@ class TraefikAPI:
         response.raise_for_status()
         return response.json()
 
-    async def list_routers(self) -> list[dict[str, Any]]:
+    async def list_routers(self, per_page: int = ROUTERS_PER_PAGE) -> list[dict[str, Any]]:
         """Every HTTP router Traefik serves, from all pages of /api/http/routers."""
         routers: list[dict[str, Any]] = []
         page = 1
         while True:
             async with self._semaphore:
                 response = await self.client.get(
-                    "/api/http/routers", params={"per_page": ROUTERS_PER_PAGE, "page": page}
+                    "/api/http/routers", params={"per_page": per_page, "page": page}
                 )
             response.raise_for_status()
             routers += response.json()
