@@ -214,6 +214,7 @@ async def test_a_start_whose_api_never_answers_leaves_no_traefik(request, tmp_pa
     # the hash Traefik is given is not the password's: the API answers 401 only
     proxy = make_proxy(
         "file", request, tmp_path,
+        traefik_api_password="the password",
         traefik_api_hashed_password=hash_password("not the password", 4), check_route_timeout=3,
     )
     with pytest.raises(TimeoutError, match="did not answer"):
@@ -222,6 +223,13 @@ async def test_a_start_whose_api_never_answers_leaves_no_traefik(request, tmp_pa
     assert traefik_pids_using(proxy.static_config_file) == []
     assert not Path(proxy.static_config_file).exists()
     assert not Path(proxy.traefik_pid_file).exists()
+
+
+async def test_a_hash_without_its_password_is_refused_before_launch(request, tmp_path):
+    proxy = make_proxy("file", request, tmp_path, traefik_api_hashed_password=hash_password("x", 4))
+    with pytest.raises(ValueError, match="set c.TraefikProxy.traefik_api_password"):
+        await proxy.start()
+    assert proxy.traefik_process is None
 
 
 async def test_a_start_failing_after_traefik_serves_leaves_no_traefik(request, tmp_path, monkeypatch):

@@ -43,6 +43,11 @@ class TraefikConfig:
     def _generate_password_if_needed(self) -> None:
         """A random API password if none is set (only for a traefik we start), and its hash."""
         if not self.traefik_api_password:
+            if self.traefik_api_hashed_password:
+                raise ValueError(
+                    "traefik_api_hashed_password is set but traefik_api_password is empty; the "
+                    "Hub logs in with the password itself: set c.TraefikProxy.traefik_api_password"
+                )
             if not self.should_start:
                 raise ValueError(
                     "traefik_api_password is empty; with should_start=False set "
