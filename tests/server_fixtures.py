@@ -21,6 +21,7 @@ def _serving(server):
 
 @pytest.fixture(scope="session")
 def etcd_server(tmp_path_factory):
+    """etcd without auth, shared by every etcd proxy of the session."""
     yield from _serving(start_etcd(tmp_path_factory.mktemp("etcd")))
 
 
@@ -67,6 +68,7 @@ def etcd_tls_server(tmp_path_factory, tls_certs):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
+    """Valkey without auth, shared by every Redis proxy of the session."""
     yield from _serving(start_redis(tmp_path_factory.mktemp("redis")))
 
 
@@ -79,6 +81,7 @@ def redis_auth_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def consul_server(tmp_path_factory):
+    """Consul without an ACL token, shared by every Consul proxy of the session."""
     yield from _serving(start_consul(tmp_path_factory.mktemp("consul")))
 
 
