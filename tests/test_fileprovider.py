@@ -7,7 +7,6 @@ import logging
 import os
 import ssl
 import stat
-import subprocess
 import tomllib
 
 import httpx
@@ -16,10 +15,9 @@ import trustme
 import yaml
 
 from traefik_proxy.fileprovider import TraefikFileProviderProxy
-from traefik_proxy.traefik_process import find_traefik
 
-from .conftest import make_proxy
-from .utils import free_port
+from .proxies import make_proxy
+from .servers import free_port, start_traefik, stop_process
 
 
 def mode(path) -> int:
@@ -168,12 +166,7 @@ async def test_external_traefik_should_start_false(request, tmp_path, backends):
     proxy = make_proxy(
         "file", request, tmp_path, should_start=False, traefik_api_password="correct horse"
     )
-    proxy._generate_password_if_needed()
-    proxy._write_static_config()
-    process = subprocess.Popen(
-        [find_traefik(proxy.traefik_command), f"--configfile={proxy.static_config_file}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    process = start_traefik(proxy)
     try:
         # the first call sets up the API router in the dynamic config and waits for it
         await proxy.add_route("/user/ext/", backends["b"].url, {"ext": True})
@@ -183,8 +176,7 @@ async def test_external_traefik_should_start_false(request, tmp_path, backends):
         assert (await proxy.get_all_routes())["/user/ext/"]["data"] == {"ext": True}
         await proxy._close()
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process)
 
 
 async def test_external_traefik_needs_a_password(request, tmp_path):
@@ -228,13 +220,9 @@ async def test_external_traefik_without_dynamic_setup(request, tmp_path, backend
         "file", request, tmp_path, should_start=False, traefik_api_password="operator's"
     )
     operator._generate_password_if_needed()
-    operator._write_static_config()
     await operator._setup_traefik_dynamic_config()  # the operator's own API router
     api_router = tomllib.loads((tmp_path / "rules.toml").read_text())["http"]["routers"]
-    process = subprocess.Popen(
-        [find_traefik(operator.traefik_command), f"--configfile={operator.static_config_file}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    process = start_traefik(operator)
     hub = TraefikFileProviderProxy(
         should_start=False, enable_setup_dynamic_config=False,
         dynamic_config_file=operator.dynamic_config_file, public_url=operator.public_url,
@@ -249,5 +237,4 @@ async def test_external_traefik_without_dynamic_setup(request, tmp_path, backend
         assert {n: r for n, r in routers.items() if "traefik-api" in n} == api_router
     finally:
         await hub._close()
-        process.terminate()
-        process.wait(10)
+        stop_process(process)

@@ -13,7 +13,6 @@ import os
 import stat
 import uuid
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,16 +23,10 @@ from traefik_proxy.etcd import TraefikEtcdProxy
 from traefik_proxy.kv import TKvProxy
 from traefik_proxy.redis import TraefikRedisProxy
 
-from .conftest import PROXY_KINDS, make_proxy
 from .kv_support import consul_traits, etcd_traits, kv_prefixes, redis_traits
+from .proxies import PROXY_KINDS, make_proxy, served_by
 
 KV_KINDS = ["etcd", "redis", "consul"]
-
-
-async def served_by(proxy, path: str) -> str | None:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(proxy.public_url + path)
-    return response.json()["backend"] if response.status_code == 200 else None
 
 
 # ---------------------------------------------------------------- store primitives
