@@ -1,17 +1,17 @@
-"""Fast TOML and YAML text for Traefik's dynamic config.
+"""TOML and YAML text for Traefik's dynamic config, re-rendering only changed routes.
 
 The file provider rewrites the whole file on every batch, so serialization
-is on the hot path: with 1,000 routes tomli-w takes ~200 ms and PyYAML's C
-dumper ~700 ms. These writers quote strings with the C JSON encoder and, given
-a :class:`Memo`, re-render only the routes that changed: at 10,000 routes a
-render takes ~8 ms (TOML) after the first. Both emit only the subset of the formats a config needs: dicts,
-lists, strings, ints, floats and booleans.
+is on the hot path. Given a :class:`Memo`, these writers re-render only the
+routes that changed since the last render and reuse the text of the others
+(``python -m benchmarks.serializers`` measures it; numbers in the README).
 
-- TOML: one ``[table]`` per dict that has plain values, sub-dicts as further
-  tables, lists and empty dicts inline. A JSON string literal is a valid TOML
-  basic string except for DEL, which TOML wants escaped.
+- TOML: tomli-w renders each route of a section (``http.routers``,
+  ``jupyterhub.routes``...) as a document of its own; the pieces are stitched
+  under the section's header. Above the sections there are a few tables only.
 - YAML: JSON, which YAML 1.2 (and Traefik's YAML parser) reads as YAML, one
-  route per line so the file stays readable and diffable.
+  route per line so the file stays readable and diffable; strings quoted by
+  the C JSON encoder. It emits only what a config needs: dicts, lists,
+  strings, ints, floats and booleans.
 """
 
 from __future__ import annotations
