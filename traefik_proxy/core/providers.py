@@ -29,65 +29,49 @@ def redis_db(url: str) -> int:
     return int(urlsplit(url).path.strip("/") or 0)
 
 
-def _tls(client_kwargs: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    # Traefik's tls block from the client library's option names
-    return {theirs: client_kwargs[ours] for ours, theirs in names.items() if client_kwargs.get(ours)}
+#: per store: the URL scheme that means TLS, and the client library's names
+#: of the files Traefik's ``tls`` block takes as ca, cert and key
+_TLS_OPTIONS = {
+    "etcd": ("https", {"ca_cert": "ca", "cert_cert": "cert", "cert_key": "key"}),
+    "redis": ("rediss", {"ssl_ca_certs": "ca", "ssl_certfile": "cert", "ssl_keyfile": "key"}),
+}
+
+_ClientKwargs = Mapping[str, Any] | None
 
 
-def _credentials(username: str, password: str) -> dict[str, str]:
-    return {k: v for k, v in (("username", username), ("password", password)) if v}
-
-
-def etcd_provider(
-    url: str,
-    root_key: str,
-    *,
-    username: str = "",
-    password: str = "",
-    client_kwargs: Mapping[str, Any] | None = None,
+def _block(
+    kind: str, url: str, root_key: str, username: str, password: str, options: _ClientKwargs
 ) -> dict[str, Any]:
-    """Traefik's ``providers.etcd``; ``client_kwargs`` as ``etcd3.client()`` takes them."""
-    scheme, host, port = store_endpoint(url, DEFAULT_PORTS["etcd"])
+    scheme, host, port = store_endpoint(url, DEFAULT_PORTS[kind])
     block: dict[str, Any] = {"endpoints": [host_port(host, port)], "rootKey": root_key}
-    block.update(_credentials(username, password))
-    if scheme == "https":
-        names = {"ca_cert": "ca", "cert_cert": "cert", "cert_key": "key"}
-        block["tls"] = _tls(client_kwargs or {}, names)
+    block.update({k: v for k, v in (("username", username), ("password", password)) if v})
+    tls_scheme, names = _TLS_OPTIONS[kind]
+    if scheme == tls_scheme:
+        options = options or {}
+        block["tls"] = {theirs: options[ours] for ours, theirs in names.items() if options.get(ours)}
     return block
 
 
-def redis_provider(
-    url: str,
-    root_key: str,
-    *,
-    username: str = "",
-    password: str = "",
-    client_kwargs: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Traefik's ``providers.redis``; credentials may come from the URL too."""
-    scheme, host, port = store_endpoint(url, DEFAULT_PORTS["redis"])
+def etcd_provider(url: str, root_key: str, *, username="", password="", client_kwargs: _ClientKwargs = None):
+    """Traefik's ``providers.etcd``; ``client_kwargs`` as ``etcd3.client()`` takes them."""
+    return _block("etcd", url, root_key, username, password, client_kwargs)
+
+
+def redis_provider(url: str, root_key: str, *, username="", password="", client_kwargs: _ClientKwargs = None):
+    """Traefik's ``providers.redis``; credentials may come from the URL instead.
+
+    ``client_kwargs`` as ``redis.asyncio.from_url()`` takes them.
+    """
     parts = urlsplit(url)
-    block: dict[str, Any] = {"endpoints": [host_port(host, port)], "rootKey": root_key}
-    block.update(
-        _credentials(
-            username or unquote(parts.username or ""), password or unquote(parts.password or "")
-        )
-    )
+    username = username or unquote(parts.username or "")
+    password = password or unquote(parts.password or "")
+    block = _block("redis", url, root_key, username, password, client_kwargs)
     if redis_db(url):
         block["db"] = redis_db(url)
-    if scheme == "rediss":
-        names = {"ssl_ca_certs": "ca", "ssl_certfile": "cert", "ssl_keyfile": "key"}
-        block["tls"] = _tls(client_kwargs or {}, names)
     return block
 
 
-def consul_provider(
-    url: str,
-    root_key: str,
-    *,
-    token: str = "",
-    client_kwargs: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def consul_provider(url: str, root_key: str, *, token="", client_kwargs: _ClientKwargs = None):
     """Traefik's ``providers.consul``; ``client_kwargs`` as ``consul.aio.Consul()`` takes them."""
     scheme, host, port = store_endpoint(url, DEFAULT_PORTS["consul"])
     block: dict[str, Any] = {
