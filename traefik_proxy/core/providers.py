@@ -52,12 +52,16 @@ def _block(
     return block
 
 
-def etcd_provider(url: str, root_key: str, *, username="", password="", client_kwargs: _ClientKwargs = None):
+def etcd_provider(
+    url: str, root_key: str, *, username="", password="", client_kwargs: _ClientKwargs = None
+) -> dict[str, Any]:
     """Traefik's ``providers.etcd``; ``client_kwargs`` as ``etcd3.client()`` takes them."""
     return _block("etcd", url, root_key, username, password, client_kwargs)
 
 
-def redis_provider(url: str, root_key: str, *, username="", password="", client_kwargs: _ClientKwargs = None):
+def redis_provider(
+    url: str, root_key: str, *, username="", password="", client_kwargs: _ClientKwargs = None
+) -> dict[str, Any]:
     """Traefik's ``providers.redis``; credentials may come from the URL instead.
 
     ``client_kwargs`` as ``redis.asyncio.from_url()`` takes them.
@@ -71,7 +75,9 @@ def redis_provider(url: str, root_key: str, *, username="", password="", client_
     return block
 
 
-def consul_provider(url: str, root_key: str, *, token="", client_kwargs: _ClientKwargs = None):
+def consul_provider(
+    url: str, root_key: str, *, token="", client_kwargs: _ClientKwargs = None
+) -> dict[str, Any]:
     """Traefik's ``providers.consul``; ``client_kwargs`` as ``consul.aio.Consul()`` takes them."""
     scheme, host, port = store_endpoint(url, DEFAULT_PORTS["consul"])
     block: dict[str, Any] = {
