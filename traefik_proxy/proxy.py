@@ -31,13 +31,14 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, valida
 from . import core
 from .coalesce import Coalescer
 from .files import atomic_write, dump_config
+from .letsencrypt import LetsEncryptMixin  # [issue 13]
 
 #: Above this many routes in one batch, confirm with one /api/rawdata listing
 #: instead of two small requests per route.
 RAWDATA_THRESHOLD = 4
 
 
-class TraefikProxy(Proxy):
+class TraefikProxy(LetsEncryptMixin, Proxy):  # [issue 13] Let's Encrypt settings
     """JupyterHub proxy backed by Traefik v3. Use a subclass that picks a provider."""
 
     # the provider's name as Traefik's API reports it (``name@provider``)
@@ -110,7 +111,8 @@ class TraefikProxy(Proxy):
 
     @default("traefik_entrypoint")
     def _default_traefik_entrypoint(self):
-        return "https" if urlsplit(self.public_url).scheme == "https" else "http"
+        https = urlsplit(self.public_url).scheme == "https" or self.letsencrypt_enabled  # [issue 13]
+        return "https" if https else "http"
 
     traefik_log_level = Unicode("WARN", config=True, help="Traefik's log level")
     traefik_env = Dict(config=True, help="Extra environment variables for the traefik process")
@@ -196,7 +198,7 @@ class TraefikProxy(Proxy):
         return core.Settings(
             entrypoint=self.traefik_entrypoint,
             namespace=self.traefik_namespace,
-            tls=urlsplit(self.public_url).scheme == "https",
+            tls=urlsplit(self.public_url).scheme == "https" or self.letsencrypt_enabled,  # [issue 13]
             pin_host=self.traefik_pin_host,
             error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
         )
@@ -297,6 +299,7 @@ class TraefikProxy(Proxy):
             api_tls=urlsplit(self.traefik_api_url).scheme == "https",
         )
         config = self._setup_traefik_static_config(config)
+        config = self._letsencrypt_static_config(config)  # [issue 13]
         return core.deep_merge(config, self.extra_static_config)
 
     def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -314,13 +317,15 @@ class TraefikProxy(Proxy):
                 name=f"{self.traefik_namespace}-traefik-api",
                 metrics=self.traefik_track_activity,
             )
-            if self.settings.tls:
+            if self.settings.tls and not self.letsencrypt_enabled:  # [issue 13]
                 if not (self.ssl_cert and self.ssl_key):
                     raise ValueError(
                         f"public_url {self.public_url!r} is https but JupyterHub's "
-                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key"
+                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key "
+                        "(or c.TraefikProxy.traefik_letsencrypt_email for Let's Encrypt)"  # [issue 13]
                     )
                 config = core.deep_merge(config, core.tls_fragment(self.ssl_cert, self.ssl_key))
+            config = self._letsencrypt_dynamic_config(config)  # [issue 13]
         if self.traefik_error_pages:
             if self.hub is None:
                 raise ValueError(
@@ -344,6 +349,7 @@ class TraefikProxy(Proxy):
     async def start(self) -> None:
         """Write the configs, start traefik, return when its API answers."""
         self._stopping = False
+        self._letsencrypt_check()  # [issue 13]
         self._generate_password_if_needed()
         await self._stop_leftover_traefik()
         self._check_ports_free()
@@ -415,8 +421,11 @@ class TraefikProxy(Proxy):
             f"--configfile={os.path.abspath(self.static_config_file)}",
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._letsencrypt_pipe,  # [issue 13] Traefik's log into the Hub's
+            stderr=self._letsencrypt_pipe,  # [issue 13]
             start_new_session=True,
         )
+        self._letsencrypt_watch_log(self.traefik_process)  # [issue 13]
         atomic_write(Path(self.traefik_pid_file), f"{self.traefik_process.pid}\n".encode())
 
     async def _wait_for_api(self) -> None:
@@ -491,6 +500,7 @@ class TraefikProxy(Proxy):
                 self.log.warning("traefik did not stop within 10s; killing it")
                 process.kill()
                 await process.wait()
+        await self._letsencrypt_drain_log()  # [issue 13]
         self.traefik_process = None
         Path(self.traefik_pid_file).unlink(missing_ok=True)
         await self._close()
