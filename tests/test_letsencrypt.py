@@ -26,7 +26,7 @@ from traefik_proxy.core.acme import LETSENCRYPT_PRODUCTION
 
 from .acme_servers import DOMAIN, Pebble, start_pebble
 from .conftest import make_proxy
-from .utils import free_port
+from .utils import free_port, wait_for
 
 CERT_TIMEOUT = 60  # seconds; Pebble with no sleeps issues in a few
 
@@ -226,6 +226,13 @@ async def test_failed_validation_is_reported_and_hub_keeps_serving(request, tmp_
         assert f"{DOMAIN}:{pebble.http_port}" in line and "connection refused" in line, line
         # traefik's own line came through too, at error level
         assert any("Unable to obtain ACME certificate" in m for m in recorder.messages(logging.ERROR))
+        # Traefik tries again at its next configuration change (as the README says)
+        attempts = pebble.orders()
+        await proxy.add_route("/user/alice/", backends["a"].url, {"user": "alice"})
+        async def ordered_again() -> bool:
+            return pebble.orders() > attempts
+
+        await wait_for(ordered_again, CERT_TIMEOUT, interval=0.1)
         # still serving, with Traefik's default certificate
         assert "TRAEFIK DEFAULT CERT" in served_certificate(pebble.tls_port).subject.rfc4514_string()
         async with https_client(None) as client:
