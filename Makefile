@@ -33,15 +33,17 @@ chromium:
 	fi
 
 # tests/test_letsencrypt.py runs Let's Encrypt's ACME test server: Debian's
-# pebble (which ships pebble-challtestsrv, its DNS). Without it those tests
-# skip, except under CI=true, where a failed install fails the run.
+# pebble (which ships pebble-challtestsrv, its DNS), and makes Chromium trust
+# its root with certutil (libnss3-tools). Without them those tests skip,
+# except under CI=true, where a failed install fails the run.
 pebble:
-	@if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null; then \
+	@if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null \
+			|| ! command -v certutil >/dev/null; then \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		echo "installing Debian's pebble for the Let's Encrypt tests"; \
 		if ! { command -v apt-get >/dev/null && $$sudo apt-get update -qq && \
 			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-				-o DPkg::Lock::Timeout=300 pebble; }; then \
+				-o DPkg::Lock::Timeout=300 pebble libnss3-tools; }; then \
 			if [ "$$CI" = true ]; then echo "could not install pebble (CI=true: failing)"; exit 1; fi; \
 			echo "could not install pebble: tests/test_letsencrypt.py will skip"; \
 		fi; \

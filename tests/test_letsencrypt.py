@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import socket
 import ssl
 import stat
+import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +29,9 @@ from traefik_proxy.core.acme import LETSENCRYPT_PRODUCTION
 
 from .acme_servers import DOMAIN, Pebble, start_pebble
 from .conftest import make_proxy
+from .hub_process import HubProcess
+from .test_browser import CHROMIUM, browse
+from .test_jupyterhub import PASSWORD, _drive_hub
 from .utils import free_port, wait_for
 
 CERT_TIMEOUT = 60  # seconds; Pebble with no sleeps issues in a few
@@ -83,13 +89,13 @@ def served_certificate(port: int, sni: str = DOMAIN) -> x509.Certificate:
 
 
 def chains_to(port: int, root_pem: str, sni: str = DOMAIN) -> bool:
-    """Whether the proxy's certificate for ``sni`` verifies against ``root_pem``, name included."""
+    """Whether the proxy serves, for ``sni``, a certificate verifying against ``root_pem``."""
     context = ssl.create_default_context(cadata=root_pem)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname=sni):
                 return True
-    except ssl.SSLCertVerificationError:
+    except OSError:  # a certificate that does not verify, or nothing listening yet
         return False
 
 
@@ -296,3 +302,117 @@ async def test_unusable_settings_are_refused_at_start(request, tmp_path, pebble,
     assert expected in str(info.value)
     assert proxy.traefik_process is None  # nothing was started
     await proxy.stop()
+
+
+# ---------------------------------------------------------------- a real JupyterHub
+
+
+class LocalNameTransport(httpx.HTTPTransport):
+    """Connects to 127.0.0.1 for hub.test, as an /etc/hosts line would.
+
+    The request keeps the name for SNI, the certificate's name check and the
+    Host header; the original request (whose URL says hub.test) is what the
+    client keeps cookies for.
+    """
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == DOMAIN:
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(host="127.0.0.1"),
+                headers=request.headers,
+                stream=request.stream,
+                extensions={**request.extensions, "sni_hostname": DOMAIN},
+            )
+        return super().handle_request(request)
+
+
+class HttpsHub(HubProcess):
+    """The demo Hub with Let's Encrypt from Pebble, reached as https://hub.test:<port>."""
+
+    def __init__(self, directory: Path, pebble: Pebble):
+        self.root_pem = pebble.root_pem()
+        public_url = f"https://{DOMAIN}:{pebble.tls_port}"
+        extra_config = "\n".join([
+            f"c.JupyterHub.public_url = {public_url + '/'!r}",
+            "c.TraefikProxy.traefik_letsencrypt_email = 'admin@hub.test'",
+            f"c.TraefikProxy.traefik_acme_server = {pebble.directory_url!r}",
+            f"c.TraefikProxy.traefik_acme_storage = {str(directory / 'acme.json')!r}",
+            f"c.TraefikProxy.traefik_http_port = {pebble.http_port}",
+            f"c.TraefikProxy.traefik_env = {pebble.traefik_env()!r}",
+            "",
+        ])
+        super().__init__(
+            directory, PASSWORD, extra_config,
+            # JupyterHub turns this into http:// (no ssl_cert); the proxy serves TLS on it
+            bind_url=f"https://127.0.0.1:{pebble.tls_port}",
+            public_url=public_url,
+        )
+
+    def client(self, *, token: bool = True, **kwargs) -> httpx.Client:
+        verify = ssl.create_default_context(cadata=self.root_pem)
+        kwargs.setdefault("transport", LocalNameTransport(verify=verify))
+        return super().client(token=token, **kwargs)
+
+
+def test_jupyterhub_login_and_spawn_over_https(tmp_path, pebble):
+    """The Hub starts traefik, traefik gets hub.test's certificate, a user logs in and spawns."""
+    hub = HttpsHub(tmp_path, pebble)
+    started = time.monotonic()
+    with hub:  # starts the Hub
+        hub.wait_until(
+            lambda: chains_to(pebble.tls_port, hub.root_pem), CERT_TIMEOUT,
+            "HTTPS serving Pebble's certificate", interval=0.1,
+        )
+        elapsed = time.monotonic() - started
+        print(f"\n  time from JupyterHub start to HTTPS serving Pebble's certificate: {elapsed:.1f}s")
+        hub.wait_ready()
+        with hub.client(token=False) as client:
+            _drive_hub(hub, client)
+        with httpx.Client(trust_env=False) as plain:  # http:// sends users to https://
+            response = plain.get(f"http://127.0.0.1:{pebble.http_port}/hub/", headers={"Host": DOMAIN})
+        assert response.headers["location"] == f"{hub.public_url}/hub/"
+        log = hub.log_text()
+        assert "Let's Encrypt: Traefik obtains a certificate for hub.test" in log
+        assert "no certificate for" not in log
+        hub.stop()
+
+
+def trusting_home(directory: Path, root_pem: str) -> Path:
+    """A HOME whose NSS database (what Chromium trusts on Linux) trusts ``root_pem``."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        message = "certutil not installed: apt-get install libnss3-tools (make test does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    nssdb = directory / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    (directory / "pebble-root.pem").write_text(root_pem)
+    database = f"sql:{nssdb}"
+    subprocess.run([certutil, "-d", database, "-N", "--empty-password"], check=True)
+    subprocess.run(
+        [certutil, "-d", database, "-A", "-t", "C,,", "-n", "Pebble root", "-i",
+         str(directory / "pebble-root.pem")],
+        check=True,
+    )
+    return directory
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+def test_browser_over_https(tmp_path, pebble, capsys):
+    """The browser test, once, at https://hub.test with Pebble's root trusted."""
+    hub = HttpsHub(tmp_path / "hub", pebble)
+    home = trusting_home(tmp_path / "home", hub.root_pem)
+    (tmp_path / "hub").mkdir()
+    with hub:
+        hub.wait_until(
+            lambda: chains_to(pebble.tls_port, hub.root_pem), CERT_TIMEOUT,
+            "HTTPS serving Pebble's certificate", interval=0.1,
+        )
+        browse(
+            hub, tmp_path, capsys, prefix="https-browser",
+            args=(f"--host-resolver-rules=MAP {DOMAIN} 127.0.0.1",),
+            env={"HOME": str(home)},
+        )
+        hub.stop()
