@@ -92,25 +92,8 @@ def start_pebble(directory: Path, http_port: int, tls_port: int) -> Pebble:
     """Pebble on free ports, validating challenges on ``http_port``/``tls_port``."""
     pebble_bin, dns_bin = find_pebble()
     directory.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA()
-    listener = ca.issue_cert("127.0.0.1", "localhost")
-    ca.cert_pem.write_to_path(str(directory / "listener-ca.pem"))
-    listener.private_key_pem.write_to_path(str(directory / "listener-key.pem"))
-    listener.cert_chain_pems[0].write_to_path(str(directory / "listener-cert.pem"))
     acme_port, management_port, dns_port = free_port(), free_port(), free_port()
-    config = {
-        "pebble": {
-            "listenAddress": f"127.0.0.1:{acme_port}",
-            "managementListenAddress": f"127.0.0.1:{management_port}",
-            "certificate": str(directory / "listener-cert.pem"),
-            "privateKey": str(directory / "listener-key.pem"),
-            "httpPort": http_port,
-            "tlsPort": tls_port,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }
-    }
-    (directory / "pebble.json").write_text(json.dumps(config))
+    _write_config(directory, acme_port, management_port, http_port, tls_port)
     pebble = Pebble(
         directory_url=f"https://127.0.0.1:{acme_port}/dir",
         management_url=f"https://127.0.0.1:{management_port}",
@@ -145,6 +128,28 @@ def start_pebble(directory: Path, http_port: int, tls_port: int) -> Pebble:
         pebble.stop()
         raise
     return pebble
+
+
+def _write_config(directory: Path, acme_port: int, management_port: int, http_port: int, tls_port: int) -> None:
+    """pebble.json, and a trustme CA and certificate for Pebble's own listener."""
+    ca = trustme.CA()
+    listener = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(directory / "listener-ca.pem"))
+    listener.private_key_pem.write_to_path(str(directory / "listener-key.pem"))
+    listener.cert_chain_pems[0].write_to_path(str(directory / "listener-cert.pem"))
+    config = {
+        "pebble": {
+            "listenAddress": f"127.0.0.1:{acme_port}",
+            "managementListenAddress": f"127.0.0.1:{management_port}",
+            "certificate": str(directory / "listener-cert.pem"),
+            "privateKey": str(directory / "listener-key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    (directory / "pebble.json").write_text(json.dumps(config))
 
 
 def _wait_for_directory(pebble: Pebble, timeout: float = 20.0) -> None:

@@ -112,8 +112,12 @@ def settings_problems(
             "= 'admin@example.org'"
         )
     problems += _domain_problems(domains, host)
-    scheme = urlsplit(server).scheme
-    if scheme not in ("https", "http") or not urlsplit(server).hostname:
+    return problems + _server_and_port_problems(server, challenge, http_port, https_port)
+
+
+def _server_and_port_problems(server: str, challenge: str, http_port: int, https_port: int) -> list[str]:
+    problems = []
+    if urlsplit(server).scheme not in ("https", "http") or not urlsplit(server).hostname:
         problems.append(
             f"traefik_acme_server {server!r} is not the URL of an ACME directory; use "
             f"{LETSENCRYPT_PRODUCTION!r} or, to try things out, {LETSENCRYPT_STAGING!r}"
