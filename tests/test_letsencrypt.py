@@ -228,6 +228,7 @@ async def test_failed_validation_is_reported_and_hub_keeps_serving(request, tmp_
     try:
         await proxy.add_route("/", backends["hub"].url, {"hub": True})
         line = await wait_for_log(recorder, f"no certificate for {DOMAIN}")
+        print(f"\n  hub log: {line}")
         assert "the ACME server could not validate the challenge" in line
         assert f"{DOMAIN}:{pebble.http_port}" in line and "connection refused" in line, line
         # traefik's own line came through too, at error level
@@ -374,6 +375,7 @@ def test_jupyterhub_login_and_spawn_over_https(tmp_path, pebble):
         assert response.headers["location"] == f"{hub.public_url}/hub/"
         log = hub.log_text()
         assert "Let's Encrypt: Traefik obtains a certificate for hub.test" in log
+        print(*(f"  hub log: {line}" for line in log.splitlines() if "Let's Encrypt" in line or "traefik:" in line), sep="\n")
         assert "no certificate for" not in log
         hub.stop()
 

@@ -108,12 +108,13 @@ class LetsEncryptMixin(Configurable):
 
     def _letsencrypt_settings(self) -> acme.AcmeSettings:
         """The validated settings; ValueError naming every problem and its fix."""
-        host, _, port = self._public_address().rpartition(":")
-        public_url = getattr(self.app, "public_url", "") or ""
+        listen_host, _, port = self._public_address().rpartition(":")
+        # JupyterHub's public_url names the Hub; the proxy's is the bind URL
+        name = acme.certificate_host(getattr(self.app, "public_url", "") or "", self.public_url)
         problems = acme.settings_problems(
             email=self.traefik_letsencrypt_email,
             domains=self.traefik_letsencrypt_domains,
-            host=acme.certificate_host(public_url, self.public_url),
+            host=name,
             https_port=int(port),
             server=self.traefik_acme_server,
             challenge=self.traefik_acme_challenge,
@@ -128,15 +129,13 @@ class LetsEncryptMixin(Configurable):
             http_entrypoint = acme.http_entrypoint_name(taken)
         return acme.AcmeSettings(
             email=self.traefik_letsencrypt_email,
-            domains=acme.effective_domains(
-                self.traefik_letsencrypt_domains, acme.certificate_host(public_url, self.public_url)
-            ),
+            domains=acme.effective_domains(self.traefik_letsencrypt_domains, name),
             server=self.traefik_acme_server,
             challenge=self.traefik_acme_challenge,
             storage=os.path.abspath(self.traefik_acme_storage),
             entrypoint=self.traefik_entrypoint,
             http_entrypoint=http_entrypoint,
-            http_address=f"{host}:{self.traefik_http_port}",
+            http_address=f"{listen_host}:{self.traefik_http_port}",
             namespace=self.traefik_namespace,
             provider=self.provider_name,
             hsts_max_age=self.traefik_hsts_max_age if self.traefik_hsts else 0,
