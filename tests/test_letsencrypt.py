@@ -194,7 +194,8 @@ async def check_plain_http(pebble: Pebble) -> None:
 async def test_tls_alpn_challenge_and_hsts(request, tmp_path, pebble, backends, kind):
     """TLS-ALPN-01 on the HTTPS port alone (no plain HTTP); HSTS on every answer."""
     root = pebble.root_pem()
-    proxy, _ = acme_proxy(
+    orders_before = pebble.orders()
+    proxy, recorder = acme_proxy(
         request, tmp_path, pebble, kind=kind,
         traefik_acme_challenge="tls-alpn-01", traefik_http_port=0, traefik_hsts=True,
     )
@@ -211,6 +212,8 @@ async def test_tls_alpn_challenge_and_hsts(request, tmp_path, pebble, backends, 
                 response = await get_as_hub_test(client, f"https://127.0.0.1:{pebble.tls_port}{path}")
                 assert response.json()["backend"] == backend
                 assert response.headers["strict-transport-security"] == "max-age=31536000"
+        assert pebble.orders() == orders_before + 1  # obtained at the first try
+        assert not [m for m in recorder.messages(logging.ERROR) if "Let's Encrypt" in m]
         with socket.socket() as s:  # no plain-HTTP entrypoint
             assert s.connect_ex(("127.0.0.1", pebble.http_port)) != 0
     finally:
