@@ -24,6 +24,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observ
 from . import core
 from .activity_tracker import ActivityTracker
 from .coalesce import Coalescer
+from .letsencrypt import LetsEncryptMixin
 from .traefik_api import TraefikAPI
 from .traefik_config import TraefikConfig
 from .traefik_process import TraefikSupervisor, check_ports_free
@@ -36,7 +37,7 @@ _API_SETTINGS = {
 }
 
 
-class TraefikProxy(TraefikConfig, Proxy):
+class TraefikProxy(LetsEncryptMixin, TraefikConfig, Proxy):
     """JupyterHub proxy backed by Traefik v3. Use a subclass that picks a provider."""
 
     # the provider's name as Traefik's API reports it (``name@provider``)
@@ -108,7 +109,8 @@ class TraefikProxy(TraefikConfig, Proxy):
 
     @default("traefik_entrypoint")
     def _default_traefik_entrypoint(self):
-        return "https" if urlsplit(self.public_url).scheme == "https" else "http"
+        https = urlsplit(self.public_url).scheme == "https" or self.letsencrypt_enabled
+        return "https" if https else "http"
 
     traefik_log_level = Unicode("WARN", config=True, help="Traefik's log level")
     traefik_env = Dict(config=True, help="Extra environment variables for the traefik process")
@@ -234,6 +236,7 @@ class TraefikProxy(TraefikConfig, Proxy):
 
     async def start(self) -> None:
         """Write the configs, start traefik, return when its API answers."""
+        self._letsencrypt_check()
         self._generate_password_if_needed()
         supervisor = self._supervisor = TraefikSupervisor(
             self.traefik_command,
@@ -241,6 +244,10 @@ class TraefikProxy(TraefikConfig, Proxy):
             self.traefik_pid_file,
             self.traefik_env,
             self.log,
+            # with Let's Encrypt, traefik's log goes through the Hub's, which
+            # then reports certificate failures with Traefik's reason
+            output=self._letsencrypt_pipe,
+            on_launch=self._letsencrypt_watch_log if self.letsencrypt_enabled else None,
         )
         await supervisor.stop_leftover()
         check_ports_free(self.public_url, self.traefik_api_url)
@@ -274,6 +281,7 @@ class TraefikProxy(TraefikConfig, Proxy):
         """Stop traefik (SIGTERM, then SIGKILL after 10 s) and close the API client."""
         if self._supervisor is not None:
             await self._supervisor.stop()
+        await self._letsencrypt_drain_log()
         await self._close()
 
     async def _close(self) -> None:

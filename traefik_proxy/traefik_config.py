@@ -31,7 +31,7 @@ class TraefikConfig:
         return core.Settings(
             entrypoint=self.traefik_entrypoint,
             namespace=self.traefik_namespace,
-            tls=urlsplit(self.public_url).scheme == "https",
+            tls=urlsplit(self.public_url).scheme == "https" or self.letsencrypt_enabled,
             pin_host=self.traefik_pin_host,
             error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
         )
@@ -73,6 +73,7 @@ class TraefikConfig:
             api_tls=urlsplit(self.traefik_api_url).scheme == "https",
         )
         config = self._setup_traefik_static_config(config)
+        config = self._letsencrypt_static_config(config)
         return core.deep_merge(config, self.extra_static_config)
 
     # its name before it was public; tests/test_kv.py still calls it so
@@ -93,13 +94,15 @@ class TraefikConfig:
                 name=f"{self.traefik_namespace}-traefik-api",
                 metrics=self.traefik_track_activity,
             )
-            if self.settings.tls:
+            if self.settings.tls and not self.letsencrypt_enabled:
                 if not (self.ssl_cert and self.ssl_key):
                     raise ValueError(
                         f"public_url {self.public_url!r} is https but JupyterHub's "
-                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key"
+                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key "
+                        "(or c.TraefikProxy.traefik_letsencrypt_email for Let's Encrypt)"
                     )
                 config = core.deep_merge(config, core.tls_fragment(self.ssl_cert, self.ssl_key))
+            config = self._letsencrypt_dynamic_config(config)
         if self.traefik_error_pages:
             if self.hub is None:
                 raise ValueError(

@@ -13,6 +13,7 @@ ValueError). ``__all__`` lists every public name of the submodules
 (properties/test_exported_members.py checks it).
 """
 
+from . import acme, logline
 from .activity import active_since, iso_utc, service_request_counts
 from .api import Expected, is_live, live_in_rawdata, router_matches
 from .batch import Changes, Op, changes_for, expectations, net_ops
@@ -91,6 +92,7 @@ __all__ = [
     "Route",
     "Settings",
     "TxnLimits",
+    "acme",
     "active_since",
     "api_fragment",
     "apply_changes",
@@ -115,6 +117,7 @@ __all__ = [
     "legacy_routespec",
     "legacy_rule",
     "live_in_rawdata",
+    "logline",
     "make_route",
     "net_ops",
     "normalize_host",
