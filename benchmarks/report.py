@@ -172,7 +172,7 @@ def vs_others(runs: list[dict[str, Any]], sizes: list[int]) -> list[str]:
     out = []
     for size in sizes:
         for ours in sorted(s for s, n in by if n == size and s.startswith("ours-")):
-            for other in (f"upstream-{backend_of(ours)}", "chp"):
+            for other in (f"before-{backend_of(ours)}", f"upstream-{backend_of(ours)}", "chp"):
                 a, b = by.get((ours, size)), by.get((other, size))
                 if not a or not b:
                     continue
@@ -233,8 +233,9 @@ def plot(path: Path, runs: list[dict[str, Any]], systems: list[str]) -> str | No
     cols = 4
     rows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
-    # colour says the store, line style says whose code: ours solid, upstream dashed
-    styles = {"ours": "-", "upstream": "--", "chp": ":"}
+    # colour says the store, line style says whose code: ours solid, an earlier
+    # checkout of ours (--baseline) dash-dotted, upstream dashed
+    styles = {"ours": "-", "before": "-.", "upstream": "--", "chp": ":"}
     colours = {"file": "tab:blue", "etcd": "tab:orange", "redis": "tab:green", "chp": "tab:purple"}
     measured = sorted({r["size"] for r in runs})
     for ax, metric in zip(axes.flat, metrics):

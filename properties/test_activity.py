@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from traefik_proxy.core import active_since, service_request_counts
 
@@ -72,3 +73,65 @@ def test_active_means_served_requests_since_the_last_reading(history, restarted,
     assert active_since(None, current) == []  # the first reading is a baseline
     active = set(active_since(previous, current))
     assert active == {n for n, served in served_between.items() if served > 0 and n in current}
+
+
+# prometheus_client's text parser (installed with JupyterHub) as an independent
+# reader of the same text: whatever Traefik may print, both must agree.
+label_values = st.from_regex(r"[A-Za-z0-9_.:/+-]{0,12}", fullmatch=True)
+counter_values = st.one_of(
+    st.integers(0, 10**12).map(str),
+    st.floats(0, 1e15, allow_nan=False).map(repr),
+    st.floats(0, 1e15, allow_nan=False).map(lambda v: f"{v:.6e}"),
+)
+series_st = st.lists(
+    st.tuples(
+        names,
+        st.sampled_from(["file", "etcd", "internal"]),
+        st.dictionaries(st.sampled_from(["code", "method", "protocol"]), label_values),
+        st.booleans(),  # service label first or last
+        counter_values,
+        st.one_of(st.none(), st.integers(0, 2**40).map(str)),  # optional timestamp
+    ),
+    max_size=20,
+)
+
+
+def traefik_metrics(series) -> str:
+    lines = [
+        "# HELP traefik_config_reloads_total Config reloads",
+        "# TYPE traefik_config_reloads_total counter",
+        "traefik_config_reloads_total 3",
+        "# HELP traefik_service_request_duration_seconds How long it took",
+        "# TYPE traefik_service_request_duration_seconds histogram",
+    ]
+    requests, sizes = [], []
+    for name, provider, other, service_first, value, stamp in series:
+        service = f'service="{name}@{provider}"'
+        rest = [f'{k}="{v}"' for k, v in sorted(other.items())]
+        labels = ",".join([service, *rest] if service_first else [*rest, service])
+        for le in ("0.1", "1.2", "+Inf"):
+            lines.append(f'traefik_service_request_duration_seconds_bucket{{{labels},le="{le}"}} 1')
+        lines.append(f"traefik_service_request_duration_seconds_sum{{{labels}}} 0.5")
+        lines.append(f"traefik_service_request_duration_seconds_count{{{labels}}} 1")
+        tail = f" {stamp}" if stamp else ""
+        requests.append(f"traefik_service_requests_total{{{labels}}} {value}{tail}")
+        sizes.append(f"traefik_service_requests_bytes_total{{{labels}}} {value}")
+    lines += ["# HELP traefik_service_requests_bytes_total size", "# TYPE traefik_service_requests_bytes_total counter", *sizes]
+    lines += ["# HELP traefik_service_requests_total How many", "# TYPE traefik_service_requests_total counter", *requests]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(series_st)
+def test_counts_agree_with_prometheus_client(series):
+    # Traefik prints one line per label set; a repeated one is not its output
+    assume(len({(n, p, tuple(sorted(o.items()))) for n, p, o, *_ in series}) == len(series))
+    text = traefik_metrics(series)
+    expected: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            service = sample.labels.get("service", "")
+            if sample.name == "traefik_service_requests_total" and service.endswith("@file"):
+                name = service[: -len("@file")]
+                expected[name] = expected.get(name, 0.0) + sample.value
+    assert service_request_counts(text, "file") == expected

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from .utils import free_port
+from .servers import free_port
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "jupyterhub_config.py"
 
@@ -110,12 +110,23 @@ class HubProcess:
     body raised, the Hub's log is printed first.
     """
 
-    def __init__(self, directory: Path, password: str, extra_config: str = ""):
+    def __init__(
+        self,
+        directory: Path,
+        password: str,
+        extra_config: str = "",
+        *,
+        bind_url: str = "",
+        public_url: str = "",
+    ):
         self.directory = directory
         self.run_dir = directory / "run"
         self.rules = self.run_dir / "rules.toml"
         self.log_path = directory / "jupyterhub.log"
-        self.public_url = f"http://127.0.0.1:{free_port()}"
+        # where traefik listens, and the URL users and the tests use (they
+        # differ behind a name, as for HTTPS with Let's Encrypt)
+        self.bind_url = bind_url or f"http://127.0.0.1:{free_port()}"
+        self.public_url = public_url or self.bind_url
         self.password = password
         self.token = secrets.token_hex(32)
         self.extra_config = extra_config
@@ -137,7 +148,7 @@ class HubProcess:
         env = environment_without_proxies()
         env.update(
             DEMO_RUN_DIR=str(self.run_dir),
-            DEMO_PUBLIC_URL=self.public_url,
+            DEMO_PUBLIC_URL=self.bind_url,
             DEMO_HUB_PORT=str(free_port()),
             DEMO_TRAEFIK_API_PORT=str(free_port()),
             DEMO_PASSWORD=self.password,

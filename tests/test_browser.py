@@ -103,37 +103,50 @@ class SocketLog:
         return [u for u in self.opened if re.search(r"/api/kernels/[^/]+/channels", u)]
 
 
-def screenshot(page, name: str, shots: list[Path]) -> Path:
-    path = ARTIFACTS / f"browser-{name}.png"
+def screenshot(page, name: str, shots: list[Path], prefix: str = "browser") -> Path:
+    path = ARTIFACTS / f"{prefix}-{name}.png"
     page.screenshot(path=str(path))
     shots.append(path)
     return path
 
 
 def test_browser_login_lab_kernel_stop(tmp_path, capsys):
-    from playwright.sync_api import expect, sync_playwright
-
     assert CHROMIUM is not None, (
         "CI=true but no chromium binary: `make chromium` (part of `make test`) failed to "
         "install Debian's chromium; see its output above"
     )
 
     started = time.monotonic()
+    with HubProcess(tmp_path, PASSWORD) as hub:
+        browse(hub, tmp_path, capsys)
+        hub.stop()
+    assert time.monotonic() - started < TIME_LIMIT
+
+
+def browse(hub: HubProcess, tmp_path: Path, capsys, *, prefix: str = "browser",
+           args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+    """Chromium logs in, runs a cell in JupyterLab and stops the server, at ``hub.public_url``.
+
+    ``args`` and ``env`` are added to Chromium's (the HTTPS test maps a name
+    and trusts a CA); screenshots are named ``<prefix>-<step>.png``.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
     ARTIFACTS.mkdir(exist_ok=True)
-    for old in ARTIFACTS.glob("browser-*"):  # no stale screenshot passes for this run's
+    for old in ARTIFACTS.glob(f"{prefix}-*"):  # no stale screenshot passes for this run's
         old.unlink()
     shots: list[Path] = []
     console: list[str] = []
     sockets = SocketLog()
-    with HubProcess(tmp_path, PASSWORD) as hub, sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         hub.wait_ready()
         public = hub.public_url
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # fresh --user-data-dir
             executable_path=CHROMIUM,
             headless=True,
-            args=CHROMIUM_ARGS,
-            env=environment_without_proxies(),
+            args=[*CHROMIUM_ARGS, *args],
+            env={**environment_without_proxies(), **(env or {})},
             viewport={"width": 1280, "height": 800},
         )
         browser.set_default_timeout(30_000)
@@ -146,11 +159,11 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
             response = page.goto(f"{public}/hub/login")
             assert response is not None and response.ok, response
             expect(page.locator("#username_input")).to_be_visible()
-            screenshot(page, "login", shots)
+            screenshot(page, "login", shots, prefix)
 
             # --- log in; the Hub spawns the server and sends us to JupyterLab
             page.fill("#username_input", USER)
-            page.fill("#password_input", PASSWORD)
+            page.fill("#password_input", hub.password)
             page.click("#login_submit")
             page.wait_for_url(re.compile(rf"^{re.escape(public)}/user/{USER}/lab"), timeout=60_000)
             (server,) = hub.servers(USER).values()
@@ -176,7 +189,7 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
             page.keyboard.press("Shift+Enter")
             output = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
             expect(output).to_have_text(re.compile(r"42 through traefik"), timeout=30_000)
-            screenshot(page, "lab", shots)
+            screenshot(page, "lab", shots, prefix)
 
             # the kernel websocket went through traefik's public port and worked
             kernel_sockets = sockets.kernel_channels()
@@ -204,16 +217,16 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
             assert response.status in (424, 503), (response.status, page.url)
             expect(page.locator("h1")).to_have_text(re.compile("Server not running"))
             expect(page.locator("#start")).to_be_visible()
-            screenshot(page, "stopped", shots)
+            screenshot(page, "stopped", shots, prefix)
         except BaseException:
             try:
-                screenshot(page, "failure", shots)
+                screenshot(page, "failure", shots, prefix)
             except Exception as e:  # the browser may be what failed
                 print(f"no failure screenshot: {e}")
             print("----- browser console -----", *console, sep="\n")
             print(f"----- websockets -----\nopened: {sockets.opened}\nerrors: {sockets.errors}")
-            (ARTIFACTS / "browser-console.log").write_text("\n".join(console) + "\n")
-            shutil.copyfile(hub.log_path, ARTIFACTS / "browser-jupyterhub.log")
+            (ARTIFACTS / f"{prefix}-console.log").write_text("\n".join(console) + "\n")
+            shutil.copyfile(hub.log_path, ARTIFACTS / f"{prefix}-jupyterhub.log")
             raise
         finally:
             browser.close()
@@ -221,8 +234,6 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
                 for path in shots:
                     print(f"\n  screenshot: {path}", end="")
                 print()
-        hub.stop()
-    assert time.monotonic() - started < TIME_LIMIT
 
 
 async def test_dashboard_lists_the_hubs_routers(request, tmp_path):
@@ -232,7 +243,7 @@ async def test_dashboard_lists_the_hubs_routers(request, tmp_path):
 
     from traefik_proxy import core
 
-    from .conftest import make_proxy
+    from .proxies import make_proxy
 
     proxy = make_proxy("file", request, tmp_path, traefik_dashboard=True)
     await proxy.start()

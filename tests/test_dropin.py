@@ -22,9 +22,8 @@ from traitlets.config import Config
 from traefik_proxy.fileprovider import TraefikFileProviderProxy, TraefikTomlProxy
 from traefik_proxy.traefik_api import hash_password
 
-from .conftest import make_proxy
-from .test_fileprovider import external_traefik
-from .utils import free_port
+from .proxies import make_proxy
+from .servers import free_port, start_traefik, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -81,14 +80,15 @@ async def test_foreign_router_is_named_on_first_use_of_an_external_traefik(
         should_start=False, traefik_api_password="external", extra_dynamic_config=FOREIGN,
     )
     caplog.set_level(logging.WARNING, logger=proxy.log.name)
-    with external_traefik(proxy):
-        try:
-            await proxy.add_route("/user/ext/", backends["a"].url, {})
-            await proxy.add_route("/user/ext2/", backends["a"].url, {})
-            [warning] = foreign_warnings(caplog)
-            assert "other-app@file" in warning
-        finally:
-            await proxy._close()
+    process = start_traefik(proxy)
+    try:
+        await proxy.add_route("/user/ext/", backends["a"].url, {})
+        await proxy.add_route("/user/ext2/", backends["a"].url, {})
+        [warning] = foreign_warnings(caplog)
+        assert "other-app@file" in warning
+    finally:
+        await proxy._close()
+        stop_process(process)
 
 
 # ---------------------------------------------------------------- old names

@@ -18,7 +18,7 @@ from traefik_proxy import core
 from traefik_proxy.fileprovider import TraefikFileProviderProxy
 from traefik_proxy.files import load_config
 
-from .conftest import make_proxy
+from .proxies import make_proxy
 
 
 async def test_killed_traefik_is_restarted_and_serves_again(request, tmp_path, backends):

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from .conftest import make_proxy
-from .utils import free_port
+from .proxies import make_proxy
+from .servers import free_port, start_traefik, stop_process
 
 
 async def test_error_pages_send_users_to_the_hub(request, tmp_path, backends):
@@ -180,9 +180,7 @@ async def test_add_route_waits_for_every_replica(kind, request, tmp_path, backen
     """Two traefik processes read one store; add_route returns when both serve."""
     import os
     import signal
-    import subprocess
 
-    from traefik_proxy.traefik_process import find_traefik
 
     main = make_proxy(kind, request, tmp_path / "main")
     await main.start()
@@ -194,12 +192,7 @@ async def test_add_route_waits_for_every_replica(kind, request, tmp_path, backen
         kv_traefik_prefix=main.kv_traefik_prefix,
         kv_jupyterhub_prefix=main.kv_jupyterhub_prefix,
     )
-    replica_config._generate_password_if_needed()
-    replica_config._write_static_config()
-    replica = subprocess.Popen(
-        [find_traefik(replica_config.traefik_command), f"--configfile={replica_config.static_config_file}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    replica = start_traefik(replica_config)
     main.traefik_replica_api_urls = [replica_config.traefik_api_url]
     try:
         await replica_config._wait_for_api()  # it reads the API router from the store
@@ -218,7 +211,6 @@ async def test_add_route_waits_for_every_replica(kind, request, tmp_path, backen
                 assert response.json()["backend"] == "b", public_url
     finally:
         os.kill(replica.pid, signal.SIGCONT)
-        replica.terminate()
-        replica.wait(10)
+        stop_process(replica)
         await replica_config._close()
         await main.stop()

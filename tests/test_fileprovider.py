@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import ssl
 import stat
-import subprocess
 import tomllib
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,10 +15,9 @@ import trustme
 import yaml
 
 from traefik_proxy.fileprovider import TraefikFileProviderProxy
-from traefik_proxy.traefik_process import find_traefik
 
-from .conftest import make_proxy
-from .utils import free_port
+from .proxies import make_proxy
+from .servers import free_port, start_traefik, stop_process
 
 
 def mode(path) -> int:
@@ -166,30 +162,13 @@ async def test_extra_static_and_dynamic_config(request, tmp_path, backends):
         await proxy.stop()
 
 
-@contextlib.contextmanager
-def external_traefik(proxy):
-    """A traefik the test runs itself with the proxy's static config (should_start=False)."""
-    proxy._generate_password_if_needed()
-    proxy._write_static_config()
-    # traefik's file provider does not start if its file is missing then
-    Path(proxy.dynamic_config_file).touch()
-    process = subprocess.Popen(
-        [find_traefik(proxy.traefik_command), f"--configfile={proxy.static_config_file}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
 async def test_external_traefik_should_start_false(request, tmp_path, backends):
     """A traefik the test runs itself; the proxy only writes the dynamic config."""
     proxy = make_proxy(
         "file", request, tmp_path, should_start=False, traefik_api_password="correct horse"
     )
-    with external_traefik(proxy):
+    process = start_traefik(proxy)
+    try:
         # the first call sets up the API router in the dynamic config and waits for it
         await proxy.add_route("/user/ext/", backends["b"].url, {"ext": True})
         async with httpx.AsyncClient() as client:
@@ -197,6 +176,8 @@ async def test_external_traefik_should_start_false(request, tmp_path, backends):
         assert response.json()["backend"] == "b"
         assert (await proxy.get_all_routes())["/user/ext/"]["data"] == {"ext": True}
         await proxy._close()
+    finally:
+        stop_process(process)
 
 
 async def test_external_traefik_needs_a_password(request, tmp_path):
@@ -240,13 +221,9 @@ async def test_external_traefik_without_dynamic_setup(request, tmp_path, backend
         "file", request, tmp_path, should_start=False, traefik_api_password="operator's"
     )
     operator._generate_password_if_needed()
-    operator._write_static_config()
     await operator._setup_traefik_dynamic_config()  # the operator's own API router
     api_router = tomllib.loads((tmp_path / "rules.toml").read_text())["http"]["routers"]
-    process = subprocess.Popen(
-        [find_traefik(operator.traefik_command), f"--configfile={operator.static_config_file}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    process = start_traefik(operator)
     hub = TraefikFileProviderProxy(
         should_start=False, enable_setup_dynamic_config=False,
         dynamic_config_file=operator.dynamic_config_file, public_url=operator.public_url,
@@ -261,5 +238,4 @@ async def test_external_traefik_without_dynamic_setup(request, tmp_path, backend
         assert {n: r for n, r in routers.items() if "traefik-api" in n} == api_router
     finally:
         await hub._close()
-        process.terminate()
-        process.wait(10)
+        stop_process(process)

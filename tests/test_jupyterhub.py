@@ -84,7 +84,8 @@ def _drive_hub(hub: HubProcess, client: httpx.Client) -> None:
     # not jupyter-server's answer: the Hub's "log in / go to /hub/" redirect
     assert r.status_code in (302, 303, 424, 503), (r.status_code, r.headers, r.text)
     if r.is_redirect:
-        location = r.headers["location"]
+        # absolute when JupyterHub.public_url is set (the HTTPS test's Hub)
+        location = r.headers["location"].removeprefix(hub.public_url)
         assert location.startswith(f"/hub/user/{USER}/"), r.headers
         r = client.get(location, headers=auth)
         # the Hub's "server not running" answer

@@ -13,7 +13,6 @@ import os
 import stat
 import uuid
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,16 +23,10 @@ from traefik_proxy.etcd import TraefikEtcdProxy
 from traefik_proxy.kv import TKvProxy
 from traefik_proxy.redis import TraefikRedisProxy
 
-from .conftest import PROXY_KINDS, make_proxy
 from .kv_support import consul_traits, etcd_traits, kv_prefixes, redis_traits
+from .proxies import PROXY_KINDS, make_proxy, served_by
 
 KV_KINDS = ["etcd", "redis", "consul"]
-
-
-async def served_by(proxy, path: str) -> str | None:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(proxy.public_url + path)
-    return response.json()["backend"] if response.status_code == 200 else None
 
 
 # ---------------------------------------------------------------- store primitives
@@ -86,7 +79,7 @@ async def test_changes_larger_than_a_transaction(store):
     ops = [core.Op("add", r.routespec, r) for r in routes]
     settings = store.settings
     changes = core.changes_for(ops, settings)
-    assert len(store._keys_for(changes)[0]) > 128
+    assert len(core.kv_keys(changes, store.kv_layout)[0]) > 128
     await store._apply_dynamic_config(changes)
     records = await store._get_jupyterhub_dynamic_config()
     for r in routes:
@@ -242,7 +235,7 @@ async def test_etcd_over_tls_with_client_certificate(etcd_tls_server, backends, 
 def test_etcd_https_without_ca_is_refused():
     proxy = TraefikEtcdProxy(etcd_url="https://127.0.0.1:2379")
     with pytest.raises(ValueError, match="ca_cert"):
-        proxy._client_kwargs()
+        proxy._make_store()
 
 
 async def test_redis_with_acl_user(redis_auth_server, backends, tmp_path, caplog, request):
@@ -266,7 +259,7 @@ async def test_redis_database_from_url(redis_server):
     try:
         assert proxy._generate_traefik_static_config()["providers"]["redis"]["db"] == 3
         await proxy._kv_atomic_set({f"{proxy.kv_traefik_prefix}/k": "v"})
-        assert await proxy.redis.execute_command("CLIENT", "INFO") and (await proxy.redis.get(f"{proxy.kv_traefik_prefix}/k")) == "v"
+        assert await proxy.kv_store.client.execute_command("CLIENT", "INFO") and (await proxy.kv_store.client.get(f"{proxy.kv_traefik_prefix}/k")) == "v"
         db0 = TraefikRedisProxy(redis_url=redis_server.url, kv_traefik_prefix=proxy.kv_traefik_prefix, kv_jupyterhub_prefix=proxy.kv_jupyterhub_prefix)
         assert await db0._kv_get_tree(proxy.kv_traefik_prefix + "/") == {}
         await db0._close()
@@ -333,7 +326,7 @@ async def test_etcd_logs_in_again_when_its_token_expires(etcd_auth_server):
         key = f"{proxy.kv_traefik_prefix}/k"
         await proxy._kv_atomic_set({key: "v"})
         # what etcd answers once it dropped an idle token (--auth-token-ttl)
-        proxy._etcd.metadata = (("token", "expired.token"),)
+        proxy.kv_store._client.metadata = (("token", "expired.token"),)
         assert await proxy._kv_get_tree(key) == {key: "v"}
     finally:
         await proxy._close()

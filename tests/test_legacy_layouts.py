@@ -25,7 +25,7 @@ from traefik_proxy import core
 from traefik_proxy.core import legacy_alias
 from traefik_proxy.files import load_config
 
-from .conftest import make_proxy
+from .proxies import make_proxy
 from .legacy_layouts import (
     LEGACY_API_PASSWORD,
     LEGACY_API_USER,

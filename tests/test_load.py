@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import make_proxy
+from .proxies import make_proxy
 
 HELD = 10_000
 BURST = 200

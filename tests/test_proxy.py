@@ -15,22 +15,8 @@ import websockets
 
 from traefik_proxy import core
 
+from .proxies import fetch, served_by
 from .utils import hub_objects, wait_for
-
-
-async def fetch(proxy, path: str, host: str | None = None, **headers) -> httpx.Response:
-    """A request through Traefik's public entrypoint, path sent as given."""
-    if host:
-        headers["Host"] = host
-    async with httpx.AsyncClient(base_url=proxy.public_url, verify=False) as client:
-        return await client.get(httpx.URL(proxy.public_url + path), headers=headers)
-
-
-async def served_by(proxy, path: str, host: str | None = None) -> str | None:
-    response = await fetch(proxy, path, host)
-    if response.status_code != 200:
-        return None
-    return response.json()["backend"]
 
 
 async def test_add_get_delete_with_neighbours(proxy, backends, prefix):

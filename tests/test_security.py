@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import make_proxy
+from .proxies import make_proxy
 from .utils import Backend
 
 # pieces an attacker would combine to break out of PathPrefix(`...`)

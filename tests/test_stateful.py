@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from .conftest import PROXY_KINDS, make_proxy
+from .proxies import PROXY_KINDS, make_proxy
 from .utils import Backend
 
 ROUTES = [f"/user/u{i}/" for i in range(6)] + ["/user/u0/named/", "/"]

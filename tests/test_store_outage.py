@@ -22,14 +22,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from traefik_proxy import core
 
 from . import servers
-from .conftest import make_proxy
 from .kv_support import etcd_traits, kv_prefixes, redis_traits
+from .proxies import make_proxy, served_by
 from .utils import hub_objects
 
 KINDS = ["etcd", "redis"]
@@ -83,12 +82,6 @@ def restart_store(server: servers.KVServer) -> None:
             client.close()
 
     servers._wait_until(up, f"{server.kind} (restarted)", server.process, server.log)
-
-
-async def served_by(proxy, path: str) -> str | None:
-    async with httpx.AsyncClient(timeout=5) as client:
-        response = await client.get(proxy.public_url + path)
-    return response.json()["backend"] if response.status_code == 200 else None
 
 
 async def timed(call) -> tuple[float, BaseException | None]:

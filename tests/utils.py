@@ -1,22 +1,19 @@
-"""Helpers shared by the tests: free ports, a real backend server, polling."""
+"""Helpers shared by the tests: a real backend server, polling, JupyterHub objects.
+
+``free_port`` is :func:`tests.servers.free_port`, importable from here too.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 from aiohttp import web
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .servers import free_port
 
 
 class Backend:

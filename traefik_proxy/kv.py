@@ -2,9 +2,11 @@
 
 Traefik's KV providers (etcd, Redis, Consul) read the dynamic config as flat
 keys under a root key (``traefik/http/routers/<name>/rule``…). This adapter
-turns each batch of changes (:class:`traefik_proxy.core.Changes`) into at most
-one delete transaction and one set transaction on three store primitives that
-a subclass writes: :meth:`TKvProxy._kv_atomic_set`,
+turns each batch of changes (:class:`traefik_proxy.core.Changes`) into the
+write plan of :mod:`traefik_proxy.core.kv` (which keys, in which order, in
+which transactions) and carries it out on the store it holds
+(:class:`traefik_proxy.stores.KVStore`, made by each subclass's
+``_make_store``) through three primitives: :meth:`TKvProxy._kv_atomic_set`,
 :meth:`TKvProxy._kv_atomic_delete` and :meth:`TKvProxy._kv_get_tree`.
 
 JupyterHub's route records live beside Traefik's keys, under
@@ -24,23 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from traitlets import Unicode, validate
 
 from . import core
 from .proxy import TraefikProxy
+from .stores.base import KVStore, store_call_deadline
 
 T = TypeVar("T")
 
-#: When the store call running in this context must be over
-#: (``time.monotonic()``), or None. Set by :meth:`TKvProxy._kv_call` for each
-#: attempt; a store client that cannot be cancelled (a blocking call in a
-#: worker thread, which inherits the context) bounds its own calls with it.
-store_call_deadline: ContextVar[float | None] = ContextVar("store_call_deadline", default=None)
+__all__ = ["KVStoreUnavailable", "TKvProxy", "check_store_url", "store_call_deadline"]
 
 
 def check_store_url(trait: str, value: str, schemes: tuple[str, ...], form: str):
@@ -64,16 +62,8 @@ class TKvProxy(TraefikProxy):
     """Base of the proxies whose dynamic config lives in a key-value store.
 
     Subclasses set ``provider_name``, add their provider to Traefik's static
-    config and implement the three ``_kv_*`` primitives.
+    config and make their store in :meth:`_make_store`.
     """
-
-    #: Most operations the store accepts in one transaction (None: no limit).
-    #: Larger changes are split into several transactions, ordered so that
-    #: Traefik never sees a router before its service (see ``_set_order``).
-    kv_max_txn_ops: int | None = None
-    #: Largest request (keys and values, roughly) the store accepts in one
-    #: transaction (None: no limit).
-    kv_max_txn_bytes: int | None = None
 
     kv_traefik_prefix = Unicode(
         "traefik",
@@ -117,71 +107,62 @@ class TKvProxy(TraefikProxy):
                 f"{self.kv_jupyterhub_prefix!r} must not contain each other: Traefik would "
                 "read JupyterHub's route records as its config"
             )
+        self._kv_store: KVStore | None = None
         self._kv_write_lock = asyncio.Lock()
         # the Hub's own dynamic config (API router, TLS) as flat keys, and
         # whether the store may have lost it (see _apply_dynamic_config)
         self._kv_setup_keys: dict[str, str] = {}
         self._kv_setup_lost = False
 
-    # ------------------------------------------------------------ keys
+    # ------------------------------------------------------------ the store
+
+    def _make_store(self) -> KVStore:
+        """The store this proxy writes to, from its traitlets (subclasses)."""
+        raise NotImplementedError
 
     @property
-    def _routes_prefix(self) -> str:
-        sep = self.kv_separator
-        return f"{self.kv_jupyterhub_prefix}{sep}routes{sep}"
+    def kv_store(self) -> KVStore:
+        """The store, made on first use and again after :meth:`_close`."""
+        if self._kv_store is None:
+            self._kv_store = self._make_store()
+        return self._kv_store
 
-    def _record_key(self, name: str) -> str:
-        return self._routes_prefix + name
+    @property
+    def kv_layout(self) -> core.KeyLayout:
+        """Where this Hub's keys are (see :mod:`traefik_proxy.core.kv`)."""
+        return core.KeyLayout(
+            traefik_prefix=self.kv_traefik_prefix,
+            jupyterhub_prefix=self.kv_jupyterhub_prefix,
+            sep=self.kv_separator,
+        )
 
-    def _traefik_key(self, path: Iterable[str]) -> str:
-        return self.kv_separator.join([self.kv_traefik_prefix, *path])
+    @property
+    def kv_max_txn_ops(self) -> int | None:
+        """Most operations the store takes in one transaction (None: no limit)."""
+        return self.kv_store.limits.max_ops
 
-    def _keys_for(self, changes: core.Changes) -> tuple[dict[str, str], list[str]]:
-        """(keys to set, keys to delete) of one change; pure given the traitlets."""
-        sep = self.kv_separator
-        to_set = core.flatten(changes.merge, sep, self.kv_traefik_prefix) if changes.merge else {}
-        for name, record in changes.records.items():
-            to_set[self._record_key(name)] = record
-        to_delete = [self._record_key(name) for name in changes.drop_records]
-        to_delete += [self._traefik_key(path) + sep for path in changes.delete]
-        return to_set, to_delete
+    @property
+    def kv_max_txn_bytes(self) -> int | None:
+        """Largest transaction the store takes, in bytes (None: no limit)."""
+        return self.kv_store.limits.max_bytes
 
-    def _set_order(self, key: str) -> int:
-        # when a change is split into several transactions: services before
-        # routers (a router whose service is missing is an error in Traefik),
-        # route records last (a record means "this route is written").
-        # Deletions: see _delete_order.
-        sep = self.kv_separator
-        if key.startswith(self._routes_prefix):
-            return 3
-        if key.startswith(self._traefik_key(("http", "routers")) + sep):
-            return 2
-        if key.startswith(self._traefik_key(("http", "services")) + sep):
-            return 0
-        return 1
-
-    def _delete_order(self, key: str) -> int:
-        # when a deletion is split: routers before their services, and route
-        # records last. A deletion cut short (the store went away) then
-        # leaves the record, so the Hub still lists the route and its next
-        # check_routes deletes the rest; without the record, routers would
-        # stay in Traefik with nothing to tell the Hub they exist.
-        order = self._set_order(key)
-        return order if order == 3 else 2 - order
+    async def _close(self) -> None:
+        await super()._close()
+        if self._kv_store is not None:
+            store, self._kv_store = self._kv_store, None
+            await store.close()
 
     # ------------------------------------------------------------ seams
 
     async def _setup_traefik_dynamic_config(self) -> None:
         await super()._setup_traefik_dynamic_config()
         # remembered once written: the first write to an empty store is not a loss
-        config = self._generate_traefik_dynamic_config()
-        sep = self.kv_separator
-        self._kv_setup_keys = core.flatten(config, sep, self.kv_traefik_prefix) if config else {}
+        self._kv_setup_keys = self.kv_layout.traefik_keys(self._generate_traefik_dynamic_config())
         self._kv_setup_lost = False
 
     async def _apply_dynamic_config(self, changes: core.Changes) -> None:
         deadline = self._kv_deadline()
-        to_set, to_delete = self._keys_for(changes)
+        to_set, to_delete = core.kv_keys(changes, self.kv_layout)
         async with self._kv_write_lock:
             # after an outage the store may be back empty: write the Hub's
             # own config with this change (rewriting equal values is harmless)
@@ -193,9 +174,7 @@ class TKvProxy(TraefikProxy):
                 await self._kv_write(to_set, to_delete, deadline)
                 if self._kv_setup_lost and self._kv_setup_keys and not restoring:
                     # the store failed or reported lost keys during this write
-                    self.log.info(
-                        "Writing the Hub's Traefik config to %s again", self._kv_store_label()
-                    )
+                    self.log.info("Writing the Hub's Traefik config to %s again", self.kv_store.label)
                     self._kv_setup_lost = False
                     await self._kv_write(dict(self._kv_setup_keys), [], deadline)
             except BaseException:
@@ -204,39 +183,19 @@ class TKvProxy(TraefikProxy):
                 raise
 
     async def _kv_write(self, to_set: dict[str, str], to_delete: list[str], deadline: float) -> None:
-        if to_delete:
-            ordered = sorted(to_delete, key=self._delete_order)
-            for chunk in self._chunks(ordered):
-                await self._kv_call("delete", self._kv_atomic_delete, *chunk, deadline=deadline)
-        if to_set:
-            ordered = sorted(to_set, key=self._set_order)
-            for chunk in self._chunks(ordered, to_set):
-                await self._kv_call(
-                    "write", self._kv_atomic_set, {k: to_set[k] for k in chunk}, deadline=deadline
-                )
-
-    def _chunks(self, keys: list[str], values: dict[str, str] | None = None) -> list[list[str]]:
-        """Split keys into transactions within kv_max_txn_ops and kv_max_txn_bytes."""
-        max_ops = self.kv_max_txn_ops or len(keys) or 1
-        max_bytes = self.kv_max_txn_bytes
-        chunks: list[list[str]] = [[]]
-        size = 0
-        for key in keys:
-            cost = len(key.encode()) + (len(values[key].encode()) if values else 0) + 16
-            if chunks[-1] and (len(chunks[-1]) >= max_ops or (max_bytes and size + cost > max_bytes)):
-                chunks.append([])
-                size = 0
-            chunks[-1].append(key)
-            size += cost
-        return chunks
+        layout, limits = self.kv_layout, self.kv_store.limits
+        for keys in core.plan_delete(to_delete, layout, limits):
+            await self._kv_call("delete", self._kv_atomic_delete, *keys, deadline=deadline)
+        for values in core.plan_set(to_set, layout, limits):
+            await self._kv_call("write", self._kv_atomic_set, values, deadline=deadline)
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
-        prefix = self._routes_prefix
+        prefix = self.kv_layout.routes_prefix
         tree = await self._kv_call("read", self._kv_get_tree, prefix)
         return {key[len(prefix) :]: value for key, value in tree.items() if key.startswith(prefix)}
 
     async def _get_route_record(self, name: str) -> str | None:
-        key = self._record_key(name)
+        key = self.kv_layout.record_key(name)
         return (await self._kv_call("read", self._kv_get_tree, key)).get(key)
 
     async def _get_traefik_dynamic_config(self) -> dict[str, Any]:
@@ -287,7 +246,7 @@ class TKvProxy(TraefikProxy):
                 if last is None or waited >= 1.0:
                     last = TimeoutError(f"no answer within {waited:.1f}s")
             except Exception as e:
-                if not self._kv_unavailable(e):
+                if not self.kv_store.is_unavailable(e):
                     raise
                 last = e
             finally:
@@ -296,48 +255,31 @@ class TKvProxy(TraefikProxy):
             self._kv_setup_lost = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break
+                raise self._kv_unavailable_error(what, attempts, started, last) from None
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
+
+    def _kv_unavailable_error(
+        self, what: str, attempts: int, started: float, last: BaseException | None
+    ) -> KVStoreUnavailable:
+        """The error (logged once here) of a store call that ran out of time."""
+        store = self.kv_store
         elapsed = time.monotonic() - started
-        detail = self._kv_scrub(self._kv_describe_error(last)).rstrip(". ") if last else "none"
-        self.log.error("%s is unreachable (%s failed): %s", self._kv_store_label(), what, detail)
-        raise KVStoreUnavailable(
-            f"{self._kv_store_label()} is unreachable: the {what} failed {attempts} "
+        detail = self._kv_scrub(store.describe_error(last)).rstrip(". ") if last else "none"
+        self.log.error("%s is unreachable (%s failed): %s", store.label, what, detail)
+        return KVStoreUnavailable(
+            f"{store.label} is unreachable: the {what} failed {attempts} "
             f"time{'s' if attempts > 1 else ''} in {elapsed:.1f}s (last error: {detail}). "
             f"Check that the store is running and that {self._kv_url_trait()} is right; "
             "calls succeed again once it answers."
-        ) from None
-
-    def _kv_unavailable(self, error: BaseException) -> bool:
-        """Whether an exception of the store client means "the store did not answer"."""
-        return False
-
-    def _kv_describe_error(self, error: BaseException) -> str:
-        """A one-line description of a store client's error."""
-        return str(error) or type(error).__name__
+        )
 
     def _kv_url_trait(self) -> str:
         """The name of the traitlet holding the store's URL."""
         return f"{self.provider_name}_url"
 
-    def _kv_store_label(self) -> str:
-        """E.g. ``etcd at http://127.0.0.1:2379``, without credentials."""
-        url = urlsplit(str(getattr(self, self._kv_url_trait(), "")))
-        netloc = url.netloc.rpartition("@")[2]
-        return f"{self.provider_name} at {url._replace(netloc=netloc).geturl()}"
-
-    def _kv_secrets(self) -> list[str]:
-        """Strings that must never appear in an error message or a log line."""
-        url = urlsplit(str(getattr(self, self._kv_url_trait(), "")))
-        names = (f"{self.provider_name}_password",)
-        found = [str(getattr(self, n, "") or "") for n in names]
-        if url.password:
-            found += [url.password, unquote(url.password)]
-        return [s for s in found if s]
-
     def _kv_scrub(self, text: str) -> str:
-        for secret in self._kv_secrets():
+        for secret in self.kv_store.secrets:
             text = text.replace(secret, "***")
         return text
 
@@ -345,12 +287,19 @@ class TKvProxy(TraefikProxy):
 
     async def _kv_atomic_set(self, to_set: dict[str, str]) -> None:
         """Set every key to its value in one transaction."""
-        raise NotImplementedError
+        if not await self.kv_store.set(to_set) and self._kv_setup_keys:
+            self.log.warning(
+                "%s lost every key this Hub wrote (restarted without persistence?); "
+                "writing the Hub's Traefik config again. Routes come back with the Hub's "
+                "next route check (JupyterHub's check_routes).",
+                self.kv_store.label,
+            )
+            self._kv_setup_lost = True
 
     async def _kv_atomic_delete(self, *keys: str) -> None:
         """Delete keys in one transaction; a key ending in the separator is a subtree."""
-        raise NotImplementedError
+        await self.kv_store.delete(list(keys))
 
     async def _kv_get_tree(self, prefix: str) -> dict[str, str]:
         """Every key starting with ``prefix`` and its value, in one read."""
-        raise NotImplementedError
+        return await self.kv_store.get_tree(prefix)

@@ -25,6 +25,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observ
 from . import core
 from .activity_tracker import ActivityTracker
 from .coalesce import Coalescer
+from .letsencrypt import LetsEncryptMixin
 from .setting_checks import SettingChecks
 from .takeover import Takeover
 from .traefik_api import TraefikAPI, not_served
@@ -39,7 +40,7 @@ _API_SETTINGS = {
 }
 
 
-class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
+class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Proxy):
     """JupyterHub proxy backed by Traefik v3. Use a subclass that picks a provider."""
 
     # the provider's name as Traefik's API reports it (``name@provider``)
@@ -113,7 +114,8 @@ class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
 
     @default("traefik_entrypoint")
     def _default_traefik_entrypoint(self):
-        return "https" if urlsplit(self.public_url).scheme == "https" else "http"
+        https = urlsplit(self.public_url).scheme == "https" or self.letsencrypt_enabled
+        return "https" if https else "http"
 
     traefik_dashboard = Bool(
         False, config=True, help="Serve Traefik's dashboard at traefik_api_url/dashboard/, behind its auth"
@@ -228,10 +230,9 @@ class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Write the configs, start traefik, return when its API answers.
-
-        A start that fails once the static config is written stops what it
-        started, so no traefik is left running (nor its static config)."""
+        """Write the configs, start traefik, return when its API answers; if
+        anything fails once traefik is launched, stop it again."""
+        self._letsencrypt_check()
         self._generate_password_if_needed()
         supervisor = self._supervisor = TraefikSupervisor(
             self.traefik_command,
@@ -239,6 +240,10 @@ class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
             self.traefik_pid_file,
             self.traefik_env,
             self.log,
+            # with Let's Encrypt, traefik's log goes through the Hub's, which
+            # then reports certificate failures with Traefik's reason
+            output=self._letsencrypt_pipe,
+            on_launch=self._letsencrypt_watch_log if self.letsencrypt_enabled else None,
         )
         await supervisor.stop_leftover()
         check_ports_free(self.public_url, self.traefik_api_url)
@@ -262,17 +267,14 @@ class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
         self.log.info("Traefik's API answers at %s", self.traefik_api_url)
 
     async def _on_serving(self) -> None:
-        """Once traefik serves: name the routers that take the Hub's requests,
-        and start reading activity."""
+        """Once traefik serves: name routers that take the Hub's requests; track activity."""
         await self._warn_about_foreign_routers()
         if self.traefik_track_activity:
             if self._activity is None:
-                self._activity = ActivityTracker(
-                    lambda: self._api.metrics_text(),
-                    self.provider_name,
-                    self.traefik_activity_interval,
-                    self.log,
-                )
+                # self._api, not its method: the API client is a new one after a stop
+                fetch = lambda: self._api.metrics_text()  # noqa: E731
+                interval = self.traefik_activity_interval
+                self._activity = ActivityTracker(fetch, self.provider_name, interval, self.log)
             self._activity.start()
 
     async def stop(self) -> None:
@@ -280,6 +282,7 @@ class TraefikProxy(TraefikConfig, Takeover, SettingChecks, Proxy):
         and pid files, close the API client. The routes stay for the next start."""
         if self._supervisor is not None:
             await self._supervisor.stop()
+        await self._letsencrypt_drain_log()
         self._remove_static_config()
         await self._close()
 

@@ -31,7 +31,7 @@ class TraefikConfig:
         return core.Settings(
             entrypoint=self.traefik_entrypoint,
             namespace=self.traefik_namespace,
-            tls=urlsplit(self.public_url).scheme == "https",
+            tls=urlsplit(self.public_url).scheme == "https" or self.letsencrypt_enabled,
             pin_host=self.traefik_pin_host,
             error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
         )
@@ -79,6 +79,7 @@ class TraefikConfig:
             dashboard=self.traefik_dashboard,
         )
         config = self._setup_traefik_static_config(config)
+        config = self._letsencrypt_static_config(config)
         return core.deep_merge(config, self.extra_static_config)
 
     # its name before it was public; tests/test_kv.py still calls it so
@@ -100,13 +101,15 @@ class TraefikConfig:
                 metrics=self.traefik_track_activity,
                 dashboard=self.traefik_dashboard,
             )
-            if self.settings.tls:
+            if self.settings.tls and not self.letsencrypt_enabled:
                 if not (self.ssl_cert and self.ssl_key):
                     raise ValueError(
                         f"public_url {self.public_url!r} is https but JupyterHub's "
-                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key"
+                        "ssl_cert/ssl_key are not set; set c.JupyterHub.ssl_cert and ssl_key "
+                        "(or c.TraefikProxy.traefik_letsencrypt_email for Let's Encrypt)"
                     )
                 config = core.deep_merge(config, core.tls_fragment(self.ssl_cert, self.ssl_key))
+            config = self._letsencrypt_dynamic_config(config)
         if self.traefik_error_pages:
             if self.hub is None:
                 raise ValueError(

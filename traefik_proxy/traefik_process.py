@@ -99,6 +99,8 @@ class TraefikSupervisor:
         env: Mapping[str, str],
         log: logging.Logger,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        output: int | None = None,
+        on_launch: Callable[[asyncio.subprocess.Process], object] | None = None,
     ):
         self.command = command
         self.config_file = config_file
@@ -108,6 +110,9 @@ class TraefikSupervisor:
         self.process: asyncio.subprocess.Process | None = None
         self.restart_delays: deque[float] = deque(maxlen=32)
         self._sleep = sleep
+        # traefik's stdout/stderr (None: the Hub's own), and who reads them
+        self._output = output
+        self._on_launch = on_launch
         self._stopping = False
         self._watch_task: asyncio.Task[None] | None = None
 
@@ -139,8 +144,12 @@ class TraefikSupervisor:
             f"--configfile={os.path.abspath(self.config_file)}",
             env={**os.environ, **self.env},
             stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=self._output,
             start_new_session=True,
         )
+        if self._on_launch is not None:
+            self._on_launch(self.process)
         atomic_write(self.pid_file, f"{self.process.pid}\n".encode())
 
     def raise_if_exited(self) -> None:

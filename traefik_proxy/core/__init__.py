@@ -13,6 +13,7 @@ ValueError). ``__all__`` lists every public name of the submodules
 (properties/test_exported_members.py checks it).
 """
 
+from . import acme, logline
 from .activity import active_since, iso_utc, service_request_counts
 from .api import Expected, is_live, live_in_rawdata, router_matches
 from .batch import Changes, Op, changes_for, expectations, net_ops
@@ -47,6 +48,8 @@ from .migration import (
     plan_file_migration,
     plan_kv_migration,
 )
+from .kv import OP_OVERHEAD, KeyLayout, TxnLimits, key_role, kv_keys, plan_delete, plan_set, txn_bytes
+from .providers import DEFAULT_PORTS, consul_provider, etcd_provider, redis_db, redis_provider, store_endpoint
 from .routespec import (
     MAX_DATA_BYTES,
     MAX_ROUTESPEC_LENGTH,
@@ -69,16 +72,19 @@ from .serialize import Memo, to_toml, to_yaml
 
 __all__ = [
     "ALLOWED_ENCODED_CHARACTERS",
+    "DEFAULT_PORTS",
     "LEGACY_API_MIDDLEWARE",
     "LEGACY_API_ROUTER",
     "MAX_DATA_BYTES",
     "MAX_ROUTESPEC_LENGTH",
     "MAX_TARGET_LENGTH",
+    "OP_OVERHEAD",
     "Changes",
     "Expected",
     "ForeignRouter",
     "InvalidRecord",
     "InvalidRoute",
+    "KeyLayout",
     "KeyPath",
     "Memo",
     "Migration",
@@ -86,14 +92,18 @@ __all__ = [
     "Op",
     "Route",
     "Settings",
+    "TxnLimits",
+    "acme",
     "active_since",
     "api_fragment",
     "apply_changes",
     "changes_for",
+    "consul_provider",
     "decode_route",
     "deep_merge",
     "encode_route",
     "error_pages_fragment",
+    "etcd_provider",
     "expectations",
     "flatten",
     "foreign_routers",
@@ -102,18 +112,25 @@ __all__ = [
     "is_hub_router",
     "is_live",
     "iso_utc",
+    "key_role",
+    "kv_keys",
     "legacy_alias",
     "legacy_routespec",
     "legacy_rule",
     "live_in_rawdata",
+    "logline",
     "make_route",
     "net_ops",
     "normalize_host",
     "normalize_routespec",
     "normalize_target",
     "normalize_url",
+    "plan_delete",
     "plan_file_migration",
     "plan_kv_migration",
+    "plan_set",
+    "redis_db",
+    "redis_provider",
     "route_fragment",
     "route_name",
     "route_paths",
@@ -123,10 +140,12 @@ __all__ = [
     "service_request_counts",
     "split_routespec",
     "static_config",
+    "store_endpoint",
     "tls_fragment",
     "to_toml",
     "to_yaml",
     "traefik_rule",
+    "txn_bytes",
     "unflatten",
     "validate_data",
 ]

@@ -6,6 +6,12 @@ readings of the metrics if its service's count grew; it is then stamped with
 the time of the reading, so the stamp is late by at most one polling interval.
 A websocket is counted when it closes; JupyterLab's periodic HTTP requests
 keep an open tab's route active meanwhile.
+
+The counters are read with a line filter and one regular expression, not
+prometheus_client's text parser: that gives the same counts (the properties
+check it) but, measured by ``python -m benchmarks.serializers``, costs ~5x
+the CPU even on only the request-counter lines (~1 s against ~0.18 s at
+10,000 services, ~10 s on the whole text), all of it in the Hub's event loop.
 """
 
 from __future__ import annotations

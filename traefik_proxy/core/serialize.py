@@ -1,17 +1,17 @@
-"""Fast TOML and YAML text for Traefik's dynamic config.
+"""TOML and YAML text for Traefik's dynamic config, re-rendering only changed routes.
 
 The file provider rewrites the whole file on every batch, so serialization
-is on the hot path: with 1,000 routes tomli-w takes ~200 ms and PyYAML's C
-dumper ~700 ms. These writers quote strings with the C JSON encoder and, given
-a :class:`Memo`, re-render only the routes that changed: at 10,000 routes a
-render takes ~8 ms (TOML) after the first. Both emit only the subset of the formats a config needs: dicts,
-lists, strings, ints, floats and booleans.
+is on the hot path. Given a :class:`Memo`, these writers re-render only the
+routes that changed since the last render and reuse the text of the others
+(``python -m benchmarks.serializers`` measures it; numbers in the README).
 
-- TOML: one ``[table]`` per dict that has plain values, sub-dicts as further
-  tables, lists and empty dicts inline. A JSON string literal is a valid TOML
-  basic string except for DEL, which TOML wants escaped.
+- TOML: tomli-w renders each route of a section (``http.routers``,
+  ``jupyterhub.routes``...) as a document of its own; the pieces are stitched
+  under the section's header. Above the sections there are a few tables only.
 - YAML: JSON, which YAML 1.2 (and Traefik's YAML parser) reads as YAML, one
-  route per line so the file stays readable and diffable.
+  route per line so the file stays readable and diffable; strings quoted by
+  the C JSON encoder. It emits only what a config needs: dicts, lists,
+  strings, ints, floats and booleans.
 """
 
 from __future__ import annotations
@@ -21,44 +21,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+import tomli_w
+
 _json_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
-# characters a JSON encoder leaves raw that TOML (DEL) or YAML (DEL, C1
-# controls, BOM, non-characters) want escaped; both read \uXXXX escapes
-_TOML_RAW = re.compile("\x7f")
+# characters a JSON encoder leaves raw that YAML wants escaped (DEL, C1
+# controls, BOM, non-characters); it reads \uXXXX escapes
 _YAML_RAW = re.compile("[\x7f-\x9f\ufeff\ufffe\uffff]")
 
 
 def _escape(pattern: re.Pattern[str], text: str) -> str:
     return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def _string(value: str) -> str:
-    return _escape(_TOML_RAW, _json_str(value))
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _inline(value: Any) -> str:
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"cannot write {value!r} to a config file")
-        return repr(value)
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_key(str(k))} = {_inline(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_inline(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r:.50} to a config file")
 
 
 class Memo:
@@ -95,50 +69,53 @@ _SECTION_DEPTH = 2
 def to_toml(config: Mapping[str, Any], memo: Memo | None = None) -> str:
     """TOML text whose parse equals ``config``."""
     out: list[str] = []
-    _table(out, [], config, memo)
+    _table_toml(out, [], config, memo)
     if memo is not None:
         memo.finish()
-    return "".join(out)
+    return "\n".join(out)
 
 
-def _is_table(value: Any) -> bool:
-    return isinstance(value, Mapping) and bool(value)
+def _nest(path: list[str], table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``table`` placed at ``path`` in an otherwise empty document."""
+    for key in reversed(path):
+        table = {key: table}
+    return table
 
 
-def _table(out: list[str], path: list[str], table: Mapping[str, Any], memo: Memo | None) -> None:
-    if memo is not None and len(path) == _SECTION_DEPTH:
+def _table_toml(out: list[str], path: list[str], table: Mapping[str, Any], memo: Memo | None) -> None:
+    """Chunks of text for the table at ``path``: its plain values, then each sub-table."""
+    if len(path) == _SECTION_DEPTH:
         _section_toml(out, path, table, memo)
         return
-    plain = [(k, v) for k, v in table.items() if not _is_table(v)]
-    if plain:
-        if path:
-            out.append(f"\n[{'.'.join(path)}]\n")
-        for key, value in plain:
-            out.append(f"{_key(str(key))} = {_inline(value)}\n")
-    for key, value in table.items():
-        if _is_table(value):
-            _table(out, path + [_key(str(key))], value, memo)
+    plain = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+    tables = [(k, v) for k, v in table.items() if isinstance(v, Mapping)]
+    # an empty table needs its header, or it would not parse back at all
+    if plain or (path and not tables):
+        out.append(tomli_w.dumps(_nest(path, plain)))
+    for key, value in tables:
+        _table_toml(out, path + [key], value, memo)
 
 
-def _section_toml(out: list[str], path: list[str], table: Mapping[str, Any], memo: Memo) -> None:
-    """A section's lines (plain values) and sub-tables, each entry's text reused."""
-    old, new = memo.section("toml:" + ".".join(path))
+def _section_toml(out: list[str], path: list[str], table: Mapping[str, Any], memo: Memo | None) -> None:
+    """A section's plain values under its header, then its sub-tables; each
+    entry rendered alone by tomli-w and its text reused while unchanged."""
+    header = tomli_w.dumps(_nest(path, {}))
+    # the header is the section's path in TOML syntax, so it names it uniquely
+    old, new = memo.section("toml:" + header) if memo is not None else ({}, {})
     lines: list[str] = []
     tables: list[str] = []
     for key, value in table.items():
         entry = old.get(key)
         if entry is None or entry[0] is not value:
-            if _is_table(value):
-                sub: list[str] = []
-                _table(sub, path + [_key(str(key))], value, None)
-                entry = (value, "".join(sub), False)
-            else:
-                entry = (value, f"{_key(str(key))} = {_inline(value)}\n", True)
+            # a plain value comes out under the section's header, a table
+            # (or an array of tables) under headers of its own
+            text = tomli_w.dumps(_nest(path, {key: value}))
+            is_line = text.startswith(header)
+            entry = (value, text[len(header) :] if is_line else text, is_line)
         new[key] = entry
         (lines if entry[2] else tables).append(entry[1])
-    if lines:
-        out.append(f"\n[{'.'.join(path)}]\n")
-        out.extend(lines)
+    if lines or not tables:
+        out.append(header + "".join(lines))
     out.extend(tables)
 
 

@@ -1,0 +1,180 @@
+"""Key-value write planning: which keys a change sets and deletes, in which
+order, in which transactions. Pure; :class:`traefik_proxy.kv.TKvProxy` carries
+the plan out on a store.
+
+Key layout (``sep`` is ``/`` unless configured)::
+
+    {traefik_prefix}/http/routers/<name>/rule ...   Traefik's dynamic config
+    {jupyterhub_prefix}/routes/<name>              one JSON route record
+
+A change larger than one transaction of the store is split, and Traefik may
+read the store between two transactions, or the store may go away after any
+of them. The order makes every such cut harmless:
+
+- set: services, then everything else (middlewares, TLS), then each router
+  *together with its route record* in one transaction. A router never
+  appears before its service, and a router never appears without its
+  record: the Hub lists (and its ``check_routes`` repairs or deletes) every
+  route Traefik may serve. Records cannot go last on set without breaking
+  that (a cut would leave a served router the Hub does not know about), and
+  cannot go first (a cut would leave a record the Hub believes served,
+  which ``check_routes`` never rewrites); written with the router, a record
+  still means "this route is written", since its service came before.
+- delete: routers, then everything else, then services, then records last.
+  A cut leaves no router without its service nor without its record; a
+  record whose router is gone is what makes the Hub delete the rest again.
+
+Transactions respect the store's :class:`TxnLimits`. The one exception: a
+unit (one key, or a router with its record) that exceeds the limits even
+alone in a transaction is split key by key, record last, and a single key
+larger than ``max_bytes`` goes alone in a transaction of its own (the store
+then accepts or refuses it; there is nothing smaller to send).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import msgspec
+
+from .batch import Changes
+from .config import flatten
+
+#: Bytes counted per operation beside its key and value (the request's framing).
+OP_OVERHEAD = 16
+
+#: Protocol sections of Traefik's dynamic config that have routers and services.
+_PROTOCOLS = ("http", "tcp", "udp")
+
+
+class KeyLayout(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a Hub's keys live in a key-value store."""
+
+    traefik_prefix: str = "traefik"
+    jupyterhub_prefix: str = "jupyterhub"
+    sep: str = "/"
+
+    @property
+    def routes_prefix(self) -> str:
+        """The prefix of every route record key (ends with the separator)."""
+        return f"{self.jupyterhub_prefix}{self.sep}routes{self.sep}"
+
+    def record_key(self, name: str) -> str:
+        return self.routes_prefix + name
+
+    def traefik_key(self, path: Iterable[str]) -> str:
+        return self.sep.join([self.traefik_prefix, *path])
+
+    def traefik_keys(self, config: Mapping[str, object]) -> dict[str, str]:
+        """A nested dynamic config as the flat keys Traefik reads."""
+        return flatten(config, self.sep, self.traefik_prefix) if config else {}
+
+
+class TxnLimits(msgspec.Struct, frozen=True):
+    """What a store accepts in one transaction; None means no limit."""
+
+    max_ops: int | None = None
+    max_bytes: int | None = None
+
+
+def kv_keys(changes: Changes, layout: KeyLayout) -> tuple[dict[str, str], list[str]]:
+    """(keys to set with their values, keys to delete) of one change.
+
+    A key to delete ending in the separator stands for its whole subtree.
+    """
+    to_set = layout.traefik_keys(changes.merge)
+    for name, record in changes.records.items():
+        to_set[layout.record_key(name)] = record
+    to_delete = [layout.record_key(name) for name in changes.drop_records]
+    to_delete += [layout.traefik_key(path) + layout.sep for path in changes.delete]
+    return to_set, to_delete
+
+
+def key_role(key: str, layout: KeyLayout) -> tuple[str, str]:
+    """(role, name) of a key: role is "router", "service", "record" or "other".
+
+    ``name`` is the router's, service's or record's name ("" for "other").
+    """
+    if key.startswith(layout.routes_prefix):
+        return "record", key[len(layout.routes_prefix) :]
+    sep = layout.sep
+    head = layout.traefik_prefix + sep
+    if key.startswith(head):
+        parts = key[len(head) :].split(sep, 3)
+        if len(parts) >= 3 and parts[0] in _PROTOCOLS and parts[2]:
+            if parts[1] == "routers":
+                return "router", parts[2]
+            if parts[1] == "services":
+                return "service", parts[2]
+    return "other", ""
+
+
+def txn_bytes(key: str, value: str = "") -> int:
+    """What one operation counts towards ``TxnLimits.max_bytes``."""
+    return len(key.encode()) + len(value.encode()) + OP_OVERHEAD
+
+
+def plan_set(values: Mapping[str, str], layout: KeyLayout, limits: TxnLimits) -> list[dict[str, str]]:
+    """The transactions that set ``values``, in the order to send them."""
+    services: list[list[str]] = []
+    others: list[list[str]] = []
+    routers: dict[str, list[str]] = {}
+    records: dict[str, str] = {}
+    for key in values:
+        role, name = key_role(key, layout)
+        if role == "router":
+            routers.setdefault(name, []).append(key)
+        elif role == "record":
+            records[name] = key
+        else:
+            (services if role == "service" else others).append([key])
+    lone_records = []
+    for name, key in records.items():
+        if name in routers:
+            routers[name].append(key)  # last within its unit: see the module doc
+        else:
+            lone_records.append([key])
+    units = [*services, *others, *routers.values(), *lone_records]
+    return [{key: values[key] for key in txn} for txn in _pack(units, values, limits)]
+
+
+_DELETE_RANK = {"router": 0, "other": 1, "service": 2, "record": 3}
+
+
+def plan_delete(keys: Sequence[str], layout: KeyLayout, limits: TxnLimits) -> list[list[str]]:
+    """The transactions that delete ``keys``, in the order to send them."""
+    ordered = sorted(keys, key=lambda key: _DELETE_RANK[key_role(key, layout)[0]])
+    return _pack([[key] for key in ordered], {}, limits)
+
+
+def _pack(units: list[list[str]], values: Mapping[str, str], limits: TxnLimits) -> list[list[str]]:
+    """Units, in order, into as few transactions as the limits allow."""
+    txns: list[list[str]] = []
+    size = 0
+    for unit in _units_that_fit(units, values, limits):
+        cost = sum(txn_bytes(key, values.get(key, "")) for key in unit)
+        if txns and _fits(limits, len(txns[-1]) + len(unit), size + cost):
+            txns[-1].extend(unit)
+            size += cost
+        else:
+            txns.append(list(unit))
+            size = cost
+    return txns
+
+
+def _units_that_fit(
+    units: list[list[str]], values: Mapping[str, str], limits: TxnLimits
+) -> Iterable[list[str]]:
+    # a unit too large for any transaction goes key by key, in its order
+    for unit in units:
+        cost = sum(txn_bytes(key, values.get(key, "")) for key in unit)
+        if len(unit) == 1 or _fits(limits, len(unit), cost):
+            yield unit
+        else:
+            yield from ([key] for key in unit)
+
+
+def _fits(limits: TxnLimits, ops: int, size: int) -> bool:
+    return (not limits.max_ops or ops <= limits.max_ops) and (
+        not limits.max_bytes or size <= limits.max_bytes
+    )
