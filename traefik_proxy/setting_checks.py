@@ -1,14 +1,13 @@
 """Settings as operators write them: checked, normalised, and old names kept.
 
-Values that cannot work are refused when set, with a message naming the
-value and the fix. Operators switching from jupyterhub-traefik-proxy 2.x keep
-their ``jupyterhub_config.py``: the names that
-project renamed and still accepts (``toml_static_config_file``, and on
-:class:`~traefik_proxy.fileprovider.TraefikTomlProxy`
+Values that cannot work are refused when set, with a message naming the value
+and the fix. ``public_url`` and ``traefik_api_url`` are normalised as
+jupyterhub-traefik-proxy does (``http://127.0.0.1/`` → ``http://127.0.0.1:80/``).
+Operators switching from that project keep their ``jupyterhub_config.py``: the
+names it renamed and still accepts (``toml_static_config_file``; on
+:class:`~traefik_proxy.fileprovider.TraefikTomlProxy`,
 ``toml_dynamic_config_file``) set our setting, with a ``DeprecationWarning``
-(and a log line, since JupyterHub does not show DeprecationWarnings) naming
-it. ``public_url`` and ``traefik_api_url`` are checked and normalised as that
-project does (``http://127.0.0.1/`` → ``http://127.0.0.1:80/``).
+naming it (and a log line, as JupyterHub does not show DeprecationWarnings).
 """
 
 from __future__ import annotations
