@@ -246,6 +246,11 @@ async def test_api_only_on_its_own_entrypoint(proxy, prefix):
     # added "/" — either way, the public side must never answer as Traefik's API
     response = await fetch(proxy, "/api/rawdata")
     assert "routers" not in response.text
+    # not even behind its basic auth, with the right credentials
+    assert "WWW-Authenticate" not in response.headers
+    credentials = (proxy.traefik_api_username, proxy.traefik_api_password)
+    async with httpx.AsyncClient(base_url=proxy.public_url, auth=credentials) as client:
+        assert "routers" not in (await client.get("/api/rawdata")).text
     async with httpx.AsyncClient(base_url=proxy.client.base_url) as anonymous:
         assert (await anonymous.get("/api/rawdata")).status_code == 401
         wrong = await anonymous.get("/api/rawdata", auth=(proxy.traefik_api_username, "wrong"))
