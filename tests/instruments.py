@@ -44,7 +44,7 @@ def spying(obj: Any, *names: str) -> Iterator[list[CallSpy]]:
             delattr(obj, spy.name)
 
 
-class RouterHidingTransport(httpx.AsyncBaseTransport):
+class RouterHidingFaultTransport(httpx.AsyncBaseTransport):
     """Fault injection: Traefik's API answered by the real traefik, minus one router.
 
     Traefik never serving a route (a rule it refuses, a provider error) cannot
@@ -61,7 +61,7 @@ class RouterHidingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == f"/api/http/routers/{self.hidden_router}":
-            return httpx.Response(404, json={"message": "hidden by RouterHidingTransport"})
+            return httpx.Response(404, json={"message": "hidden by fault injection"})
         response = await self._real.handle_async_request(request)
         if path != "/api/rawdata" or response.status_code != 200:
             return response

@@ -19,7 +19,7 @@ from traefik_proxy.fileprovider import TraefikFileProviderProxy
 from traefik_proxy.files import load_config
 
 from .conftest import make_proxy
-from .instruments import RouterHidingTransport, spying
+from .instruments import RouterHidingFaultTransport, spying
 
 
 async def test_killed_traefik_is_restarted_and_serves_again(request, tmp_path, backends):
@@ -239,13 +239,13 @@ async def test_readers_never_see_a_partly_written_file(request, tmp_path, backen
 
 
 async def test_a_route_traefik_never_serves_fails_alone_in_its_batch(request, tmp_path, backends):
-    """One route of a batch is never confirmed (RouterHidingTransport hides its
+    """One route of a batch is never confirmed (RouterHidingFaultTransport hides its
     router): its caller gets a TimeoutError naming it, the others succeed."""
     proxy = make_proxy("file", request, tmp_path)
     # the last route of a large batch is the one confirmation polls first
     bad = "/user/never-served/"
     hidden = f"{core.route_name(bad, proxy.traefik_namespace)}@file"
-    proxy._api_transport = RouterHidingTransport(hidden)
+    proxy._api_transport = RouterHidingFaultTransport(hidden)
     await proxy.start()
     try:
         proxy.check_route_timeout = 1.5

@@ -105,9 +105,8 @@ def capturing_traefik(directory: Path) -> tuple[str, Path]:
     stderr appended to a file; the exec keeps traefik's pid and signals."""
     output = directory / "traefik-output.log"
     wrapper = directory / "traefik-captured"
-    wrapper.write_text(
-        f"#!/bin/sh\nexec {shlex.quote(find_traefik('traefik'))} \"$@\" >>{shlex.quote(str(output))} 2>&1\n"
-    )
+    traefik = shlex.quote(find_traefik("traefik"))
+    wrapper.write_text(f'#!/bin/sh\nexec {traefik} "$@" >>{shlex.quote(str(output))} 2>&1\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return str(wrapper), output
 

@@ -172,8 +172,9 @@ class TraefikAPI:
         large batch, polling the full listing would load Traefik while it
         rebuilds its routers, so the last route written is polled alone
         first, and the whole batch is checked in one ``/api/rawdata`` listing
-        once it is live (or, if it never is, at the deadline). Polls never take more than about half of the time:
-        the pause after a poll is at least as long as the poll took.
+        once it is live (or, if it never is, at the deadline). Polls never
+        take more than about half of the time: the pause after a poll is at
+        least as long as the poll took.
         """
         pending = {e.name: e for e in expected}
         sentinel = expected[-1] if len(expected) > RAWDATA_THRESHOLD else None
