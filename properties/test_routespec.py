@@ -174,6 +174,18 @@ def test_rule_with_host_never_matches_another_host(spec, other, suffix):
         assert not evaluate(tree, other, path)
 
 
+@FAST
+@given(routespecs(host=None), hosts, hostnames)
+def test_a_pinned_path_route_matches_only_the_pinned_host(spec, pin, other):
+    """traefik_pin_host: several Hubs share one Traefik, each on its own host."""
+    routespec, _, decoded = spec
+    hostname = pin.rsplit(":", 1)[0]
+    assume(other.lower() != hostname.lower())
+    tree = parse_rule(traefik_rule(normalize_routespec(routespec), pin_host=pin))
+    assert evaluate(tree, hostname, decoded)
+    assert not evaluate(tree, other, decoded)
+
+
 @SLOW
 @given(hostile_strings)
 @example("/a`) || PathPrefix(`/")

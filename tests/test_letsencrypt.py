@@ -28,7 +28,7 @@ from cryptography import x509
 from traefik_proxy.core.acme import LETSENCRYPT_PRODUCTION
 
 from .acme_servers import DOMAIN, Pebble, start_pebble
-from .conftest import make_proxy
+from .proxies import make_proxy
 from .hub_process import HubProcess
 from .test_browser import CHROMIUM, browse
 from .test_jupyterhub import PASSWORD, _drive_hub

@@ -15,6 +15,7 @@ import websockets
 
 from traefik_proxy import core
 
+from .instruments import spying
 from .proxies import fetch, served_by
 from .utils import hub_objects, wait_for
 
@@ -185,6 +186,27 @@ async def test_concurrent_adds_are_coalesced_and_all_confirmed(proxy, backends, 
     assert not [r for r in routes if r.startswith(prefix)]
 
 
+async def test_concurrent_adds_share_a_few_writes_and_confirmations(proxy, backends, prefix):
+    """Coalescing, counted on the real methods: N concurrent add_route calls
+    make a few store writes and a few waits for Traefik, not N, and every
+    route is among the confirmed ones."""
+    n = 20
+    specs = [f"{prefix}k{i}/" for i in range(n)]
+    with spying(proxy, "_apply_dynamic_config") as (writes,), spying(
+        proxy._api, "wait_for_live"
+    ) as (confirmations,):
+        results = await asyncio.gather(
+            *(proxy.add_route(s, backends["a"].url, {"i": i}) for i, s in enumerate(specs))
+        )
+    assert results == [None] * n
+    confirmed = [e.name for (expected,), _ in confirmations.calls for e in expected]
+    assert sorted(confirmed) == sorted(core.route_name(s, proxy.traefik_namespace) for s in specs)
+    print(f"{n} concurrent adds: {len(writes)} writes, {len(confirmations)} confirmations")
+    assert 1 <= len(writes) <= 3, f"{len(writes)} store writes for {n} concurrent adds"
+    assert 1 <= len(confirmations) <= 3, f"{len(confirmations)} waits for {n} concurrent adds"
+    assert await served_by(proxy, f"{prefix}k{n - 1}/x") == "a"
+
+
 async def test_check_routes_with_jupyterhub_objects(proxy, backends, prefix):
     users, app, hub = hub_objects(prefix, backends)
     proxy.app, proxy.hub = app, hub
@@ -210,6 +232,11 @@ async def test_api_only_on_its_own_entrypoint(proxy, prefix):
     # added "/" — either way, the public side must never answer as Traefik's API
     response = await fetch(proxy, "/api/rawdata")
     assert "routers" not in response.text
+    # not even behind its basic auth, with the right credentials
+    assert "WWW-Authenticate" not in response.headers
+    credentials = (proxy.traefik_api_username, proxy.traefik_api_password)
+    async with httpx.AsyncClient(base_url=proxy.public_url, auth=credentials) as client:
+        assert "routers" not in (await client.get("/api/rawdata")).text
     async with httpx.AsyncClient(base_url=proxy.client.base_url) as anonymous:
         assert (await anonymous.get("/api/rawdata")).status_code == 401
         wrong = await anonymous.get("/api/rawdata", auth=(proxy.traefik_api_username, "wrong"))

@@ -219,3 +219,14 @@ async def test_wait_until_answering_times_out_with_the_last_answer(traefik):
     with pytest.raises(TimeoutError, match="HTTP 401"):
         await api.wait_until_answering()
     await api.aclose()
+
+
+async def test_a_large_batch_whose_last_route_never_shows_reports_only_it(traefik):
+    """The sentinel (the last route, polled alone first) never shows up: at
+    the deadline the others are listed once and only the sentinel is missing."""
+    batch = [expected(f"u{i}") for i in range(RAWDATA_THRESHOLD + 2)]
+    traefik.serve("traefik", *batch[:-1])
+    api = api_for(traefik, timeout=0.2)
+    assert await api.wait_for_live(batch) == {batch[-1].name}
+    assert traefik.requests[-1] == "traefik /api/rawdata"
+    await api.aclose()

@@ -187,6 +187,9 @@ class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Pro
     # ------------------------------------------------------------ helpers
 
     _traefik_api: TraefikAPI | None = None  # a class default: observers run during __init__
+    #: the httpx transport of Traefik's API client (None: httpx's own); tests
+    #: hand in a fault-injecting one to run the paths a healthy traefik never takes
+    _api_transport: httpx.AsyncBaseTransport | None = None
     _supervisor: TraefikSupervisor | None = None
     _activity: ActivityTracker | None = None
 
@@ -208,6 +211,7 @@ class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Pro
                 concurrency=self.concurrency,
                 verify=self.traefik_api_validate_cert,
                 log=self.log,
+                transport=self._api_transport,
                 **{attr: getattr(self, trait) for trait, attr in _API_SETTINGS.items()},
             )
         return self._traefik_api

@@ -201,8 +201,9 @@ class TraefikAPI:
         large batch, polling the full listing would load Traefik while it
         rebuilds its routers, so the last route written is polled alone
         first, and the whole batch is checked in one ``/api/rawdata`` listing
-        once it is live. Polls never take more than about half of the time:
-        the pause after a poll is at least as long as the poll took.
+        once it is live (or, if it never is, at the deadline). Polls never
+        take more than about half of the time: the pause after a poll is at
+        least as long as the poll took.
         """
         pending = {e.name: e for e in expected}
         sentinel = expected[-1] if len(expected) > RAWDATA_THRESHOLD else None
@@ -226,6 +227,14 @@ class TraefikAPI:
             if not pending or now > deadline:
                 break
             await asyncio.sleep(max(self.poll_interval, now - started))
+        if pending and sentinel is not None:
+            # the last route never showed: without this listing every route
+            # of the batch would fail with it, not only the ones not served
+            try:
+                for name in await self._live_among(pending, client):
+                    del pending[name]
+            except httpx.HTTPError as e:
+                self.log.debug("Traefik API not answering: %r", e)
         return set(pending)
 
     async def _live_among(
