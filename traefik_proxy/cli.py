@@ -1,4 +1,6 @@
-"""``traefik-proxy static-config`` (or ``python -m traefik_proxy``): the configs of a traefik you run.
+"""``traefik-proxy static-config``: the configs of a traefik you run.
+
+Also ``python -m traefik_proxy static-config``.
 
 With ``should_start = False`` the operator runs traefik. This command loads
 their ``jupyterhub_config.py``, builds the proxy class it chooses
@@ -131,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     static.add_argument("-o", "--output", help="write the static config here (.toml/.yaml/.yml)")
     static.add_argument("--dynamic-output", help="write the API's dynamic config here")
     static.add_argument(
-        "--format", choices=["toml", "yaml"], help="format on stdout (default: --output's, else toml)"
+        "--format", choices=["toml", "yaml"], help="format on stdout (default: --output's; toml)"
     )
     static.set_defaults(run=static_config_command)
     return main_parser

@@ -97,8 +97,9 @@ class TraefikFileProviderProxy(TraefikProxy):
                 document = load_config(self._path)
             except FileNotFoundError:
                 return core.Migration()
-            namespace = self.traefik_namespace
-            migration = core.plan_file_migration(document, records_key=RECORDS_KEY, namespace=namespace)
+            migration = core.plan_file_migration(
+                document, records_key=RECORDS_KEY, namespace=self.traefik_namespace
+            )
             if not migration.is_empty():
                 document = migration.additions(self.settings).apply_to(document, RECORDS_KEY)
                 await self._write(migration.removals().apply_to(document, RECORDS_KEY))
@@ -119,9 +120,8 @@ class TraefikTomlProxy(TraefikFileProviderProxy):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        deprecated_class(
-            self.log, "TraefikTomlProxy ('traefik_toml')", "TraefikFileProviderProxy ('traefik_file')"
-        )
+        old, new = "TraefikTomlProxy ('traefik_toml')", "TraefikFileProviderProxy ('traefik_file')"
+        deprecated_class(self.log, old, new)
 
 
 def _check_records(document: dict[str, Any], path: Path) -> None:

@@ -118,7 +118,7 @@ class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Pro
         return "https" if https else "http"
 
     traefik_dashboard = Bool(
-        False, config=True, help="Serve Traefik's dashboard at traefik_api_url/dashboard/, behind its auth"
+        False, config=True, help="Traefik's dashboard at traefik_api_url/dashboard/ (API auth)"
     )
     traefik_log_level = Unicode("WARN", config=True, help="Traefik's log level")
     traefik_env = Dict(config=True, help="Extra environment variables for the traefik process")
@@ -234,8 +234,7 @@ class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Pro
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Write the configs, start traefik, return when its API answers; if
-        anything fails once traefik is launched, stop it again."""
+        """Write the configs, start traefik, return when its API answers (or stop it)."""
         self._letsencrypt_check()
         self._generate_password_if_needed()
         supervisor = self._supervisor = TraefikSupervisor(
@@ -275,15 +274,13 @@ class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Pro
         await self._warn_about_foreign_routers()
         if self.traefik_track_activity:
             if self._activity is None:
-                # self._api, not its method: the API client is a new one after a stop
-                fetch = lambda: self._api.metrics_text()  # noqa: E731
+                fetch = lambda: self._api.metrics_text()  # noqa: E731 (new client after stop)
                 interval = self.traefik_activity_interval
                 self._activity = ActivityTracker(fetch, self.provider_name, interval, self.log)
             self._activity.start()
 
     async def stop(self) -> None:
-        """Stop traefik (SIGTERM, then SIGKILL after 10 s), remove the static config
-        and pid files, close the API client. The routes stay for the next start."""
+        """Stop traefik, remove its static config and pid files (not the routes), close the API."""
         if self._supervisor is not None:
             await self._supervisor.stop()
         await self._letsencrypt_drain_log()
