@@ -13,6 +13,7 @@ from traitlets import Dict, Unicode, validate
 
 from . import core
 from .kv import TKvProxy, check_store_url
+from .setting_checks import deprecated_alias
 from .stores.base import KVStore
 
 
@@ -25,6 +26,10 @@ class TraefikConsulProxy(TKvProxy):
         "http://127.0.0.1:8500", config=True, help="URL of Consul's HTTP API (http or https)"
     )
     consul_password = Unicode("", config=True, help="Consul ACL token")
+    # jupyterhub-traefik-proxy's old names (its kv_username mapped to a
+    # consul_username that Consul never used: not kept)
+    kv_url = deprecated_alias("consul_url", "1.0")
+    kv_password = deprecated_alias("consul_password", "1.0")
     consul_client_kwargs = Dict(
         config=True,
         help="""Extra arguments of consul.aio.Consul(), e.g. verify (a CA bundle

@@ -13,6 +13,7 @@ from traitlets import Dict, Integer, Unicode, validate
 
 from . import core
 from .kv import TKvProxy, check_store_url
+from .setting_checks import deprecated_alias
 from .stores.base import KVStore
 
 
@@ -46,6 +47,10 @@ class TraefikEtcdProxy(TKvProxy):
     )
     etcd_username = Unicode("", config=True, help="etcd user (with etcd_password)")
     etcd_password = Unicode("", config=True, help="Password of etcd_username")
+    # jupyterhub-traefik-proxy's old names, still in operators' configs
+    kv_url = deprecated_alias("etcd_url", "1.0")
+    kv_username = deprecated_alias("etcd_username", "1.0")
+    kv_password = deprecated_alias("etcd_password", "1.0")
     etcd_client_kwargs = Dict(
         config=True,
         help="""Extra arguments of etcd3.client(), e.g. ca_cert, cert_key,

@@ -58,6 +58,12 @@ class KVStore(abc.ABC):
     async def get_tree(self, prefix: str) -> dict[str, str]:
         """Every key starting with ``prefix`` (a plain string prefix) and its value."""
 
+    async def get_tree_of_anyone(self, prefix: str) -> dict[str, str]:
+        """Like :meth:`get_tree`, but also the keys other programs wrote (for the
+        takeover of jupyterhub-traefik-proxy's keys at start). Only a store
+        that tracks its own keys needs more than :meth:`get_tree`."""
+        return await self.get_tree(prefix)
+
     @abc.abstractmethod
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether an error of this store's client means "the store did not answer"

@@ -155,6 +155,13 @@ class RedisStore(KVStore):
         flat = await self._script("get_tree")(keys=[self.index_key], args=[prefix])
         return dict(zip(flat[::2], flat[1::2]))
 
+    async def get_tree_of_anyone(self, prefix: str) -> dict[str, str]:
+        # others' keys are not in our index: SCAN the keyspace (once, at start)
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+        keys = [key async for key in self.client.scan_iter(match=pattern, count=1000)]
+        values = await self.client.mget(keys) if keys else []
+        return {k: v for k, v in zip(keys, values) if v is not None}
+
     def is_unavailable(self, error: BaseException) -> bool:
         from redis.exceptions import AuthenticationError, AuthorizationError
         from redis.exceptions import ConnectionError, TimeoutError
