@@ -253,9 +253,14 @@ def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVS
 # ---------------------------------------------------------------- consul
 
 
+def consul_binary() -> str | None:
+    """The real ``consul`` on PATH; None means the tests use :mod:`tests.consul_standin`."""
+    return shutil.which("consul")
+
+
 def start_consul(directory: Path, token: str = "") -> KVServer:
     """``consul agent -dev`` on free ports, or the in-process stand-in."""
-    consul = shutil.which("consul")
+    consul = consul_binary()
     port = free_port()
     if consul is None or token:
         from .consul_standin import ConsulStandin
