@@ -28,6 +28,7 @@ from .proxies import make_proxy, served_by
 from .test_store_outage import (
     TIMEOUT,
     assert_clear_unreachable,
+    assert_restored,
     assert_whole_or_absent,
     check_routes,
     timed,
@@ -82,7 +83,7 @@ async def test_consul_outage_and_recovery(backends, tmp_path, request):
     try:
         await proxy.start()
         await check_routes(proxy, users, app, hub)
-        assert set(await proxy.get_all_routes()) == set(expected)
+        await assert_restored(proxy, expected)
         assert await setup_keys_stored(proxy)
 
         # ------------------------------------------------ Consul goes away
@@ -119,10 +120,7 @@ async def test_consul_outage_and_recovery(backends, tmp_path, request):
         assert not await assert_whole_or_absent(proxy, newcomer)
 
         await check_routes(proxy, users, app, hub)
-        assert set(await proxy.get_all_routes()) == set(expected)
-        for routespec, backend in expected.items():
-            assert await assert_whole_or_absent(proxy, routespec)
-            assert await served_by(proxy, routespec + "x") == backend
+        await assert_restored(proxy, expected)
     finally:
         await proxy.stop()
         server.stop()
