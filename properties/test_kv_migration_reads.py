@@ -52,14 +52,16 @@ def test_planning_on_the_reads_is_planning_on_the_whole_store(scenario):
     assert plan_kv_migration(read, traefik_prefix=tp, jupyterhub_prefix=jp) == whole
     # the shell deletes the old keys it read, one by one
     subtrees = tuple(whole.kv_removal_keys(tp, jp))
-    assert [k for k in read if k.startswith(subtrees)] == [k for k in store if k.startswith(subtrees)]
+    deleted = [k for k in read if k.startswith(subtrees)]
+    assert deleted == [k for k in store if k.startswith(subtrees)]
 
 
 @FAST
 @given(scenarios())
 def test_after_the_takeover_the_probe_finds_only_other_tools_look_alikes(scenario):
     store, tp, jp = store_of(scenario)
-    after = apply_kv(store, plan_kv_migration(store, traefik_prefix=tp, jupyterhub_prefix=jp), tp, jp)
+    plan = plan_kv_migration(store, traefik_prefix=tp, jupyterhub_prefix=jp)
+    after = apply_kv(store, plan, tp, jp)
     assert set(under(after, kv_migration_probe(tp, jp))) <= set(foreign_kv(tp, jp))
 
 
