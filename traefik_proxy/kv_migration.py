@@ -2,14 +2,13 @@
 
 An operator who switches over keeps the old project's store, and with it its
 routers: they carry no priority, so they would outrank ours (see
-:mod:`traefik_proxy.takeover`). Before traefik reads the store, and at every
+:mod:`traefik_proxy.takeover`). Before traefik reads the store, at every
 start, this reads the few narrow prefixes under which only the old project's
-names can be (:func:`traefik_proxy.core.kv_migration_probe`), which stays
-cheap however many routes of ours the store holds (5 ms in etcd, 0.2-0.8 s
-of SCAN in Redis, with 10,000 routes). Reading both prefixes whole took 4-5 s
-in Redis and failed in etcd from about 5,700 routes (an answer over the etcd
-client's 4 MiB limit: 7.4 MB at 10,000 routes). Only
-when something is there does it read what the plan needs
+names can be (:func:`traefik_proxy.core.kv_migration_probe`): cheap however
+many routes of ours the store holds (with 10,000 routes: 5 ms in etcd,
+0.2-0.8 s of SCAN in Redis). Reading both prefixes whole took 4-5 s in Redis
+and failed in etcd from about 5,700 routes (an answer over the etcd client's
+4 MiB limit). Only when something is there does it read what the plan needs
 (:func:`~traefik_proxy.core.kv_migration_reads`), write the old routes our
 way through the normal write plan, and then delete the old keys: a Hub killed
 between the two leaves both, and the next start's plan finishes the job.
