@@ -179,7 +179,10 @@ def store_auth(kind: str, server) -> dict[str, str]:
     return {"consul_url": server.url, "consul_password": server.password}
 
 
-@pytest.mark.parametrize("kind", ["file", "etcd", "redis", "consul"])
+# the Consul with a token is the stand-in even beside a consul binary (consul_token_server)
+@pytest.mark.parametrize(
+    "kind", ["file", "etcd", "redis", pytest.param("consul", id="consul-standin")]
+)
 async def test_traefiks_own_output_at_debug_holds_no_secret(kind, request, tmp_path, backends):
     command, output = capturing_traefik(tmp_path)
     overrides = {}
