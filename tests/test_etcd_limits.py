@@ -128,6 +128,27 @@ async def test_unsplit_batches_are_refused_by_the_default_server(started, backen
     messages = {str(e) for e in failed}
     print(f"\n  etcd refused the unsplit batch: {messages}")
     assert any("too many operations in txn request" in m for m in messages), messages
+    # the error names the store and the setting to change, not just gRPC's status
+    assert all(proxy.kv_store.label in m and "etcd_max_txn_ops" in m for m in messages), messages
     assert max(len(t) for t in transactions(sets)) > ETCD_DEFAULT_MAX_TXN_OPS
     # nothing of the refused batch was written
     assert len(set(specs) & set(await proxy.get_all_routes())) <= ROUTES - len(failed)
+
+
+async def test_unsplit_large_values_are_refused_by_the_default_server(started, backends):
+    """The proxy told etcd takes 10 MB requests, when it takes 1.5 MiB: a batch of
+    routes with ~64 KiB data each fails (25 of them, 128 operations, are 1.6 MiB).
+
+    So the byte split is what makes test_large_values_are_split_by_bytes pass.
+    """
+    proxy = await started(etcd_max_txn_bytes=10_000_000, check_route_timeout=20)
+    prefix = f"/unsplit-bytes-{uuid.uuid4().hex[:6]}/"
+    specs = [f"{prefix}user/u{i}/" for i in range(60)]
+    big = {"blob": "x" * 65_000}  # just under the 64 KiB a route's data may have
+    outcomes = await asyncio.gather(
+        *(proxy.add_route(s, backends["a"].url, big) for s in specs), return_exceptions=True
+    )
+    messages = {str(o) for o in outcomes if isinstance(o, BaseException)}
+    print(f"\n  etcd refused the unsplit batch: {messages}")
+    assert any("request is too large" in m for m in messages), messages
+    assert all(proxy.kv_store.label in m and "etcd_max_txn_bytes" in m for m in messages), messages
