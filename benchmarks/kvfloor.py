@@ -256,6 +256,34 @@ def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str
     return {k: after[k] - before.get(k, 0) for k in after if k != "keys"}
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User+system CPU time of a process: unlike wall time, hardly changed by
+    other processes competing for the cores of a shared machine."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds of traefik and the store server since the last mark."""
+
+    def __init__(self, traefik_pid: int | None, store_pid: int | None):
+        # client: this process (the proxy or the floor's writer and poller)
+        self.pids = {"traefik_cpu_s": traefik_pid, "store_cpu_s": store_pid, "client_cpu_s": os.getpid()}
+        self.mark()
+
+    def mark(self) -> None:
+        self.start = {k: cpu_seconds(p) for k, p in self.pids.items()}
+
+    def since(self, per: int = 1) -> dict[str, float]:
+        return {k: round((cpu_seconds(p) - self.start[k]) / per, 3) for k, p in self.pids.items()}
+
+
 # ------------------------------------------------------------------ traefik alone
 
 
@@ -427,18 +455,24 @@ async def until_live(client: httpx.AsyncClient, expected: Any, provider: str, po
 # ------------------------------------------------------------------ measurements
 
 
-async def settle(store: KVStore, quiet: float = 1.0, limit: float = 120) -> float:
-    """Wait until Traefik stops reading the store (a backlog of watch events
-    drains after the route is already live); seconds it took."""
+async def settle(store: KVStore, traefik_pid: int | None, quiet: float = 1.5, limit: float = 180) -> float:
+    """Wait until Traefik is done with the store's events; seconds it took.
+
+    Each watch event makes Traefik list the whole prefix again, even when a
+    route is already live, so a burst leaves a backlog of such listings.
+    Done means: no new listing and Traefik nearly idle (under 10% of a core)
+    for ``quiet`` seconds; a listing can take longer than any fixed pause.
+    """
     started = time.monotonic()
-    last = store.counters().get("reads")
-    quiet_since = time.monotonic()
+    last, cpu = store.counters().get("reads"), cpu_seconds(traefik_pid)
+    quiet_since = started
     while time.monotonic() - started < limit:
-        await asyncio.sleep(0.25)
-        now = store.counters().get("reads")
-        if now != last:
-            last, quiet_since = now, time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet:
+        await asyncio.sleep(0.5)
+        now, cpu_now = store.counters().get("reads"), cpu_seconds(traefik_pid)
+        if now != last or cpu_now - cpu > 0.05:
+            quiet_since = time.monotonic()
+        last, cpu = now, cpu_now
+        if time.monotonic() - quiet_since >= quiet:
             break
     return max(quiet_since - started, 0.0)
 
@@ -475,8 +509,9 @@ async def measure_floor(kind: str, layout: str, n: int, opts: Options, workdir: 
         result["preload_txns"] = store.preload(preload)
         result["initial_load_s"] = await traefik.start(n)
         result["confined"] = await confined(traefik, "/bench/b0/probe")
-        await settle(store)
+        await settle(store, traefik.process.pid)
         before, reloads_before = store.counters(), await reloads(traefik.metrics_url)
+        cpu = CpuMeter(traefik.process.pid, store.process.pid)
         durations, polls, served = [], [], 0
         for i in range(opts.samples):
             routespec = f"/bench/s{i}/"
@@ -486,8 +521,9 @@ async def measure_floor(kind: str, layout: str, n: int, opts: Options, workdir: 
             served += await probe(traefik.public_url, f"{routespec}probe")
             await asyncio.sleep(opts.gap)
         result.update(summary(durations), polls=polls, served=served)
-        result["backlog_s"] = await settle(store)
+        result["backlog_s"] = await settle(store, traefik.process.pid)
         result["per_add"] = await per_add(store, before, traefik.metrics_url, reloads_before, opts.samples)
+        result["per_add"].update(cpu.since(opts.samples))
     finally:
         await traefik.stop()
         store.stop()
@@ -520,6 +556,7 @@ async def measure_bulk_floor(kind: str, layout: str, n: int, opts: Options, work
         for i in range(n):
             keys.update(route_keys(layout, traefik.root, f"/bench/b{i}/", backend.url))
         before, reloads_before = store.counters(), await reloads(traefik.metrics_url)
+        cpu = CpuMeter(traefik.process.pid, store.process.pid)
         t = time.perf_counter()
         result["txns"] = await asyncio.to_thread(traefik.write_many, keys)
         result["write_s"] = time.perf_counter() - t
@@ -529,8 +566,9 @@ async def measure_bulk_floor(kind: str, layout: str, n: int, opts: Options, work
         t = time.perf_counter()
         await traefik.add("/bench/next/", backend.url, opts.poll)
         result["next_add_s"] = time.perf_counter() - t
-        result["backlog_s"] = await settle(store)
+        result["backlog_s"] = await settle(store, traefik.process.pid)
         result["total"] = await per_add(store, before, traefik.metrics_url, reloads_before, 1)
+        result["total"].update(cpu.since())
     finally:
         await traefik.stop()
         store.stop()
@@ -561,6 +599,7 @@ async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend:
     await proxy.start()
     try:
         before = store.counters()
+        cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
         t = time.perf_counter()
         await asyncio.gather(*(proxy.add_route(f"/bench/b{i}/", backend.url, {"user": f"b{i}"}) for i in range(n)))
         result["bulk_s"] = time.perf_counter() - t
@@ -568,9 +607,10 @@ async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend:
         t = time.perf_counter()
         await proxy.add_route("/bench/next/", backend.url, {"user": "next"})
         result["next_add_s"] = time.perf_counter() - t
-        result["bulk_backlog_s"] = await settle(store)
-        result["bulk_total"] = counter_delta(before, store.counters())
+        result["bulk_backlog_s"] = await settle(store, proxy.traefik_process.pid)
+        result["bulk_total"] = {**counter_delta(before, store.counters()), **cpu.since()}
         before, reloads_before = store.counters(), await reloads(metrics_url)
+        cpu.mark()
         durations, served = [], 0
         for i in range(opts.samples):
             routespec = f"/bench/s{i}/"
@@ -580,8 +620,9 @@ async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend:
             served += await probe(made.public_url, f"{routespec}probe")
             await asyncio.sleep(opts.gap)
         result.update(summary(durations), served=served)
-        result["backlog_s"] = await settle(store)
+        result["backlog_s"] = await settle(store, proxy.traefik_process.pid)
         result["per_add"] = await per_add(store, before, metrics_url, reloads_before, opts.samples)
+        result["per_add"].update(cpu.since(opts.samples))
     finally:
         await proxy.stop()
         store.stop()
