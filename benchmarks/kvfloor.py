@@ -402,11 +402,14 @@ def metrics_config() -> dict[str, Any]:
     }
 
 
-async def wait_for_routers(client: httpx.AsyncClient, n: int, process: subprocess.Popen, timeout: float = 600) -> None:
+async def wait_for_routers(client: httpx.AsyncClient, n: int, process: Any, timeout: float = 600) -> None:
+    """Until Traefik's API lists ``n`` routers; ``process`` is a Popen or an
+    asyncio subprocess (our proxy's traefik)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"traefik exited with {process.returncode}")
+        code = process.poll() if isinstance(process, subprocess.Popen) else process.returncode
+        if code is not None:
+            raise RuntimeError(f"traefik exited with {code}")
         try:
             r = await client.get("/api/overview")
             if r.status_code == 200 and r.json()["http"]["routers"]["total"] >= n:
@@ -585,39 +588,62 @@ def ours_extra_static(opts: Options) -> dict[str, Any]:
     }
 
 
-async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend) -> dict[str, Any]:
-    """Our proxy through the Proxy API: N concurrent adds, then sequential adds."""
+def make_ours(kind: str, store: KVStore, opts: Options, workdir: Path) -> tuple[Any, str, str]:
+    """(our proxy, its public URL, its metrics URL or "") on ``store``."""
     from . import systems
 
-    result: dict[str, Any] = {"system": "ours", "store": kind, "n": n, "load_start": os.getloadavg()[0]}
-    store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
     extra = ours_extra_static(opts)
     traits = {**({"extra_static_config": extra} if extra else {}), **opts.traits}
     made = systems.make(f"ours-{kind}", {"store_url": store.url, "traits": traits}, workdir)
-    proxy = made.proxy
     metrics_url = "http://" + extra["entryPoints"][METRICS_ENTRYPOINT]["address"] if extra else ""
+    return made.proxy, made.public_url, metrics_url
+
+
+async def ours_bulk(proxy: Any, store: KVStore, n: int, backend: ProbeBackend, result: dict, settle_after: bool) -> None:
+    """N concurrent add_route, then one more at once (behind the bulk's backlog?)."""
+    before = store.counters()
+    cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
+    t = time.perf_counter()
+    await asyncio.gather(*(proxy.add_route(f"/bench/b{i}/", backend.url, {"user": f"b{i}"}) for i in range(n)))
+    result["bulk_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    await proxy.add_route("/bench/next/", backend.url, {"user": "next"})
+    result["next_add_s"] = time.perf_counter() - t
+    if settle_after:
+        result["bulk_backlog_s"] = await settle(store, proxy.traefik_process.pid)
+    result["bulk_total"] = {**counter_delta(before, store.counters()), **cpu.since()}
+
+
+async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend, fresh: bool = False) -> dict[str, Any]:
+    """Our proxy through the Proxy API: N concurrent adds, then sequential adds.
+
+    ``fresh`` restarts the proxy (and its traefik) on the same store after the
+    bulk: the sequential adds then start, like the floor's, from a traefik
+    that read N routes at start, without the bulk's backlog of events.
+    """
+    result: dict[str, Any] = {"system": "ours-fresh" if fresh else "ours", "store": kind, "n": n, "load_start": os.getloadavg()[0]}
+    store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
+    proxy, public_url, metrics_url = make_ours(kind, store, opts, workdir)
     await proxy.start()
     try:
-        before = store.counters()
-        cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
-        t = time.perf_counter()
-        await asyncio.gather(*(proxy.add_route(f"/bench/b{i}/", backend.url, {"user": f"b{i}"}) for i in range(n)))
-        result["bulk_s"] = time.perf_counter() - t
-        # the next add right away: does it wait behind the bulk's event backlog?
-        t = time.perf_counter()
-        await proxy.add_route("/bench/next/", backend.url, {"user": "next"})
-        result["next_add_s"] = time.perf_counter() - t
-        result["bulk_backlog_s"] = await settle(store, proxy.traefik_process.pid)
-        result["bulk_total"] = {**counter_delta(before, store.counters()), **cpu.since()}
+        await ours_bulk(proxy, store, n, backend, result, settle_after=not fresh)
+        if fresh:
+            await proxy.stop()
+            proxy, public_url, metrics_url = make_ours(kind, store, opts, workdir)
+            t = time.perf_counter()
+            await proxy.start()
+            await wait_for_routers(proxy.client, n, proxy.traefik_process)
+            result["initial_load_s"] = time.perf_counter() - t
+            await settle(store, proxy.traefik_process.pid)
         before, reloads_before = store.counters(), await reloads(metrics_url)
-        cpu.mark()
+        cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
         durations, served = [], 0
         for i in range(opts.samples):
             routespec = f"/bench/s{i}/"
             t = time.perf_counter()
             await proxy.add_route(routespec, backend.url, {"user": f"s{i}"})
             durations.append(time.perf_counter() - t)
-            served += await probe(made.public_url, f"{routespec}probe")
+            served += await probe(public_url, f"{routespec}probe")
             await asyncio.sleep(opts.gap)
         result.update(summary(durations), served=served)
         result["backlog_s"] = await settle(store, proxy.traefik_process.pid)
@@ -633,15 +659,15 @@ async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend:
 # ------------------------------------------------------------------ run
 
 
-SYSTEMS = ("floor-proxy", "floor-min", "ours")
+SYSTEMS = ("floor-proxy", "floor-min", "ours-fresh", "floor-min-bulk")
 
 
 async def run_cell(system: str, kind: str, n: int, opts: Options, backend: ProbeBackend) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"kvfloor-{kind}-") as tmp:
         workdir = Path(tmp)
         try:
-            if system == "ours":
-                return await measure_ours(kind, n, opts, workdir, backend)
+            if system in ("ours", "ours-fresh"):
+                return await measure_ours(kind, n, opts, workdir, backend, fresh=system == "ours-fresh")
             if system.endswith("-bulk"):
                 layout = system.removeprefix("floor-").removesuffix("-bulk")
                 return await measure_bulk_floor(kind, layout, n, opts, workdir, backend)
@@ -655,24 +681,36 @@ def fmt_s(value: float | None) -> str:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """Markdown: one row per (store, N), sequential medians, ours/min ratio, bulk."""
+    """Markdown: one row per (store, N): sequential medians, ratio to the
+    smallest-layout floor, N concurrent adds (ours) and N at once (floor)."""
     cells = {(r["store"], r["n"], r["system"]): r for r in results}
     rows = [
-        "| store | N | floor-proxy | floor-min | ours | ours / min | ours N concurrent | floor-min N at once | load |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| store | N | floor-proxy | floor-min | ours (after bulk) | ours (fresh) | ours / min "
+        "| ours N concurrent | next add after | floor-min N at once | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for store, n in sorted({(r["store"], r["n"]) for r in results}):
-        get = lambda s, k="median_s": cells.get((store, n, s), {}).get(k)  # noqa: E731
-        ours, low = get("ours"), get("floor-min")
-        ratio = f"x{ours / low:.1f}" if ours and low else "-"
+        def get(system: str, key: str = "median_s") -> Any:
+            return cells.get((store, n, system), {}).get(key)
+
+        low = get("floor-min")
+        ratios = [f"x{v / low:.1f}" if v and low else "-" for v in (get("ours"), get("ours-fresh"))]
+        bulk = get("ours", "bulk_s") or get("ours-fresh", "bulk_s")
+        after = get("ours", "next_add_s") or get("ours-fresh", "next_add_s")
         loads = [c.get("load_start") for (s, m, _), c in cells.items() if (s, m) == (store, n)]
         load = max((x for x in loads if x is not None), default=None)
         rows.append(
-            f"| {store} | {n:,} | {fmt_s(get('floor-proxy'))} | {fmt_s(low)} | {fmt_s(ours)} | {ratio} "
-            f"| {fmt_s(get('ours', 'bulk_s'))} | {fmt_s(get('floor-min-bulk', 'bulk_s'))} | "
-            f"{'-' if load is None else f'{load:.1f}'} |"
+            f"| {store} | {n:,} | {fmt_s(get('floor-proxy'))} | {fmt_s(low)} | {fmt_s(get('ours'))} "
+            f"| {fmt_s(get('ours-fresh'))} | {' / '.join(ratios)} | {fmt_s(bulk)} | {fmt_s(after)} "
+            f"| {fmt_s(get('floor-min-bulk', 'bulk_s'))} | {'-' if load is None else f'{load:.1f}'} |"
         )
     return "\n".join(rows)
+
+
+def table_from(path: str) -> str:
+    """The table of a JSON-lines file written with --out."""
+    with open(path) as f:
+        return table([json.loads(line) for line in f if line.strip()])
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -680,7 +718,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--stores", default="etcd,redis")
     p.add_argument("--sizes", default="1000,5000,10000")
     p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help="floor-proxy, floor-min, ours, floor-min-bulk, floor-proxy-bulk")  # fmt: skip
+                   help="floor-proxy, floor-min, ours, ours-fresh, floor-min-bulk, floor-proxy-bulk")  # fmt: skip
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--poll", type=float, default=0.005, help="seconds between two polls of the API")
     p.add_argument("--gap", type=float, default=0.0, help="pause after each sequential add")
@@ -692,6 +730,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--etcd-max-txn-ops", type=int, default=128, help="etcd server --max-txn-ops")
     p.add_argument("--trait", action="append", default=[], help="NAME=JSON traitlet for ours")
     p.add_argument("--out", help="JSON lines file to append results to")
+    p.add_argument("--table", help="only print the table of a --out file")
     opts = p.parse_args(argv, namespace=Options())
     opts.traits = {}
     for item in opts.trait:
@@ -724,6 +763,9 @@ async def amain(opts: Options) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
+    if opts.table:
+        print(table_from(opts.table))
+        return 0
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         os.environ.pop(var, None)
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
