@@ -77,10 +77,10 @@ class KVStore(abc.ABC):
         """Release connections; the next call connects again."""
 
 
-def url_label(kind: str, url: str) -> str:
-    """``<kind> at <url>`` without the URL's credentials."""
-    parts = urlsplit(url)
-    return f"{kind} at {parts._replace(netloc=parts.netloc.rpartition('@')[2]).geturl()}"
+def url_label(kind: str, *urls: str) -> str:
+    """``<kind> at <url>[,<url>...]`` without the URLs' credentials."""
+    bare = [urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl() for url in urls]
+    return f"{kind} at {','.join(bare)}"
 
 
 def url_secrets(url: str, *passwords: str) -> tuple[str, ...]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..core.kv import TxnLimits
-from ..core.providers import DEFAULT_PORTS, store_endpoint
+from ..core.config import host_port
+from ..core.providers import DEFAULT_PORTS, split_endpoints, store_endpoint
 from .base import KVStore, store_call_deadline, url_label, url_secrets
 
 T = TypeVar("T")
@@ -75,7 +77,15 @@ def client_kwargs_for(
 
 
 class EtcdStore(KVStore):
-    """etcd v3 at one endpoint; ``client_kwargs`` as ``etcd3.client()`` takes them."""
+    """etcd v3 at one or more endpoints of one cluster; ``client_kwargs`` as
+    ``etcd3.client()`` takes them.
+
+    ``url`` lists the endpoints comma-separated (``http://e1:2379,http://e2:2379``).
+    The ``etcd3`` client talks to one host, so this store keeps one client per
+    endpoint and uses one at a time: when it stops answering, the call goes
+    to the next endpoint at once, within the same deadline, and the store
+    stays there until that one stops answering in turn.
+    """
 
     def __init__(
         self,
@@ -87,47 +97,88 @@ class EtcdStore(KVStore):
         call_timeout: float = 10,
         limits: TxnLimits = TxnLimits(128, 1_000_000),
         separator: str = "/",
+        log: logging.Logger | None = None,
     ):
+        urls = split_endpoints(url)
         super().__init__(
-            label=url_label("etcd", url), separator=separator, secrets=url_secrets(url, password)
+            label=url_label("etcd", *urls),
+            separator=separator,
+            secrets=tuple(s for u in urls for s in url_secrets(u, password)),
         )
         self.limits = limits
-        _scheme, self._host, self._port = store_endpoint(url, DEFAULT_PORTS["etcd"])
+        self.log = log or logging.getLogger(__name__)
+        self._endpoints = [store_endpoint(u, DEFAULT_PORTS["etcd"])[1:] for u in urls]
         self._username = username
         self._kwargs = client_kwargs_for(username, password, client_kwargs or {}, call_timeout)
-        self._client = None
+        self._clients: dict[int, Any] = {}
+        #: the endpoint in use (an index into ``_endpoints``)
+        self._current = 0
         self._lock = threading.Lock()
 
-    def _connect(self, renew: bool = False):
+    def _connect(self, index: int, renew: bool = False):
         # called in worker threads
         with self._lock:
-            if renew and self._client is not None:
-                self._client.close()
-                self._client = None
-            if self._client is None:
-                client = _deadline_client_class()(host=self._host, port=self._port, **self._kwargs)
+            client = self._clients.get(index)
+            if renew and client is not None:
+                self._clients.pop(index).close()
+                client = None
+            if client is None:
+                host, port = self._endpoints[index]
+                client = _deadline_client_class()(host=host, port=port, **self._kwargs)
                 if not client.uses_secure_channel:
                     # gRPC refuses call credentials on a plaintext channel; etcd3
                     # also sends the auth token as call metadata, which etcd reads
                     client.call_credentials = None
-                self._client = client
-            return self._client
+                self._clients[index] = client
+            return client
+
+    def _run_on(self, index: int, fn: Callable[[Any], T]) -> T:
+        """``fn(client)`` on one endpoint; log in again once if the token expired."""
+        import grpc
+
+        try:
+            return fn(self._connect(index))
+        except grpc.RpcError as e:
+            # etcd3 authenticates once; etcd drops idle auth tokens after
+            # --auth-token-ttl, so log in again and retry
+            details = e.details() if hasattr(e, "details") else e
+            if self._username and "auth token" in str(details):
+                return fn(self._connect(index, renew=True))
+            raise
+
+    def _fail_over(self, index: int, error: BaseException) -> None:
+        """Move from endpoint ``index`` to the next one (unless another call did)."""
+        with self._lock:
+            if self._current != index:
+                return
+            self._current = (index + 1) % len(self._endpoints)
+            following = self._current
+        host, port = self._endpoints[index]
+        self.log.warning(
+            "etcd endpoint %s did not answer (%s); using %s",
+            host_port(host, port), self.describe_error(error), host_port(*self._endpoints[following]),
+        )
 
     async def _call(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(client)`` in a thread; log in again once if the token expired."""
+        """Run ``fn(client)`` in a thread, on each endpoint in turn until one answers."""
 
         def run():
-            import grpc
-
-            try:
-                return fn(self._connect())
-            except grpc.RpcError as e:
-                # etcd3 authenticates once; etcd drops idle auth tokens after
-                # --auth-token-ttl, so log in again and retry
-                details = e.details() if hasattr(e, "details") else e
-                if self._username and "auth token" in str(details):
-                    return fn(self._connect(renew=True))
-                raise
+            # one round of the endpoints at most: TKvProxy._kv_call retries
+            # the whole round with backoff until its deadline
+            for attempt in range(len(self._endpoints)):
+                index = self._current
+                try:
+                    return self._run_on(index, fn)
+                except Exception as e:
+                    if len(self._endpoints) == 1 or not self.is_unavailable(e):
+                        raise
+                    # even when out of time: the next call starts elsewhere
+                    self._fail_over(index, e)
+                    deadline = store_call_deadline.get()
+                    if attempt == len(self._endpoints) - 1 or (
+                        deadline is not None and time.monotonic() >= deadline
+                    ):
+                        raise
 
         return await asyncio.to_thread(run)
 
@@ -183,6 +234,6 @@ class EtcdStore(KVStore):
 
     async def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
