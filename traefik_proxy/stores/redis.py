@@ -176,7 +176,7 @@ class RedisStore(KVStore):
             "decode_responses": True,
             # a pooled connection is dead after a Redis restart: reconnect
             # at once; longer outages are retried by TKvProxy._kv_call
-            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), self._retries),
+            "retry": Retry(ExponentialBackoff(cap=0.1 if self._sentinel_master else 0.5, base=0.05), self._retries),
             "retry_on_error": [ConnectionError, TimeoutError],
             # without these, a Redis that accepts connections but does
             # not answer (stopped, or packets dropped) hangs a call
@@ -212,7 +212,13 @@ class RedisStore(KVStore):
         the wait.
         """
         waiting = self.wait_for_replica and self._replicas > 0
-        result, acks = await self._run_write(script, args, waiting)
+        try:
+            result, acks = await self._run_write(script, args, waiting)
+        except Exception:
+            # the master may have changed: a new one may have no replica yet,
+            # and WAIT would then take its whole timeout
+            self._replicas = 0
+            raise
         self._replicas = int(result[1])
         if self.wait_for_replica and self._replicas and not waiting:
             waiting = True
