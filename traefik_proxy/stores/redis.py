@@ -176,7 +176,7 @@ class RedisStore(KVStore):
             "decode_responses": True,
             # a pooled connection is dead after a Redis restart: reconnect
             # at once; longer outages are retried by TKvProxy._kv_call
-            "retry": Retry(ExponentialBackoff(cap=0.1 if self._sentinel_master else 0.5, base=0.05), self._retries),
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), self._retries),
             "retry_on_error": [ConnectionError, TimeoutError],
             # without these, a Redis that accepts connections but does
             # not answer (stopped, or packets dropped) hangs a call
