@@ -707,10 +707,33 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def details(results: list[dict[str, Any]]) -> str:
+    """Markdown: what one sequential add (or one bulk) cost the store and Traefik."""
+    rows = [
+        "| store | N | system | median | listings | txns | reloads | traefik CPU | store CPU | backlog after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r["store"], r["n"])):
+        for label, costs, seconds, backlog in (
+            ("", r.get("per_add") or r.get("total"), r.get("median_s") or r.get("bulk_s"), r.get("backlog_s")),
+            (" bulk", r.get("bulk_total"), r.get("bulk_s"), r.get("bulk_backlog_s")),
+        ):
+            if not costs:
+                continue
+            rows.append(
+                f"| {r['store']} | {r['n']:,} | {r['system']}{label} | {fmt_s(seconds)} "
+                f"| {costs.get('reads', '-')} | {costs.get('txns', '-')} | {costs.get('reloads', '-')} "
+                f"| {costs.get('traefik_cpu_s', '-')} s | {costs.get('store_cpu_s', '-')} s "
+                f"| {'-' if backlog is None else f'{backlog:.1f} s'} |"
+            )
+    return "\n".join(rows)
+
+
 def table_from(path: str) -> str:
-    """The table of a JSON-lines file written with --out."""
+    """The tables of a JSON-lines file written with --out."""
     with open(path) as f:
-        return table([json.loads(line) for line in f if line.strip()])
+        results = [json.loads(line) for line in f if line.strip()]
+    return table(results) + "\n\n" + details([r for r in results if "error" not in r])
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -771,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     results = asyncio.run(amain(opts))
     print(table(results))
+    print(details([r for r in results if "error" not in r]))
     return 0 if all("error" not in r for r in results) else 1
 
 
