@@ -115,6 +115,11 @@ class EtcdStore(KVStore):
         self._current = 0
         self._lock = threading.Lock()
 
+    @property
+    def _client(self):
+        """The client of the endpoint in use (None before its first call)."""
+        return self._clients.get(self._current)
+
     def _connect(self, index: int, renew: bool = False):
         # called in worker threads
         with self._lock:
