@@ -80,8 +80,12 @@ async def test_what_waiting_for_the_replica_costs(proxy, backends):
             started = time.perf_counter()
             await proxy.add_route(f"/redis-ha/cost-{i}/", backends["a"].url, {})
             adds[wait].append(time.perf_counter() - started)
+        # as many keys as a route has, outside Traefik's prefix: the store alone
+        keys = {f"{proxy.kv_jupyterhub_prefix}/cost/{k}": "x" * 40 for k in range(7)}
+        for i in range(300):
+            wait = store.wait_for_replica = i % 2 == 0
             started = time.perf_counter()
-            await store.set({f"{proxy.kv_jupyterhub_prefix}/cost-probe": str(i)})
+            await store.set(keys)
             writes[wait].append(time.perf_counter() - started)
     finally:
         store.wait_for_replica = True
@@ -95,49 +99,54 @@ async def test_what_waiting_for_the_replica_costs(proxy, backends):
         )
 
 
+class MasterKill:
+    """SIGKILL of the master (called in a thread amid a burst), and how long
+    the sentinels and the store take to get over it."""
+
+    def __init__(self, sentinel_set: ValkeySentinelSet, proxy):
+        self.sentinel_set, self.proxy = sentinel_set, proxy
+        self.at = 0.0  # time.monotonic() of the kill
+        self.promotion: list[float] = []  # seconds until a new master took writes
+
+    def __call__(self) -> None:
+        old = self.sentinel_set.master()
+        self.sentinel_set.kill(old)
+        self.at = time.monotonic()
+        # the sentinels' failover, watched beside the burst
+        wait = lambda: self.promotion.append(self.sentinel_set.wait_for_failover(old, timeout=TIMEOUT))  # noqa: E731
+        threading.Thread(target=wait, daemon=True).start()
+
+    async def first_store_write(self) -> float:
+        """Seconds from the kill until a bare write (no Traefik), retried, succeeds."""
+        while not self.at:
+            await asyncio.sleep(0.01)
+        proxy = self.proxy
+        await proxy._kv_call("write", proxy.kv_store.set, {f"{proxy.kv_jupyterhub_prefix}/probe": "1"})
+        return time.monotonic() - self.at
+
+
 async def test_master_killed_during_a_burst(sentinel_set, proxy, backends):
     before = {f"/redis-ha/before-{i}/": "a" for i in range(8)}
     for routespec, backend in before.items():
         await proxy.add_route(routespec, backends[backend].url, {})
     old = sentinel_set.master()
-    killed_at = 0.0
-    promotion: list[float] = []
-
-    def kill_master():
-        nonlocal killed_at
-        sentinel_set.kill(old)
-        killed_at = time.monotonic()
-        # how long the sentinels take, watched beside the burst
-        threading.Thread(
-            target=lambda: promotion.append(sentinel_set.wait_for_failover(old, timeout=TIMEOUT)),
-            daemon=True,
-        ).start()
-
-    async def first_store_write() -> float:
-        # a bare write to the store (no Traefik), retried: when the store took writes again
-        while not killed_at:
-            await asyncio.sleep(0.01)
-        await proxy._kv_call("write", proxy.kv_store.set, {f"{proxy.kv_jupyterhub_prefix}/probe": "1"})
-        return time.monotonic() - killed_at
-
-    probe = asyncio.create_task(first_store_write())
+    kill = MasterKill(sentinel_set, proxy)
+    probe = asyncio.create_task(kill.first_store_write())
     adds = {f"/redis-ha/burst-{i}/": "b" for i in range(30)}
     deletes = list(before)[:4]
-    results = await burst(
-        proxy, {r: backends[b].url for r, b in adds.items()}, deletes, during=kill_master
-    )
+    results = await burst(proxy, {r: backends[b].url for r, b in adds.items()}, deletes, during=kill)
     stored = await probe
     failed = {r: repr(call.error) for r, call in results.items() if call.error is not None}
     assert not failed, f"calls failed after SIGKILL of the master: {failed}\n{tails(sentinel_set.nodes)}"
     sentinel_set.wait_for_failover(old)
     new = sentinel_set.master()
     # writes resume: the first call started after the kill that returned
-    after_kill = [call.ended for call in results.values() if call.started >= killed_at]
+    after_kill = [call.ended for call in results.values() if call.started >= kill.at]
     print(
-        f"\nredis: SIGKILL of master {old}; {new} promoted {promotion[0]:.2f}s after the "
+        f"\nredis: SIGKILL of master {old}; {new} promoted {kill.promotion[0]:.2f}s after the "
         f"kill, the store took writes {stored:.2f}s and add_route returned "
-        f"{min(after_kill) - killed_at:.2f}s after it; all "
-        f"{len(results)} calls done {max(c.ended for c in results.values()) - killed_at:.2f}s after it"
+        f"{min(after_kill) - kill.at:.2f}s after it; all "
+        f"{len(results)} calls done {max(c.ended for c in results.values()) - kill.at:.2f}s after it"
     )
     expected = {**{r: b for r, b in before.items() if r not in deletes}, **adds}
     assert set(await proxy.get_all_routes()) == set(expected)
