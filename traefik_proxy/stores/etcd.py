@@ -23,6 +23,14 @@ from .base import KVStore, store_call_deadline, url_label, url_secrets
 
 T = TypeVar("T")
 
+#: With several endpoints, how long one may take before the call goes to the
+#: next. A member whose leader just died holds a write until a new leader is
+#: elected, or gives up only after etcd's request timeout (5 s plus two
+#: election timeouts); another member usually has the new leader by then.
+#: A write cut short here and sent again elsewhere is the same write, and
+#: Raft commits it, if at all, before anything written after it.
+ENDPOINT_TIMEOUT = 2.0
+
 
 @functools.cache
 def _deadline_client_class():
@@ -173,7 +181,7 @@ class EtcdStore(KVStore):
             for attempt in range(len(self._endpoints)):
                 index = self._current
                 try:
-                    return self._run_on(index, fn)
+                    return self._attempt(index, fn)
                 except Exception as e:
                     if len(self._endpoints) == 1 or not self.is_unavailable(e):
                         raise
@@ -186,6 +194,19 @@ class EtcdStore(KVStore):
                         raise
 
         return await asyncio.to_thread(run)
+
+    def _attempt(self, index: int, fn: Callable[[Any], T]) -> T:
+        """``fn`` on one endpoint; with others to go to, for ENDPOINT_TIMEOUT at most."""
+        if len(self._endpoints) == 1:
+            return self._run_on(index, fn)
+        deadline = store_call_deadline.get()
+        cap = time.monotonic() + ENDPOINT_TIMEOUT
+        # the worker thread's own copy of the context: this call only
+        token = store_call_deadline.set(cap if deadline is None else min(deadline, cap))
+        try:
+            return self._run_on(index, fn)
+        finally:
+            store_call_deadline.reset(token)
 
     async def set(self, values: Mapping[str, str]) -> bool:
         def txn(client):
@@ -222,9 +243,12 @@ class EtcdStore(KVStore):
 
         if isinstance(error, (ConnectionFailedError, ConnectionTimeoutError)):
             return True
-        return isinstance(error, grpc.RpcError) and error.code() in (
-            grpc.StatusCode.UNAVAILABLE,
-            grpc.StatusCode.DEADLINE_EXCEEDED,
+        if not isinstance(error, grpc.RpcError):
+            return False
+        # a member that waits for a quorum may hit the call's deadline first,
+        # and answers with its own error: UNKNOWN "context deadline exceeded"
+        return error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or (
+            error.code() == grpc.StatusCode.UNKNOWN and "deadline exceeded" in str(error.details())
         )
 
     def describe_error(self, error: BaseException) -> str:
