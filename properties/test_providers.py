@@ -133,7 +133,9 @@ def test_sentinel_address_round_trip(host, port):
     assert sentinel_address(written) == (host.lower(), port or 26379)
 
 
-@pytest.mark.parametrize("bad", ["", "s1/x", "redis://s1:26379", "s1:port", "u@s1:1", "s 1:2", "s1:1?x"])
+@pytest.mark.parametrize(
+    "bad", ["", "s1/x", "redis://s1:26379", "s1:port", "u@s1:1", "s 1:2", "s1:1?x"]
+)
 def test_sentinel_address_refuses_what_is_not_host_port(bad):
     with pytest.raises(ValueError, match="host:port"):
         sentinel_address(bad)

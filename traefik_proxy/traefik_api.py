@@ -207,7 +207,10 @@ class TraefikAPI:
         return set().union(*answering)
 
     async def _wait_for_live_on(
-        self, client: httpx.AsyncClient, expected: Sequence[core.Expected], skip_if_down: bool = False
+        self,
+        client: httpx.AsyncClient,
+        expected: Sequence[core.Expected],
+        skip_if_down: bool = False,
     ) -> set[str] | None:
         """Poll one Traefik's API until every expected route is live.
 
@@ -253,7 +256,9 @@ class TraefikAPI:
             await self._last_listing(pending, client)
         return set(pending)
 
-    async def _last_listing(self, pending: dict[str, core.Expected], client: httpx.AsyncClient) -> None:
+    async def _last_listing(
+        self, pending: dict[str, core.Expected], client: httpx.AsyncClient
+    ) -> None:
         # the last route never showed: without this listing every route
         # of the batch would fail with it, not only the ones not served
         try:

@@ -79,7 +79,8 @@ class KVStore(abc.ABC):
 
 def url_label(kind: str, *urls: str) -> str:
     """``<kind> at <url>[,<url>...]`` without the URLs' credentials."""
-    bare = [urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl() for url in urls]
+    parts = [urlsplit(url) for url in urls]
+    bare = [p._replace(netloc=p.netloc.rpartition("@")[2]).geturl() for p in parts]
     return f"{kind} at {','.join(bare)}"
 
 

@@ -169,7 +169,9 @@ class EtcdStore(KVStore):
         host, port = self._endpoints[index]
         self.log.warning(
             "etcd endpoint %s did not answer (%s); using %s",
-            host_port(host, port), self.describe_error(error), host_port(*self._endpoints[following]),
+            host_port(host, port),
+            self.describe_error(error),
+            host_port(*self._endpoints[following]),
         )
 
     async def _call(self, fn: Callable[[Any], T]) -> T:

@@ -238,8 +238,9 @@ class RedisStore(KVStore):
         """
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("EVAL", script, 1, self.index_key, *args)
-        # WAIT 0 0 answers at once
-        pipe.execute_command("WAIT", 1 if wait else 0, max(1, int(self._ack_timeout() * 1000)) if wait else 0)
+        # WAIT 0 0 answers at once; WAIT 1 0 would wait for ever
+        timeout_ms = max(1, int(self._ack_timeout() * 1000)) if wait else 0
+        pipe.execute_command("WAIT", 1 if wait else 0, timeout_ms)
         result, acks = await pipe.execute()
         return result, int(acks)
 
