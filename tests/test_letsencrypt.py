@@ -30,7 +30,7 @@ from traefik_proxy.core.acme import LETSENCRYPT_PRODUCTION
 from .acme_servers import DOMAIN, Pebble, start_pebble
 from .proxies import make_proxy
 from .hub_process import HubProcess
-from .test_browser import CHROMIUM, browse
+from .test_browser import CHROMIUM, IN_CI, browse
 from .test_jupyterhub import PASSWORD, _drive_hub
 from .utils import free_port, wait_for
 
@@ -404,9 +404,11 @@ def trusting_home(directory: Path, root_pem: str) -> Path:
     return directory
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+# under CI=true a missing Chromium fails, as in tests/test_browser.py
+@pytest.mark.skipif(CHROMIUM is None and not IN_CI, reason="no chromium binary (apt-get install chromium)")
 def test_browser_over_https(tmp_path, pebble, capsys):
     """The browser test, once, at https://hub.test with Pebble's root trusted."""
+    assert CHROMIUM is not None, "CI=true but no chromium binary: `make chromium` (part of `make test`) failed"
     hub = HttpsHub(tmp_path / "hub", pebble)
     home = trusting_home(tmp_path / "home", hub.root_pem)
     (tmp_path / "hub").mkdir()

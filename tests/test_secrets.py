@@ -13,11 +13,13 @@ import os
 import shlex
 import stat
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import pytest
 
 from traefik_proxy.fileprovider import TraefikFileProviderProxy
+from traefik_proxy.kv import KVStoreUnavailable
 from traefik_proxy.traefik_process import find_traefik
 
 from .proxies import make_proxy
@@ -69,11 +71,9 @@ async def test_api_password_stays_out_of_errors_and_logs(request, tmp_path, back
         assert_secret_absent(secret, caplog.text, *errors)
 
 
-@pytest.mark.parametrize("kind", ["etcd", "redis", "consul"])
-async def test_unreachable_store_error_names_the_store_not_its_password(kind, caplog):
-    caplog.set_level(logging.DEBUG)
-    port = free_port()
-    secret = f"{kind}-Secret-{port}"
+def unreachable_store_proxy(kind: str, port: int, secret: str):
+    """A proxy of a key-value kind with ``secret`` as its store password (and,
+    for Redis, in its URL too, percent-encoded), on a port nobody listens on."""
     if kind == "etcd":
         from traefik_proxy.etcd import TraefikEtcdProxy as cls
 
@@ -83,21 +83,79 @@ async def test_unreachable_store_error_names_the_store_not_its_password(kind, ca
         from traefik_proxy.redis import TraefikRedisProxy as cls
 
         # in the URL too, where a redis password often is
-        traits = {"redis_url": f"redis://hub:{secret}-url@127.0.0.1:{port}/0",
+        traits = {"redis_url": f"redis://hub:{quote(secret + '@url', safe='')}@127.0.0.1:{port}/0",
                   "redis_username": "hub", "redis_password": secret}
     else:
         from traefik_proxy.consul import TraefikConsulProxy as cls
 
         traits = {"consul_url": f"http://127.0.0.1:{port}", "consul_password": secret}
-    proxy = cls(should_start=False, traefik_api_password="x", check_route_timeout=1, **traits)
-    from traefik_proxy.kv import KVStoreUnavailable
+    return cls(should_start=False, traefik_api_password="x", check_route_timeout=1, **traits)
 
+
+@pytest.mark.parametrize("kind", ["etcd", "redis", "consul"])
+async def test_unreachable_store_error_names_the_store_not_its_password(kind, caplog):
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    secret = f"{kind}-Secret-{port}"
+    proxy = unreachable_store_proxy(kind, port, secret)
     try:
         with pytest.raises(KVStoreUnavailable, match=f"127.0.0.1:{port}") as info:
             await proxy.get_all_routes()
     finally:
         await proxy._close()
     assert_secret_absent(secret, str(info.value), repr(info.value), caplog.text)
+
+
+def unreachable_error_repeating(kind: str, text: str) -> Exception:
+    """Fault injection, not a real client's error: the exception class the
+    store's client raises when the store does not answer, with a message that
+    repeats ``text`` (as a client library may repeat its connection URL)."""
+    if kind == "etcd":
+        import grpc
+
+        # what etcd3 lets through from gRPC: a status code and its details
+        class UnavailableRpcError(grpc.RpcError):
+            def code(self):
+                return grpc.StatusCode.UNAVAILABLE
+
+            def details(self):
+                return str(self)
+
+        error = UnavailableRpcError
+    elif kind == "redis":
+        from redis.exceptions import ConnectionError as error
+    else:
+        from aiohttp import ClientConnectionError as error
+    return error(f"cannot connect with {text}")
+
+
+@pytest.mark.parametrize("kind", ["etcd", "redis", "consul"])
+async def test_store_password_a_client_error_repeats_is_scrubbed(kind, caplog):
+    """The client's own error reaches the log and KVStoreUnavailable without the
+    password, in every form it was given (and, from a URL, decoded)."""
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    secret = f"{kind}-Secret-{port}"
+    proxy = unreachable_store_proxy(kind, port, secret)
+    url = getattr(proxy, f"{kind}_url")
+    in_url = urlsplit(url).password  # as written, and decoded
+    forms = {secret, *((in_url, unquote(in_url)) if in_url else ())}
+
+    async def unreachable(prefix):
+        raise unreachable_error_repeating(kind, f"{url} {' '.join(sorted(forms))}")
+
+    proxy.kv_store.get_tree = unreachable
+    try:
+        with pytest.raises(KVStoreUnavailable, match=f"127.0.0.1:{port}") as info:
+            await proxy._get_jupyterhub_dynamic_config()  # what get_all_routes reads
+    finally:
+        await proxy._close()
+    assert "cannot connect with" in str(info.value), "the client's error was left out"
+    assert "cannot connect with" in caplog.text
+    # each form whole: the URL's password contains the other, so hiding the
+    # shorter one first would leave the rest of the longer one ("***@url")
+    for form in forms | {"@url", "%40url"} if in_url else forms:
+        assert_secret_absent(form, str(info.value), repr(info.value), caplog.text)
 
 
 def capturing_traefik(directory: Path) -> tuple[str, Path]:
@@ -121,7 +179,10 @@ def store_auth(kind: str, server) -> dict[str, str]:
     return {"consul_url": server.url, "consul_password": server.password}
 
 
-@pytest.mark.parametrize("kind", ["file", "etcd", "redis", "consul"])
+# the Consul with a token is the stand-in even beside a consul binary (consul_token_server)
+@pytest.mark.parametrize(
+    "kind", ["file", "etcd", "redis", pytest.param("consul", id="consul-standin")]
+)
 async def test_traefiks_own_output_at_debug_holds_no_secret(kind, request, tmp_path, backends):
     command, output = capturing_traefik(tmp_path)
     overrides = {}

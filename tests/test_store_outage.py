@@ -129,6 +129,14 @@ async def assert_whole_or_absent(proxy, routespec: str) -> bool:
     return present
 
 
+async def assert_restored(proxy, expected: dict[str, str]) -> None:
+    """Exactly the ``expected`` routes (routespec -> backend) are listed, whole and served."""
+    assert set(await proxy.get_all_routes()) == set(expected)
+    for routespec, backend in expected.items():
+        assert await assert_whole_or_absent(proxy, routespec)
+        assert await served_by(proxy, routespec + "x") == backend
+
+
 async def check_routes(proxy, users, app, hub) -> None:
     """What the Hub does at start and periodically: JupyterHub's own check_routes."""
     proxy.app, proxy.hub = app, hub
@@ -215,10 +223,7 @@ async def test_store_outage_and_recovery(kind, backends, tmp_path, request):
         started = time.monotonic()
         await check_routes(proxy, users, app, hub)
         print(f"  {kind}: check_routes restored the routes in {time.monotonic() - started:.2f}s")
-        assert set(await proxy.get_all_routes()) == set(expected)
-        for routespec, backend in expected.items():
-            assert await assert_whole_or_absent(proxy, routespec)
-            assert await served_by(proxy, routespec + "x") == backend
+        await assert_restored(proxy, expected)
     finally:
         await proxy.stop()
         server.stop()
@@ -252,10 +257,7 @@ async def test_redis_restarted_between_calls_is_repaired(backends, tmp_path, req
         await check_routes(proxy, users, app, hub)
         print(f"\n  redis: check_routes after a quiet restart took {time.monotonic() - back:.2f}s")
         assert len([m for m in warnings.messages if "lost every key" in m]) == 1
-        assert set(await proxy.get_all_routes()) == set(expected)
-        for routespec, backend in expected.items():
-            assert await assert_whole_or_absent(proxy, routespec)
-            assert await served_by(proxy, routespec + "x") == backend
+        await assert_restored(proxy, expected)
     finally:
         proxy.log.removeHandler(warnings)
         await proxy.stop()

@@ -7,9 +7,10 @@ The traitlets and Traefik's Consul provider; the client is
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from traitlets import Dict, Unicode, validate
+from traitlets import Dict, Unicode, observe, validate
 
 from . import core
 from .kv import TKvProxy, check_store_url
@@ -26,8 +27,7 @@ class TraefikConsulProxy(TKvProxy):
         "http://127.0.0.1:8500", config=True, help="URL of Consul's HTTP API (http or https)"
     )
     consul_password = Unicode("", config=True, help="Consul ACL token")
-    # jupyterhub-traefik-proxy's old names (its kv_username mapped to a
-    # consul_username that Consul never used: not kept)
+    # jupyterhub-traefik-proxy's old names (kv_username: at the end of the class)
     kv_url = deprecated_alias("consul_url", "1.0")
     kv_password = deprecated_alias("consul_password", "1.0")
     consul_client_kwargs = Dict(
@@ -61,3 +61,21 @@ class TraefikConsulProxy(TKvProxy):
             client_kwargs=self.consul_client_kwargs,
         )
         return core.deep_merge(config, {"providers": {"consul": provider}})
+
+    # jupyterhub-traefik-proxy 2.x mapped kv_username to consul_username, which
+    # only reached its traefik (as HTTP basic auth); Consul itself takes the
+    # ACL token alone, so the name is accepted but cannot mean anything here
+    kv_username = Unicode(
+        config=True,
+        help="Deprecated (jupyterhub-traefik-proxy 1.0) and ignored: Consul takes the ACL token "
+        "in consul_password.",
+    )
+
+    @observe("kv_username")
+    def _kv_username_ignored(self, change):
+        message = (
+            "TraefikConsulProxy.kv_username is deprecated (jupyterhub-traefik-proxy 1.0) and "
+            "ignored: Consul takes an ACL token alone, set it in TraefikConsulProxy.consul_password"
+        )
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        self.log.warning(message)

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from traitlets import Unicode, validate
 
 from . import core
+from .kv_migration import KvMigration
 from .proxy import TraefikProxy
 from .stores.base import KVStore, store_call_deadline
 
@@ -58,7 +59,7 @@ class KVStoreUnavailable(ConnectionError):
     """
 
 
-class TKvProxy(TraefikProxy):
+class TKvProxy(KvMigration, TraefikProxy):
     """Base of the proxies whose dynamic config lives in a key-value store.
 
     Subclasses set ``provider_name``, add their provider to Traefik's static
@@ -188,31 +189,6 @@ class TKvProxy(TraefikProxy):
             await self._kv_call("delete", self._kv_atomic_delete, *keys, deadline=deadline)
         for values in core.plan_set(to_set, layout, limits):
             await self._kv_call("write", self._kv_atomic_set, values, deadline=deadline)
-
-    async def _migrate_legacy_layout(self) -> core.Migration:
-        """jupyterhub-traefik-proxy's keys under the same prefixes become ours:
-        its routes are written our way first, then its keys go (a Hub killed
-        in between leaves both; the next start finishes the job)."""
-        sep = self.kv_separator
-        flat: dict[str, str] = {}
-        for prefix in (self.kv_traefik_prefix, self.kv_jupyterhub_prefix):
-            flat.update(await self._kv_call("read", self.kv_store.get_tree_of_anyone, prefix + sep))
-        migration = core.plan_kv_migration(
-            flat,
-            traefik_prefix=self.kv_traefik_prefix,
-            jupyterhub_prefix=self.kv_jupyterhub_prefix,
-            sep=sep,
-            namespace=self.traefik_namespace,
-        )
-        if not migration.is_empty():
-            await self._apply_dynamic_config(migration.additions(self.settings))
-            subtrees = migration.kv_removal_keys(self.kv_traefik_prefix, self.kv_jupyterhub_prefix, sep)
-            # as single keys: a store that tracks its own keys (Redis) cannot
-            # find others' keys by subtree
-            old = [key for key in flat if key.startswith(tuple(subtrees))]
-            async with self._kv_write_lock:
-                await self._kv_write({}, old, self._kv_deadline())
-        return migration
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         prefix = self.kv_layout.routes_prefix

@@ -205,6 +205,34 @@ def plan_kv_migration(
     return _plan(http, old, ours, namespace)
 
 
+def kv_migration_probe(
+    traefik_prefix: str, jupyterhub_prefix: str, sep: str = "/"
+) -> tuple[str, ...]:
+    """The narrow key prefixes to read at every start: the old project's names
+    start with ``router_``, ``service_``, ``route_api``, ``auth_api``, ours
+    with the namespace (letters, digits, ``-``), so nothing found under them
+    means nothing to take over, however many routes of ours the store holds."""
+    http = sep.join((traefik_prefix, "http", ""))
+    return (
+        f"{http}routers{sep}router_",
+        f"{http}routers{sep}{LEGACY_API_ROUTER}{sep}",
+        f"{http}services{sep}service_",
+        f"{http}middlewares{sep}{LEGACY_API_MIDDLEWARE}{sep}",
+        sep.join((jupyterhub_prefix, "routes", "router_")),
+    )
+
+
+def kv_migration_reads(
+    traefik_prefix: str, jupyterhub_prefix: str, sep: str = "/"
+) -> tuple[str, ...]:
+    """What else :func:`plan_kv_migration` needs once the probe found
+    something: every router (one that stays may use an old service or
+    ``auth_api``) and every record (ours supersede old ones). Planning on
+    these and the probe's keys equals planning on both prefixes whole."""
+    routers = sep.join((traefik_prefix, "http", "routers", ""))
+    return routers, sep.join((jupyterhub_prefix, "routes", ""))
+
+
 def plan_file_migration(
     document: Mapping[str, Any], *, records_key: str = "jupyterhub", namespace: str = "jupyterhub"
 ) -> Migration:

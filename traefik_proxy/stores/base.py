@@ -35,8 +35,9 @@ class KVStore(abc.ABC):
         #: E.g. ``etcd at http://127.0.0.1:2379``: for messages, so no credentials.
         self.label = label
         self.separator = separator
-        #: Strings that must never appear in an error message or a log line.
-        self.secrets = tuple(s for s in secrets if s)
+        #: Strings that must never appear in an error message or a log line;
+        #: longest first, so one that contains another is hidden whole.
+        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
     @abc.abstractmethod
     async def set(self, values: Mapping[str, str]) -> bool:

@@ -157,6 +157,15 @@ class EtcdStore(KVStore):
             details = e.details() if hasattr(e, "details") else e
             if self._username and "auth token" in str(details):
                 return fn(self._connect(index, renew=True))
+            refusals = ("too many operations in txn", "request is too large")
+            if any(refusal in str(details) for refusal in refusals):
+                # the server's limits are lower than the proxy's: say which to change
+                raise ValueError(
+                    f"{self.label} refused a transaction: {details}. Its limits "
+                    "(--max-txn-ops, --max-request-bytes) are below the proxy's: lower "
+                    "c.TraefikEtcdProxy.etcd_max_txn_ops / etcd_max_txn_bytes, or raise "
+                    "the server's limits"
+                ) from None
             raise
 
     def _fail_over(self, index: int, error: BaseException) -> None:
