@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traefik_proxy.core import consul_provider, etcd_provider, host_port, redis_provider
+from traefik_proxy.core import (
+    consul_provider,
+    etcd_provider,
+    host_port,
+    redis_provider,
+    sentinel_address,
+    split_endpoints,
+)
 
 from .strategies import FAST, hostnames
 
@@ -100,3 +108,50 @@ def test_provider_defaults():
         "endpoints": ["http://127.0.0.1:8500"],
         "rootKey": "traefik",
     }
+
+
+@FAST
+@given(
+    st.lists(st.tuples(hosts, ports), min_size=1, max_size=5),
+    st.sampled_from(["http", "https"]),
+    st.sampled_from([",", ", ", " , "]),
+)
+def test_etcd_cluster_every_endpoint_in_order(members, scheme, comma):
+    """etcd_url lists a cluster's members as etcdctl --endpoints does: Traefik
+    gets every one, in order, with the default port where none is given."""
+    joined = comma.join(url(scheme, host, port) for host, port in members)
+    assert split_endpoints(joined) == [url(scheme, host, port) for host, port in members]
+    block = etcd_provider(joined, "traefik", client_kwargs={"ca_cert": "/ca.pem"})
+    assert block["endpoints"] == [host_port(host.lower(), port or 2379) for host, port in members]
+    assert ("tls" in block) == (scheme == "https")
+
+
+@FAST
+@given(hosts, ports)
+def test_sentinel_address_round_trip(host, port):
+    written = host_port(host, port) if port else (f"[{host}]" if ":" in host else host)
+    assert sentinel_address(written) == (host.lower(), port or 26379)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "s1/x", "redis://s1:26379", "s1:port", "u@s1:1", "s 1:2", "s1:1?x"]
+)
+def test_sentinel_address_refuses_what_is_not_host_port(bad):
+    with pytest.raises(ValueError, match="host:port"):
+        sentinel_address(bad)
+
+
+@FAST
+@given(st.lists(st.tuples(hosts, ports), min_size=1, max_size=4), st.integers(0, 15), secret_text)
+def test_redis_sentinel_the_sentinels_are_traefiks_endpoints(sentinels, db, password):
+    """With Sentinel, Traefik asks the sentinels for the master; the URL still
+    gives the database and the data nodes' password."""
+    written = [host_port(h, p or 26379) for h, p in sentinels]
+    address = f"redis://:{quote(password, safe='')}@ignored.example:6379/{db}"
+    block = redis_provider(address, "traefik", sentinel_master="mymaster", sentinel_urls=written)
+    assert block["endpoints"] == [host_port(h.lower(), p or 26379) for h, p in sentinels]
+    assert block["sentinel"] == {"masterName": "mymaster"}
+    assert block.get("db", 0) == db
+    assert block.get("password", "") == password
+    # without a master name, no sentinel
+    assert "sentinel" not in redis_provider(address, "traefik", sentinel_urls=written)

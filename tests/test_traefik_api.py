@@ -37,6 +37,7 @@ class MockTraefik:
         self.routes: dict[str, dict[str, core.Expected]] = {}  # host -> name -> route
         self.requests: list[str] = []
         self.polls_until_live = 0  # answer "not there" to this many router requests first
+        self.down: set[str] = set()  # hosts whose API refuses connections
 
     def serve(self, host: str, *routes: core.Expected) -> None:
         self.routes.setdefault(host, {}).update({r.name: r for r in routes})
@@ -47,6 +48,8 @@ class MockTraefik:
     def handle(self, request: httpx.Request) -> httpx.Response:
         host, path = request.url.host, request.url.path
         self.requests.append(f"{host} {path}")
+        if host in self.down:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         good = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         if request.headers.get("authorization") != good:
             return httpx.Response(401)
@@ -173,6 +176,30 @@ async def test_every_replica_must_serve_the_route(traefik):
     assert any(r.startswith("replica ") for r in traefik.requests)
     traefik.serve("replica", route)
     assert await api.wait_for_live([route]) == set()
+    await api.aclose()
+
+
+async def test_a_replica_refusing_connections_is_not_waited_for(traefik, caplog):
+    """It serves nothing; a stale one is waited for; with none answering, the first is."""
+    route = expected("alice")
+    traefik.serve("traefik", route)
+    api = api_for(traefik, timeout=0.3, replica_urls=["http://replica:8099", "http://stale:8099"])
+    traefik.serve("stale", route)
+    traefik.down.add("replica")
+    with caplog.at_level("WARNING"):
+        assert await api.wait_for_live([route]) == set()
+        assert await api.wait_for_live([route]) == set()
+    warned = [r.getMessage() for r in caplog.records if "refuses connections" in r.getMessage()]
+    assert len(warned) == 1 and "replica:8099" in warned[0]  # once per outage
+    # the main one down too: the stale replica still decides
+    traefik.down.add("traefik")
+    traefik.routes["stale"] = {}
+    assert await api.wait_for_live([route]) == {"alice"}
+    # nobody answers: waited for until the timeout, as without replicas
+    traefik.down.add("stale")
+    started = asyncio.get_running_loop().time()
+    assert await api.wait_for_live([route]) == {"alice"}
+    assert asyncio.get_running_loop().time() - started >= 0.3
     await api.aclose()
 
 

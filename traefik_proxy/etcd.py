@@ -43,7 +43,11 @@ class TraefikEtcdProxy(TKvProxy):
     etcd_url = Unicode(
         "http://127.0.0.1:2379",
         config=True,
-        help="URL of one etcd endpoint (http:// or https://).",
+        help="""URL of the etcd endpoint (http:// or https://), or of several
+        endpoints of one cluster, comma-separated as etcdctl --endpoints takes
+        them: http://e1:2379,http://e2:2379,http://e3:2379. Traefik gets them
+        all; the Hub uses one at a time and goes on to the next when it stops
+        answering.""",
     )
     etcd_username = Unicode("", config=True, help="etcd user (with etcd_password)")
     etcd_password = Unicode("", config=True, help="Password of etcd_username")
@@ -61,15 +65,25 @@ class TraefikEtcdProxy(TKvProxy):
 
     @validate("etcd_url")
     def _validate_etcd_url(self, proposal):
-        check_store_url(
-            "etcd_url", proposal.value, ("http", "https"), "http://host:port or https://host:port"
-        )
+        form = "http://host:port or https://host:port, or several of them comma-separated"
+        endpoints = core.split_endpoints(proposal.value)
+        if not endpoints:
+            raise ValueError(f"etcd_url {proposal.value!r} must be {form}")
+        schemes = {
+            check_store_url("etcd_url", url, ("http", "https"), form).scheme for url in endpoints
+        }
+        if len(schemes) > 1:
+            raise ValueError(
+                f"etcd_url {proposal.value!r} mixes http and https endpoints: the members "
+                "of one cluster share one scheme (and one TLS setup)"
+            )
         return proposal.value
 
     def _make_store(self) -> KVStore:
         from .stores.etcd import EtcdStore
 
-        if urlsplit(self.etcd_url).scheme == "https" and not self.etcd_client_kwargs.get("ca_cert"):
+        scheme = urlsplit(core.split_endpoints(self.etcd_url)[0]).scheme
+        if scheme == "https" and not self.etcd_client_kwargs.get("ca_cert"):
             raise ValueError(
                 f"etcd_url {self.etcd_url!r} is https; set c.TraefikEtcdProxy.etcd_client_kwargs "
                 "= {'ca_cert': '/path/to/ca.pem'} (and cert_key/cert_cert for client certificates)"
@@ -82,6 +96,7 @@ class TraefikEtcdProxy(TKvProxy):
             call_timeout=min(10, self.check_route_timeout),
             limits=core.TxnLimits(self.etcd_max_txn_ops, self.etcd_max_txn_bytes),
             separator=self.kv_separator,
+            log=self.log,
         )
 
     def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Dict, Integer, Unicode, validate
+from traitlets import Dict, Integer, List, Unicode, validate
 
 from . import core
 from .kv import TKvProxy, check_store_url
@@ -39,6 +39,21 @@ class TraefikRedisProxy(TKvProxy):
         help="""Extra arguments of redis.asyncio.from_url(), e.g. ssl_ca_certs,
         ssl_certfile, ssl_keyfile, socket_timeout.""",
     )
+    redis_sentinel_master = Unicode(
+        "",
+        config=True,
+        help="""Name of the master that Redis Sentinel watches (its `sentinel monitor`
+        name), e.g. "mymaster". With redis_sentinel_urls, the Hub and Traefik ask
+        the sentinels which node is the master, and follow it when they fail
+        over; redis_url then gives only the scheme, database and credentials of
+        the data nodes. A write is confirmed once a replica has it too.""",
+    )
+    redis_sentinel_urls = List(
+        Unicode(),
+        config=True,
+        help="""The sentinels, as host:port (port 26379 by default), e.g.
+        ["s1:26379", "s2:26379", "s3:26379"]; used with redis_sentinel_master.""",
+    )
     redis_retries = Integer(
         5,
         config=True,
@@ -57,6 +72,26 @@ class TraefikRedisProxy(TKvProxy):
             raise ValueError(f"redis_url {proposal.value!r}: the path must be a database number")
         return proposal.value
 
+    @validate("redis_sentinel_urls")
+    def _validate_sentinel_urls(self, proposal):
+        for url in proposal.value:
+            core.sentinel_address(url)
+        return proposal.value
+
+    def _sentinels(self) -> list[tuple[str, int]]:
+        """The sentinels' addresses; both settings or neither, else a ValueError."""
+        if bool(self.redis_sentinel_master) != bool(self.redis_sentinel_urls):
+            raise ValueError(
+                "Redis Sentinel needs both c.TraefikRedisProxy.redis_sentinel_master (the "
+                "monitored name, e.g. 'mymaster') and redis_sentinel_urls (e.g. "
+                f"['s1:26379', 's2:26379']); got {self.redis_sentinel_master!r} and "
+                f"{self.redis_sentinel_urls!r}"
+            )
+        return [core.sentinel_address(url) for url in self.redis_sentinel_urls]
+
+    def _kv_url_trait(self) -> str:
+        return "redis_sentinel_urls" if self.redis_sentinel_master else "redis_url"
+
     def _make_store(self) -> KVStore:
         from .stores.redis import RedisStore
 
@@ -70,6 +105,9 @@ class TraefikRedisProxy(TKvProxy):
             retries=self.redis_retries,
             call_timeout=self.check_route_timeout,
             separator=self.kv_separator,
+            sentinel_master=self.redis_sentinel_master,
+            sentinels=self._sentinels(),
+            log=self.log,
         )
 
     def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -79,5 +117,7 @@ class TraefikRedisProxy(TKvProxy):
             username=self.redis_username,
             password=self.redis_password,
             client_kwargs=self.redis_client_kwargs,
+            sentinel_master=self.redis_sentinel_master,
+            sentinel_urls=[core.host_port(*address) for address in self._sentinels()],
         )
         return core.deep_merge(config, {"providers": {"redis": provider}})

@@ -88,6 +88,8 @@ class TraefikAPI:
         self._semaphore = asyncio.Semaphore(concurrency)
         self.client = self._new_client(_ipv4_if_localhost(base_url))
         self._replicas: dict[str, httpx.AsyncClient] = {}
+        #: base URLs of the Traefiks found refusing connections (warned about)
+        self._down: set[str] = set()
 
     def _new_client(self, base_url: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -183,18 +185,33 @@ class TraefikAPI:
 
     async def wait_for_live(self, expected: Sequence[core.Expected]) -> set[str]:
         """Wait until every replica serves every expected route; the names
-        still missing anywhere after ``timeout`` seconds."""
+        still missing anywhere after ``timeout`` seconds.
+
+        With replicas, a Traefik whose API refuses connections serves nothing
+        (it is down, or starting, and reads the whole store when it starts),
+        so it is not waited for; a warning names it. One that answers but does
+        not serve the route yet is waited for. If none answers, the first is
+        waited for as without replicas.
+        """
         if not expected:
             return set()
         clients = self.clients()
         if len(clients) == 1:
             return await self._wait_for_live_on(clients[0], expected)
-        missing = await asyncio.gather(*(self._wait_for_live_on(c, expected) for c in clients))
-        return set().union(*missing)
+        results = await asyncio.gather(
+            *(self._wait_for_live_on(c, expected, skip_if_down=True) for c in clients)
+        )
+        answering = [missing for missing in results if missing is not None]
+        if not answering:
+            return await self._wait_for_live_on(clients[0], expected)
+        return set().union(*answering)
 
     async def _wait_for_live_on(
-        self, client: httpx.AsyncClient, expected: Sequence[core.Expected]
-    ) -> set[str]:
+        self,
+        client: httpx.AsyncClient,
+        expected: Sequence[core.Expected],
+        skip_if_down: bool = False,
+    ) -> set[str] | None:
         """Poll one Traefik's API until every expected route is live.
 
         A few routes are checked one by one (two small requests each). For a
@@ -203,7 +220,8 @@ class TraefikAPI:
         first, and the whole batch is checked in one ``/api/rawdata`` listing
         once it is live (or, if it never is, at the deadline). Polls never
         take more than about half of the time: the pause after a poll is at
-        least as long as the poll took.
+        least as long as the poll took. None if ``skip_if_down`` and the API
+        refuses connections.
         """
         pending = {e.name: e for e in expected}
         sentinel = expected[-1] if len(expected) > RAWDATA_THRESHOLD else None
@@ -218,6 +236,13 @@ class TraefikAPI:
                     done = []
                 else:
                     done = await self._live_among(pending, client)
+                self._note_answering(client)
+            except httpx.ConnectError as e:
+                if skip_if_down:
+                    self._note_down(client, e)
+                    return None
+                self.log.debug("Traefik API not answering yet: %r", e)
+                done = []
             except httpx.HTTPError as e:
                 self.log.debug("Traefik API not answering yet: %r", e)
                 done = []
@@ -228,14 +253,36 @@ class TraefikAPI:
                 break
             await asyncio.sleep(max(self.poll_interval, now - started))
         if pending and sentinel is not None:
-            # the last route never showed: without this listing every route
-            # of the batch would fail with it, not only the ones not served
-            try:
-                for name in await self._live_among(pending, client):
-                    del pending[name]
-            except httpx.HTTPError as e:
-                self.log.debug("Traefik API not answering: %r", e)
+            await self._last_listing(pending, client)
         return set(pending)
+
+    async def _last_listing(
+        self, pending: dict[str, core.Expected], client: httpx.AsyncClient
+    ) -> None:
+        # the last route never showed: without this listing every route
+        # of the batch would fail with it, not only the ones not served
+        try:
+            for name in await self._live_among(pending, client):
+                del pending[name]
+        except httpx.HTTPError as e:
+            self.log.debug("Traefik API not answering: %r", e)
+
+    def _note_down(self, client: httpx.AsyncClient, error: httpx.ConnectError) -> None:
+        """Warn once per outage that a replica is not waited for."""
+        url = str(client.base_url)
+        if url not in self._down:
+            self._down.add(url)
+            self.log.warning(
+                "Traefik at %s refuses connections (%s): not waiting for it to serve "
+                "route changes; it reads every route from the store when it starts",
+                url, error or type(error).__name__,
+            )
+
+    def _note_answering(self, client: httpx.AsyncClient) -> None:
+        url = str(client.base_url)
+        if url in self._down:
+            self._down.discard(url)
+            self.log.info("Traefik at %s answers again", url)
 
     async def _live_among(
         self, pending: dict[str, core.Expected], client: httpx.AsyncClient

@@ -51,7 +51,16 @@ from .migration import (
     plan_kv_migration,
 )
 from .kv import OP_OVERHEAD, KeyLayout, TxnLimits, key_role, kv_keys, plan_delete, plan_set, txn_bytes
-from .providers import DEFAULT_PORTS, consul_provider, etcd_provider, redis_db, redis_provider, store_endpoint
+from .providers import (
+    DEFAULT_PORTS,
+    consul_provider,
+    etcd_provider,
+    redis_db,
+    redis_provider,
+    sentinel_address,
+    split_endpoints,
+    store_endpoint,
+)
 from .routespec import (
     MAX_DATA_BYTES,
     MAX_ROUTESPEC_LENGTH,
@@ -141,7 +150,9 @@ __all__ = [
     "route_priority",
     "route_record",
     "router_matches",
+    "sentinel_address",
     "service_request_counts",
+    "split_endpoints",
     "split_routespec",
     "static_config",
     "store_endpoint",

@@ -78,10 +78,11 @@ class KVStore(abc.ABC):
         """Release connections; the next call connects again."""
 
 
-def url_label(kind: str, url: str) -> str:
-    """``<kind> at <url>`` without the URL's credentials."""
-    parts = urlsplit(url)
-    return f"{kind} at {parts._replace(netloc=parts.netloc.rpartition('@')[2]).geturl()}"
+def url_label(kind: str, *urls: str) -> str:
+    """``<kind> at <url>[,<url>...]`` without the URLs' credentials."""
+    parts = [urlsplit(url) for url in urls]
+    bare = [p._replace(netloc=p.netloc.rpartition("@")[2]).geturl() for p in parts]
+    return f"{kind} at {','.join(bare)}"
 
 
 def url_secrets(url: str, *passwords: str) -> tuple[str, ...]:

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..core.kv import TxnLimits
-from ..core.providers import DEFAULT_PORTS, store_endpoint
+from ..core.config import host_port
+from ..core.providers import DEFAULT_PORTS, split_endpoints, store_endpoint
 from .base import KVStore, store_call_deadline, url_label, url_secrets
 
 T = TypeVar("T")
+
+#: With several endpoints, how long one may take before the call goes to the
+#: next. A member whose leader just died holds a write until a new leader is
+#: elected, or gives up only after etcd's request timeout (5 s plus two
+#: election timeouts); another member usually has the new leader by then.
+#: A write cut short here and sent again elsewhere is the same write, and
+#: Raft commits it, if at all, before anything written after it.
+ENDPOINT_TIMEOUT = 2.0
 
 
 @functools.cache
@@ -75,7 +85,15 @@ def client_kwargs_for(
 
 
 class EtcdStore(KVStore):
-    """etcd v3 at one endpoint; ``client_kwargs`` as ``etcd3.client()`` takes them."""
+    """etcd v3 at one or more endpoints of one cluster; ``client_kwargs`` as
+    ``etcd3.client()`` takes them.
+
+    ``url`` lists the endpoints comma-separated (``http://e1:2379,http://e2:2379``).
+    The ``etcd3`` client talks to one host, so this store keeps one client per
+    endpoint and uses one at a time: when it stops answering, the call goes
+    to the next endpoint at once, within the same deadline, and the store
+    stays there until that one stops answering in turn.
+    """
 
     def __init__(
         self,
@@ -87,57 +105,119 @@ class EtcdStore(KVStore):
         call_timeout: float = 10,
         limits: TxnLimits = TxnLimits(128, 1_000_000),
         separator: str = "/",
+        log: logging.Logger | None = None,
     ):
+        urls = split_endpoints(url)
         super().__init__(
-            label=url_label("etcd", url), separator=separator, secrets=url_secrets(url, password)
+            label=url_label("etcd", *urls),
+            separator=separator,
+            secrets=tuple(s for u in urls for s in url_secrets(u, password)),
         )
         self.limits = limits
-        _scheme, self._host, self._port = store_endpoint(url, DEFAULT_PORTS["etcd"])
+        self.log = log or logging.getLogger(__name__)
+        self._endpoints = [store_endpoint(u, DEFAULT_PORTS["etcd"])[1:] for u in urls]
         self._username = username
         self._kwargs = client_kwargs_for(username, password, client_kwargs or {}, call_timeout)
-        self._client = None
+        self._clients: dict[int, Any] = {}
+        #: the endpoint in use (an index into ``_endpoints``)
+        self._current = 0
         self._lock = threading.Lock()
 
-    def _connect(self, renew: bool = False):
+    @property
+    def _client(self):
+        """The client of the endpoint in use (None before its first call)."""
+        return self._clients.get(self._current)
+
+    def _connect(self, index: int, renew: bool = False):
         # called in worker threads
         with self._lock:
-            if renew and self._client is not None:
-                self._client.close()
-                self._client = None
-            if self._client is None:
-                client = _deadline_client_class()(host=self._host, port=self._port, **self._kwargs)
+            client = self._clients.get(index)
+            if renew and client is not None:
+                self._clients.pop(index).close()
+                client = None
+            if client is None:
+                host, port = self._endpoints[index]
+                client = _deadline_client_class()(host=host, port=port, **self._kwargs)
                 if not client.uses_secure_channel:
                     # gRPC refuses call credentials on a plaintext channel; etcd3
                     # also sends the auth token as call metadata, which etcd reads
                     client.call_credentials = None
-                self._client = client
-            return self._client
+                self._clients[index] = client
+            return client
+
+    def _run_on(self, index: int, fn: Callable[[Any], T]) -> T:
+        """``fn(client)`` on one endpoint; log in again once if the token expired."""
+        import grpc
+
+        try:
+            return fn(self._connect(index))
+        except grpc.RpcError as e:
+            # etcd3 authenticates once; etcd drops idle auth tokens after
+            # --auth-token-ttl, so log in again and retry
+            details = e.details() if hasattr(e, "details") else e
+            if self._username and "auth token" in str(details):
+                return fn(self._connect(index, renew=True))
+            refusals = ("too many operations in txn", "request is too large")
+            if any(refusal in str(details) for refusal in refusals):
+                # the server's limits are lower than the proxy's: say which to change
+                raise ValueError(
+                    f"{self.label} refused a transaction: {details}. Its limits "
+                    "(--max-txn-ops, --max-request-bytes) are below the proxy's: lower "
+                    "c.TraefikEtcdProxy.etcd_max_txn_ops / etcd_max_txn_bytes, or raise "
+                    "the server's limits"
+                ) from None
+            raise
+
+    def _fail_over(self, index: int, error: BaseException) -> None:
+        """Move from endpoint ``index`` to the next one (unless another call did)."""
+        with self._lock:
+            if self._current != index:
+                return
+            self._current = (index + 1) % len(self._endpoints)
+            following = self._current
+        host, port = self._endpoints[index]
+        self.log.warning(
+            "etcd endpoint %s did not answer (%s); using %s",
+            host_port(host, port),
+            self.describe_error(error),
+            host_port(*self._endpoints[following]),
+        )
 
     async def _call(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(client)`` in a thread; log in again once if the token expired."""
+        """Run ``fn(client)`` in a thread, on each endpoint in turn until one answers."""
 
         def run():
-            import grpc
-
-            try:
-                return fn(self._connect())
-            except grpc.RpcError as e:
-                # etcd3 authenticates once; etcd drops idle auth tokens after
-                # --auth-token-ttl, so log in again and retry
-                details = e.details() if hasattr(e, "details") else e
-                if self._username and "auth token" in str(details):
-                    return fn(self._connect(renew=True))
-                if "too many operations in txn" in str(details) or "request is too large" in str(details):
-                    # the server's limits are lower than the proxy's: say which to change
-                    raise ValueError(
-                        f"{self.label} refused a transaction: {details}. Its limits "
-                        "(--max-txn-ops, --max-request-bytes) are below the proxy's: lower "
-                        "c.TraefikEtcdProxy.etcd_max_txn_ops / etcd_max_txn_bytes, or raise "
-                        "the server's limits"
-                    ) from None
-                raise
+            # one round of the endpoints at most: TKvProxy._kv_call retries
+            # the whole round with backoff until its deadline
+            for attempt in range(len(self._endpoints)):
+                index = self._current
+                try:
+                    return self._attempt(index, fn)
+                except Exception as e:
+                    if len(self._endpoints) == 1 or not self.is_unavailable(e):
+                        raise
+                    # even when out of time: the next call starts elsewhere
+                    self._fail_over(index, e)
+                    deadline = store_call_deadline.get()
+                    if attempt == len(self._endpoints) - 1 or (
+                        deadline is not None and time.monotonic() >= deadline
+                    ):
+                        raise
 
         return await asyncio.to_thread(run)
+
+    def _attempt(self, index: int, fn: Callable[[Any], T]) -> T:
+        """``fn`` on one endpoint; with others to go to, for ENDPOINT_TIMEOUT at most."""
+        if len(self._endpoints) == 1:
+            return self._run_on(index, fn)
+        deadline = store_call_deadline.get()
+        cap = time.monotonic() + ENDPOINT_TIMEOUT
+        # the worker thread's own copy of the context: this call only
+        token = store_call_deadline.set(cap if deadline is None else min(deadline, cap))
+        try:
+            return self._run_on(index, fn)
+        finally:
+            store_call_deadline.reset(token)
 
     async def set(self, values: Mapping[str, str]) -> bool:
         def txn(client):
@@ -174,9 +254,12 @@ class EtcdStore(KVStore):
 
         if isinstance(error, (ConnectionFailedError, ConnectionTimeoutError)):
             return True
-        return isinstance(error, grpc.RpcError) and error.code() in (
-            grpc.StatusCode.UNAVAILABLE,
-            grpc.StatusCode.DEADLINE_EXCEEDED,
+        if not isinstance(error, grpc.RpcError):
+            return False
+        # a member that waits for a quorum may hit the call's deadline first,
+        # and answers with its own error: UNKNOWN "context deadline exceeded"
+        return error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or (
+            error.code() == grpc.StatusCode.UNKNOWN and "deadline exceeded" in str(error.details())
         )
 
     def describe_error(self, error: BaseException) -> str:
@@ -191,6 +274,6 @@ class EtcdStore(KVStore):
 
     async def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()

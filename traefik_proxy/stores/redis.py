@@ -9,25 +9,40 @@ index: reading or deleting it is O(log N + subtree size). Each primitive is
 one Lua script, which Redis runs atomically, so keys and index never
 disagree, and the set script reports whether the index existed: whether
 Redis still had what this Hub wrote.
+
+High availability: the master can be found through Redis Sentinel, and a
+write to a master with replicas is followed by ``WAIT`` on the same
+connection, so it counts as done only once a replica has it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import KVStore, url_label, url_secrets
+from ..core.config import host_port
+from .base import KVStore, store_call_deadline, url_label, url_secrets
+
+# How many replicas the node has: the writes scripts return it, so that the
+# store knows whether to WAIT for one (see RedisStore._run_write).
+_REPLICAS = """
+local replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)'))
+"""
 
 # KEYS[1]: the index. ARGV: key1, value1, key2, value2, ...
-# Returns 0 if the index did not exist: the store lost every key this Hub
-# wrote (a restart without persistence, FLUSHALL), or this is the first write.
+# Returns {existed, replicas}; existed is 0 if the index did not exist: the
+# store lost every key this Hub wrote (a restart without persistence,
+# FLUSHALL), or this is the first write.
 _SET = """
 local existed = redis.call('EXISTS', KEYS[1])
 for i = 1, #ARGV, 2 do
   redis.call('SET', ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
 end
-return existed
+""" + _REPLICAS + """
+return {existed, replicas}
 """
 
 # KEYS[1]: the index. ARGV[1]: the separator; ARGV[2..]: keys, a key ending
@@ -49,7 +64,8 @@ for i = 2, #ARGV do
     redis.call('ZREM', KEYS[1], key)
   end
 end
-return deleted
+""" + _REPLICAS + """
+return {deleted, replicas}
 """
 
 # KEYS[1]: the index. ARGV[1]: the prefix. Returns key1, value1, key2, ...
@@ -76,6 +92,13 @@ class RedisStore(KVStore):
     ``retries``: immediate reconnecting retries of a command by redis-py;
     ``call_timeout``: its socket timeout, so a Redis that accepts connections
     but does not answer hangs no call.
+
+    With ``sentinel_master``, the master is whichever node the ``sentinels``
+    (``(host, port)`` pairs) name; ``url`` then gives only the scheme,
+    database and credentials of the data nodes. Whenever the master has
+    replicas, a write returns only once one of them has it too (``WAIT``, up
+    to ``replica_ack_timeout`` seconds), so a failover right after it loses
+    nothing.
     """
 
     def __init__(
@@ -89,32 +112,61 @@ class RedisStore(KVStore):
         retries: int = 5,
         call_timeout: float = 30,
         separator: str = "/",
+        sentinel_master: str = "",
+        sentinels: Sequence[tuple[str, int]] = (),
+        replica_ack_timeout: float = 1.0,
+        log: logging.Logger | None = None,
     ):
-        super().__init__(
-            label=url_label("redis", url), separator=separator, secrets=url_secrets(url, password)
-        )
+        label = url_label("redis", url)
+        if sentinel_master:
+            where = ",".join(host_port(host, port) for host, port in sentinels)
+            label = f"redis master {sentinel_master!r} of the sentinels at {where}"
+        super().__init__(label=label, separator=separator, secrets=url_secrets(url, password))
         self.url = url
         self.index_key = index_key
+        self.log = log or logging.getLogger(__name__)
         self._username, self._password = username, password
         self._client_kwargs = dict(client_kwargs or {})
         self._retries = retries
         self._call_timeout = call_timeout
+        self._sentinel_master = sentinel_master
+        self._sentinels = list(sentinels)
+        self._sentinel = None
         self._client = None
         self._scripts: dict[str, Any] = {}
+        #: wait for a replica to acknowledge each write (off only to measure its cost)
+        self.wait_for_replica = True
+        self._replica_ack_timeout = replica_ack_timeout
+        #: replicas the master reported at the last write
+        self._replicas = 0
 
     @property
     def client(self):
         """The ``redis.asyncio`` client, made on first use (inside the running loop)."""
         if self._client is None:
-            from redis.asyncio import from_url
+            if self._sentinel_master:
+                self._client = self._master_through_sentinels()
+            else:
+                from redis.asyncio import from_url
 
-            self._client = from_url(self.url, **self._connection_kwargs())
-            self._scripts = {
-                name: self._client.register_script(source)
-                for name, source in (("set", _SET), ("delete", _DELETE), ("get_tree", _GET_TREE))
-            }
+                self._client = from_url(self.url, **self._connection_kwargs())
+            self._scripts = {"get_tree": self._client.register_script(_GET_TREE)}
         return self._client
 
+    def _master_through_sentinels(self):
+        from redis.asyncio.connection import SSLConnection, parse_url
+        from redis.asyncio.sentinel import Sentinel
+
+        kwargs = self._connection_kwargs()
+        # the URL's database, credentials and options; its host is the sentinels' to say
+        for key, value in parse_url(self.url).items():
+            if key == "connection_class":
+                kwargs.setdefault("ssl", value is SSLConnection)
+            elif key not in ("host", "port"):
+                kwargs.setdefault(key, value)
+        timeouts = {k: v for k, v in kwargs.items() if k.startswith("socket_") and "timeout" in k}
+        self._sentinel = Sentinel(self._sentinels, sentinel_kwargs=timeouts)
+        return self._sentinel.master_for(self._sentinel_master, **kwargs)
     def _connection_kwargs(self) -> dict[str, Any]:
         from redis.asyncio.retry import Retry  # the sync Retry is ignored by asyncio clients
         from redis.backoff import ExponentialBackoff
@@ -146,10 +198,58 @@ class RedisStore(KVStore):
         args: list[str] = []
         for key, value in values.items():
             args += (key, value)
-        return bool(await self._script("set")(keys=[self.index_key], args=args))
+        return bool(await self._write(_SET, args))
 
     async def delete(self, keys: list[str]) -> None:
-        await self._script("delete")(keys=[self.index_key], args=[self.separator, *keys])
+        await self._write(_DELETE, [self.separator, *keys])
+
+    async def _write(self, script: str, args: list[str]) -> int:
+        """Run a write script; with replicas, until one of them has the write.
+
+        Returns the script's first result. Whether the master has replicas
+        is known from the previous write (each script reports it); when one
+        appeared since, the write runs again (the same keys and values) with
+        the wait.
+        """
+        waiting = self.wait_for_replica and self._replicas > 0
+        try:
+            result, acks = await self._run_write(script, args, waiting)
+        except Exception:
+            # the master may have changed: a new one may have no replica yet,
+            # and WAIT would then take its whole timeout
+            self._replicas = 0
+            raise
+        self._replicas = int(result[1])
+        if self.wait_for_replica and self._replicas and not waiting:
+            waiting = True
+            _, acks = await self._run_write(script, args, waiting)
+        if waiting and self._replicas and acks < 1:
+            self.log.warning(
+                "No replica of %s acknowledged a write within %.1fs: a failover before "
+                "it replicates would lose it", self.label, self._ack_timeout(),
+            )
+        return int(result[0])
+
+    async def _run_write(self, script: str, args: list[str], wait: bool) -> tuple[list, int]:
+        """(the script's result, replicas acknowledging it): one round trip.
+
+        WAIT counts the writes of its own connection: a pipeline sends both
+        commands on one, and redis-py retries a pipeline as a whole.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("EVAL", script, 1, self.index_key, *args)
+        # WAIT 0 0 answers at once; WAIT 1 0 would wait for ever
+        timeout_ms = max(1, int(self._ack_timeout() * 1000)) if wait else 0
+        pipe.execute_command("WAIT", 1 if wait else 0, timeout_ms)
+        result, acks = await pipe.execute()
+        return result, int(acks)
+
+    def _ack_timeout(self) -> float:
+        """How long to wait for a replica: replica_ack_timeout, within the call's deadline."""
+        deadline = store_call_deadline.get()
+        if deadline is None:
+            return self._replica_ack_timeout
+        return max(min(self._replica_ack_timeout, deadline - time.monotonic() - 0.1), 0.001)
 
     async def get_tree(self, prefix: str) -> dict[str, str]:
         flat = await self._script("get_tree")(keys=[self.index_key], args=[prefix])
@@ -172,5 +272,8 @@ class RedisStore(KVStore):
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+            client, self._client = self._client, None
+            await client.aclose()
+        if self._sentinel is not None:
+            sentinel, self._sentinel = self._sentinel, None
+            await sentinel.aclose()
