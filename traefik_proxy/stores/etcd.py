@@ -80,6 +80,9 @@ def client_kwargs_for(
     options.setdefault("grpc.initial_reconnect_backoff_ms", 100)
     options.setdefault("grpc.min_reconnect_backoff_ms", 100)
     options.setdefault("grpc.max_reconnect_backoff_ms", 1000)
+    # gRPC refuses answers over 4 MiB by default: reading every route record
+    # of a hub with ~20,000 routes is more than that
+    options.setdefault("grpc.max_receive_message_length", 256 * 1024 * 1024)
     kwargs["grpc_options"] = list(options.items())
     return kwargs
 
