@@ -103,20 +103,20 @@ class Backend:
             self.process = None
 
 
-def get_body(url: str, timeout: float = 5.0) -> str | None:
+def get_body(url: str, timeout: float = 5.0, host: str | None = None) -> str | None:
     import httpx
 
     try:
-        response = httpx.get(url, timeout=timeout)
+        response = httpx.get(url, timeout=timeout, headers={"Host": host} if host else None)
     except httpx.HTTPError:
         return None
     return response.text if response.status_code == 200 else None
 
 
-def wait_for_body(url: str, body: str, timeout: float) -> None:
+def wait_for_body(url: str, body: str, timeout: float, host: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if get_body(url, 1.0) == body:
+        if get_body(url, 1.0, host) == body:
             return
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer {body!r} within {timeout:.0f}s")
@@ -135,7 +135,7 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 
 def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
-        pid: int | None = None) -> dict[str, Any]:
+        pid: int | None = None, host: str | None = None) -> dict[str, Any]:
     """One bounded wrk run on CPU 1; req/s, latency percentiles (ms), errors, load.
 
     With the proxy's pid, also its CPU time per request: unlike req/s, that
@@ -146,7 +146,8 @@ def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
     cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         ["taskset", "-c", str(LOAD_CPU), "wrk", f"-t{threads}", f"-c{connections}",
-         f"-d{duration:g}s", "--timeout", "5s", "-s", str(WRK_LUA), url],
+         f"-d{duration:g}s", "--timeout", "5s", "-s", str(WRK_LUA),
+         *(["-H", f"Host: {host}"] if host else []), url],
         capture_output=True, text=True, timeout=duration + 30, check=True,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))

@@ -26,6 +26,9 @@ trie:L          multi-layer, nested: a prefix node with more than L routes split
                 into one child node per next character, recursively
 fixed:D         multi-layer, nested by the first D characters of the user name
                 (a pure function of the routespec: no splits, ever)
+host-SHAPE      any shape above with host routes (``alice.hub.test/``, rule
+                ``Host(`alice.hub.test`) && PathPrefix(`/`)``); buckets are
+                ``HostRegexp(`^al[a-z0-9-]*[.]hub[.]test$`)``
 
 Buckets are prefixes of the user name, split greedily (largest first) until
 there are at least B; user names are synthetic with an English-like skew of
@@ -61,6 +64,7 @@ INITIALS = dict(zip("smbchwgprldtkjfanoevyizuqx",
                      0.5, 0.5, 0.3, 0.2, 0.1]))
 REST = "abcdefghijklmnopqrstuvwxyz0123456789"
 HUB_PATH = "/hub/home"
+DOMAIN = "hub.test"  # host routes: <user>.hub.test; the Hub itself answers on hub.test
 TRUSTED = ["127.0.0.1/32"]
 
 
@@ -161,8 +165,15 @@ def fixed(names: list[str], depth: int) -> Node:
     return root
 
 
+def parse(shape: str) -> tuple[str, str, bool]:
+    """(kind, argument, host routes?) of a shape name."""
+    host = shape.startswith("host-")
+    kind, _, arg = shape.removeprefix("host-").partition(":")
+    return kind, arg, host
+
+
 def plan(shape: str, names: list[str]) -> Node:
-    kind, _, arg = shape.partition(":")
+    kind, arg, _ = parse(shape)
     if kind in ("flat", "flat-prefix", "hubfirst"):
         return Node("", list(names))
     if kind in ("ep", "mlr"):
@@ -186,11 +197,22 @@ def measured_user(tree: Node) -> str:
 # ------------------------------------------------------------------ Traefik config
 
 
-def user_rule(name: str, style: str) -> str:
+def user_rule(name: str, style: str, host: bool) -> tuple[str, int]:
+    """(rule, priority) as traefik_proxy.core builds them for a path or a host routespec."""
+    if host:
+        return f"Host(`{name}.{DOMAIN}`) && (PathPrefix(`/`))", len(f"/{name}.{DOMAIN}/")
     path = f"/user/{name}/"
     if style == "prefix":
-        return f"PathPrefix(`{path}`)"
-    return f"PathPrefix(`{path}`) || Path(`{path[:-1]}`)"
+        return f"PathPrefix(`{path}`)", len(path)
+    return f"PathPrefix(`{path}`) || Path(`{path[:-1]}`)", len(path)
+
+
+def node_rule(prefix: str, host: bool) -> tuple[str, int]:
+    """(rule, priority) of a bucket: every route whose user name starts with `prefix`."""
+    if host:
+        regexp = f"^{prefix}[a-z0-9-]*[.]{DOMAIN.replace('.', '[.]')}$"
+        return f"HostRegexp(`{regexp}`)", len(f"/{prefix}.{DOMAIN}")
+    return f"PathPrefix(`/user/{prefix}`)", len(f"/user/{prefix}")
 
 
 @dataclass
@@ -201,11 +223,13 @@ class Layout:
     dynamic: dict[str, Any]
     tree: Node
     entrypoint_of: dict[str, str]  # ep shapes: bucket prefix -> internal entrypoint
+    host: bool = False
 
     def add_user(self, name: str, target: str, style: str, kind: str) -> None:
         node = self.tree.find(name)
         node.names.append(name)
-        add_leaf(self.dynamic, name, target, style, parent_routing(node, kind, self.entrypoint_of))
+        add_leaf(self.dynamic, name, target, style, self.host,
+                 parent_routing(node, kind, self.entrypoint_of))
 
 
 def parent_routing(node: Node, kind: str, entrypoint_of: dict[str, str]) -> dict[str, Any]:
@@ -217,20 +241,19 @@ def parent_routing(node: Node, kind: str, entrypoint_of: dict[str, str]) -> dict
     return {"parentRefs": [f"n-{node.prefix}"]}
 
 
-def add_leaf(dynamic: dict[str, Any], name: str, target: str, style: str,
+def add_leaf(dynamic: dict[str, Any], name: str, target: str, style: str, host: bool,
              attach: dict[str, Any]) -> None:
     http = dynamic["http"]
-    http["routers"][f"u-{name}"] = {
-        "rule": user_rule(name, style), "priority": len(f"/user/{name}/"),
-        "service": f"s-{name}", **attach,
-    }
+    rule, priority = user_rule(name, style, host)
+    http["routers"][f"u-{name}"] = {"rule": rule, "priority": priority,
+                                    "service": f"s-{name}", **attach}
     http["services"][f"s-{name}"] = {"loadBalancer": {
         "servers": [{"url": target}], "passHostHeader": True}}
 
 
 def layout(shape: str, tree: Node, backend: Backend, web_port: int, tls: bool = False,
            internal: dict[str, Any] | None = None) -> Layout:
-    kind = shape.partition(":")[0]
+    kind, _, host = parse(shape)
     style = "prefix" if kind == "flat-prefix" else "or"
     routers: dict[str, Any] = {}
     services: dict[str, Any] = {"hub": {"loadBalancer": {
@@ -260,21 +283,20 @@ def layout(shape: str, tree: Node, backend: Backend, web_port: int, tls: bool = 
             static["entryPoints"][ep] = {"address": f"127.0.0.1:{port}"}
             if forwarded:  # Traefik refuses an empty forwardedHeaders section
                 static["entryPoints"][ep]["forwardedHeaders"] = forwarded
-            routers[f"n-{bucket.prefix}"] = {
-                "rule": f"PathPrefix(`/user/{bucket.prefix}`)",
-                "priority": len(f"/user/{bucket.prefix}"),
-                "service": f"hop-{ep}", "entryPoints": ["web"]}
+            rule, priority = node_rule(bucket.prefix, host)
+            routers[f"n-{bucket.prefix}"] = {"rule": rule, "priority": priority,
+                                             "service": f"hop-{ep}", "entryPoints": ["web"]}
             services[f"hop-{ep}"] = {"loadBalancer": {
                 "servers": [{"url": f"http://127.0.0.1:{port}"}], "passHostHeader": True}}
             routers[f"fb-{bucket.prefix}"] = {"rule": "PathPrefix(`/`)", "priority": 1,
                                               "service": "hub", "entryPoints": [ep]}
     elif kind not in ("flat", "flat-prefix", "hubfirst"):
-        add_nodes(routers, tree)
-    result = Layout(static, dynamic, tree, entrypoint_of)
+        add_nodes(routers, tree, host)
+    result = Layout(static, dynamic, tree, entrypoint_of, host)
 
     def walk(node: Node) -> None:
         for name in node.names:
-            add_leaf(dynamic, name, backend.url("user"), style,
+            add_leaf(dynamic, name, backend.url("user"), style, host,
                      parent_routing(node, kind, entrypoint_of))
         for child in node.children:
             walk(child)
@@ -292,16 +314,16 @@ def unique_port(taken: set[int]) -> int:
             return port
 
 
-def add_nodes(routers: dict[str, Any], node: Node) -> None:
+def add_nodes(routers: dict[str, Any], node: Node, host: bool) -> None:
     """Multi-layer: a parent router per non-root node, with a catch-all child to the Hub."""
     for child in node.children:
         attach = ({"entryPoints": ["web"]} if node.prefix == ""
                   else {"parentRefs": [f"n-{node.prefix}"]})
-        routers[f"n-{child.prefix}"] = {"rule": f"PathPrefix(`/user/{child.prefix}`)",
-                                        "priority": len(f"/user/{child.prefix}"), **attach}
+        rule, priority = node_rule(child.prefix, host)
+        routers[f"n-{child.prefix}"] = {"rule": rule, "priority": priority, **attach}
         routers[f"fb-{child.prefix}"] = {"rule": "PathPrefix(`/`)", "priority": 1,
                                          "service": "hub", "parentRefs": [f"n-{child.prefix}"]}
-        add_nodes(routers, child)
+        add_nodes(routers, child, host)
 
 
 # ------------------------------------------------------------------ traefik
@@ -354,13 +376,14 @@ def time_to_live(lay: Layout, tf: Traefik, base: str, name: str, target: str,
     import httpx
 
     lay.add_user(name, target, "or", kind)
-    url = f"{base}/user/{name}/"
+    url = f"{base}/" if lay.host else f"{base}/user/{name}/"
+    headers = {"Host": f"{name}.{DOMAIN}"} if lay.host else None
     with httpx.Client(timeout=2) as client:
         started = time.monotonic()
         write_json(tf.dynamic_file, lay.dynamic)
         while time.monotonic() - started < 60:
             try:
-                if client.get(url).text == "user":
+                if client.get(url, headers=headers).text == "user":
                     return time.monotonic() - started
             except httpx.HTTPError:
                 pass
@@ -376,20 +399,23 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
     port = free_port()
     lay = layout(shape, tree, backend, port)
     base = f"http://127.0.0.1:{port}"
-    kind = shape.partition(":")[0]
+    kind, _, host = parse(shape)
+    user_host, hub_host = (f"{measured}.{DOMAIN}", DOMAIN) if host else (None, None)
+    user_path = "/lab" if host else f"/user/{measured}/lab"
     routers = len(lay.dynamic["http"]["routers"])
     top = sum(1 for r in lay.dynamic["http"]["routers"].values() if r.get("entryPoints") == ["web"])
     with tempfile.TemporaryDirectory(prefix="shapes-") as tmp:
         tf = Traefik(lay, Path(tmp)).start()
         try:
-            wait_for_body(f"{base}/user/{measured}/", "user", timeout=120)
+            wait_for_body(base + user_path, "user", timeout=120, host=user_host)
             results = []
-            for route, path, body in (("user", f"/user/{measured}/lab", "user"),
-                                      ("hub", HUB_PATH, "hub")):
-                wait_for_body(base + path, body, timeout=30)
+            for route, path, body, hdr in (("user", user_path, "user", user_host),
+                                           ("hub", HUB_PATH, "hub", hub_host)):
+                wait_for_body(base + path, body, timeout=30, host=hdr)
                 if args.warmup:
-                    wrk(base + path, args.warmup, args.connections)
-                runs = [wrk(base + path, args.duration, args.connections, pid=tf.process.pid)
+                    wrk(base + path, args.warmup, args.connections, host=hdr)
+                runs = [wrk(base + path, args.duration, args.connections, pid=tf.process.pid,
+                            host=hdr)
                         for _ in range(args.repeat)]
                 runs.sort(key=lambda r: r["rps"])
                 r = dict(runs[len(runs) // 2], rps_all=[round(x["rps"]) for x in runs])
