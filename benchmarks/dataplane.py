@@ -122,6 +122,34 @@ def wait_for_body(url: str, body: str, timeout: float, host: str | None = None) 
     raise RuntimeError(f"{url} did not answer {body!r} within {timeout:.0f}s")
 
 
+def busy_fraction(seconds: float = 2.0) -> float:
+    """Share of all CPUs' time spent busy over the next `seconds` (from /proc/stat)."""
+    def sample() -> tuple[int, int]:
+        values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_quiet(max_busy: float | None, timeout: float = 900) -> float:
+    """Wait (up to `timeout`) until other processes leave the CPUs mostly idle.
+
+    Returns the busy fraction last seen. None: do not wait.
+    """
+    if max_busy is None:
+        return busy_fraction(0.5)
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = busy_fraction()
+        if busy <= max_busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(3)
+
+
 def cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU time a process (all its threads) has used so far."""
     if pid is None:
@@ -177,6 +205,7 @@ def measure(url: str, body: str, args: argparse.Namespace, pid: int | None = Non
             ) -> dict[str, Any]:
     """Check the URL reaches the expected backend, warm up, then the median of --repeat runs."""
     wait_for_body(url, body, timeout=30)
+    busy = wait_for_quiet(args.max_busy, args.quiet_timeout)
     if args.warmup > 0:
         wrk(url, args.warmup, args.connections, args.threads)
     runs = [wrk(url, args.duration, args.connections, args.threads, pid)
@@ -185,6 +214,7 @@ def measure(url: str, body: str, args: argparse.Namespace, pid: int | None = Non
     runs.sort(key=lambda r: r["rps"])
     result = dict(runs[len(runs) // 2])
     result["rps_all"] = [round(r["rps"]) for r in runs]
+    result["busy_before"] = busy
     return result
 
 
@@ -362,6 +392,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2, help="seconds of unrecorded wrk first")
     p.add_argument("--repeat", type=int, default=1, help="wrk runs per cell; the median is kept")
     p.add_argument("--connections", type=int, default=50, help="wrk -c")
+    p.add_argument("--max-busy", type=float, default=None,
+                   help="before each cell, wait (<= 15 min) until both CPUs are at most this "
+                        "busy (0-1, e.g. 0.25) with the proxy idle: for a shared machine")
+    p.add_argument("--quiet-timeout", type=float, default=300,
+                   help="longest wait for --max-busy, seconds; then measure anyway")
     p.add_argument("--threads", type=int, default=1, help="wrk -t")
     p.add_argument("--chp-command", default=str(CHP_COMMAND), help="configurable-http-proxy")
     p.add_argument("--setup", action="store_true", help="npm install CHP when missing")

@@ -55,7 +55,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.dataplane import LOAD_CPU, PROXY_CPU, Backend, get_body, wait_for_body, wrk
+from benchmarks.dataplane import (
+    LOAD_CPU, PROXY_CPU, Backend, wait_for_body, wait_for_quiet, wrk,
+)
 from benchmarks.systems import free_port
 
 # rough share of English surnames by initial (percent); the rest of a name is uniform
@@ -412,6 +414,7 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
             for route, path, body, hdr in (("user", user_path, "user", user_host),
                                            ("hub", HUB_PATH, "hub", hub_host)):
                 wait_for_body(base + path, body, timeout=30, host=hdr)
+                busy = wait_for_quiet(args.max_busy, args.quiet_timeout)
                 if args.warmup:
                     wrk(base + path, args.warmup, args.connections, host=hdr)
                 runs = [wrk(base + path, args.duration, args.connections, pid=tf.process.pid,
@@ -420,13 +423,14 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
                 runs.sort(key=lambda r: r["rps"])
                 r = dict(runs[len(runs) // 2], rps_all=[round(x["rps"]) for x in runs])
                 r.update(shape=shape, size=size, route=route, path=path, routers=routers,
+                         busy_before=busy,
                          top_level_routers=top, buckets=len(tree.leaves()) if tree.children else 0,
                          largest_leaf=max(len(n.names) for n in tree.leaves()))
                 results.append(r)
                 print(f"  {shape:12} N={size:<6} {route:4} {r['rps']:8.0f} req/s  "
                       f"p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:7.2f} ms  "
                       f"cpu {r['proxy_cpu_us_per_req'] or 0:5.0f} us/req  "
-                      f"load {r['loadavg_before']:.1f}"
+                      f"load {r['loadavg_before']:.1f} busy {busy:.2f}"
                       + (f"  ERRORS {r['errors']}/{r['non2xx']}" if r["errors"] or r["non2xx"]
                          else ""), flush=True)
             if args.reloads:
@@ -523,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--max-busy", type=float, default=None,
+                   help="wait before each cell until the CPUs are at most this busy (0-1)")
+    p.add_argument("--quiet-timeout", type=float, default=300)
     p.add_argument("--reloads", type=int, default=3, help="timed single-route adds per cell")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the whole grid this many times, interleaved (noise)")
