@@ -92,12 +92,14 @@ class Backend:
             ["taskset", "-c", str(LOAD_CPU), "node", str(BACKEND_JS), *args],
             stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )
+        OWN_PIDS.add(self.process.pid)
         for name in self.ports:
             wait_for_body(self.url(name) + "/", name, timeout=10)
         return self
 
     def stop(self) -> None:
         if self.process is not None:
+            OWN_PIDS.discard(self.process.pid)
             self.process.terminate()
             self.process.wait(10)
             self.process = None
@@ -122,17 +124,35 @@ def wait_for_body(url: str, body: str, timeout: float, host: str | None = None) 
     raise RuntimeError(f"{url} did not answer {body!r} within {timeout:.0f}s")
 
 
-def busy_fraction(seconds: float = 2.0) -> float:
-    """Share of all CPUs' time spent busy over the next `seconds` (from /proc/stat)."""
-    def sample() -> tuple[int, int]:
-        values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = values[3] + values[4]
-        return sum(values), idle
+#: long-lived processes of this benchmark (the backend), not counted as others' load
+OWN_PIDS: set[int] = set()
 
-    total0, idle0 = sample()
+
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    total = sum(values[:8])  # guest time is already inside user
+    return (total - values[3] - values[4]) / hz, total / hz
+
+
+def own_cpu(pids: set[int]) -> float:
+    """CPU seconds used so far by this process, its waited-for children and `pids`."""
+    import resource
+
+    own = sum(cpu_seconds(p) or 0.0 for p in pids)
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        own += usage.ru_utime + usage.ru_stime
+    return own
+
+
+def busy_fraction(seconds: float = 2.0) -> float:
+    """Share of all CPUs' time spent busy over the next `seconds`."""
+    busy0, total0 = cpu_times()
     time.sleep(seconds)
-    total1, idle1 = sample()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+    busy1, total1 = cpu_times()
+    return (busy1 - busy0) / max(1e-9, total1 - total0)
 
 
 def wait_for_quiet(max_busy: float | None, timeout: float = 900) -> float:
@@ -172,6 +192,8 @@ def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
     """
     load_before = os.getloadavg()[0]
     cpu_before = cpu_seconds(pid)
+    ours = OWN_PIDS | ({pid} if pid else set())
+    machine_before, own_before = cpu_times(), own_cpu(ours)
     out = subprocess.run(
         ["taskset", "-c", str(LOAD_CPU), "wrk", f"-t{threads}", f"-c{connections}",
          f"-d{duration:g}s", "--timeout", "5s", "-s", str(WRK_LUA),
@@ -183,6 +205,10 @@ def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts"))
     cpu_after = cpu_seconds(pid)
+    machine_after, own_after = cpu_times(), own_cpu(ours)
+    # what other processes took of the two CPUs while wrk ran: the noise of this run
+    total = machine_after[1] - machine_before[1]
+    others = (machine_after[0] - machine_before[0] - (own_after - own_before)) / max(1e-9, total)
     cpu_us = (1e6 * (cpu_after - cpu_before) / raw["requests"]
               if cpu_before is not None and cpu_after is not None and raw["requests"] else None)
     return {
@@ -198,6 +224,7 @@ def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg()[0],
+        "others_cpu_share": max(0.0, others),
     }
 
 
@@ -275,7 +302,7 @@ async def run_system(system: str, size: int, backend: Backend,
                 say(args, f"  {system:9} N={size:<6} {kind:4} {result['rps']:8.0f} req/s  "
                           f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
                           f"cpu {result['proxy_cpu_us_per_req'] or 0:5.0f} us/req  "
-                          f"load {result['loadavg_before']:.1f}"
+                          f"load {result['loadavg_before']:.1f} others {result['others_cpu_share']:.2f}"
                           + (f"  ERRORS {result['errors']} non-2xx {result['non2xx']}"
                              if result["errors"] or result["non2xx"] else ""))
             return results

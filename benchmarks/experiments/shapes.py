@@ -430,7 +430,7 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
                 print(f"  {shape:12} N={size:<6} {route:4} {r['rps']:8.0f} req/s  "
                       f"p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:7.2f} ms  "
                       f"cpu {r['proxy_cpu_us_per_req'] or 0:5.0f} us/req  "
-                      f"load {r['loadavg_before']:.1f} busy {busy:.2f}"
+                      f"load {r['loadavg_before']:.1f} others {r['others_cpu_share']:.2f}"
                       + (f"  ERRORS {r['errors']}/{r['non2xx']}" if r["errors"] or r["non2xx"]
                          else ""), flush=True)
             if args.reloads:
