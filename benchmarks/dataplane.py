@@ -377,20 +377,22 @@ def plot(path: Path, document: dict[str, Any]) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install matplotlib)"
     runs = document["runs"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     styles = {"ours-file": "-", "chp": ":"}
     colours = {"user": "tab:blue", "hub": "tab:orange"}
-    for ax, key, label in ((axes[0], "rps", "requests per second"), (axes[1], "p99_ms", "p99 [ms]")):
+    panels = ((axes[0], "rps", "requests per second"), (axes[1], "p99_ms", "p99 [ms]"),
+              (axes[2], "proxy_cpu_us_per_req", "proxy CPU per request [us] (noise-robust)"))
+    for ax, key, label in panels:
         for system in document["meta"]["systems"]:
             for route in ("user", "hub"):
                 pts = sorted((r["size"], r[key]) for r in runs
-                             if r["system"] == system and r["route"] == route)
+                             if r["system"] == system and r["route"] == route and r.get(key))
                 if pts:
                     xs, ys = zip(*pts)
                     ax.plot(xs, ys, styles.get(system, "--"), marker="o", color=colours[route],
                             label=f"{system}: {'user route (last)' if route == 'user' else 'Hub /'}")
         direct = document.get("direct")
-        if direct:
+        if direct and direct.get(key) and key != "proxy_cpu_us_per_req":
             ax.axhline(direct[key], color="grey", lw=0.8, label="backend alone (no proxy)")
         ax.set_xscale("log")
         ax.set_yscale("log")
