@@ -264,8 +264,7 @@ def layout(shape: str, tree: Node, backend: Backend, web_port: int, tls: bool = 
     web: dict[str, Any] = {"address": f"127.0.0.1:{web_port}"}
     if tls:
         web["http"] = {"tls": {}}  # every router on it serves TLS (Traefik's default cert)
-    static: dict[str, Any] = {"entryPoints": {"web": web}, "log": {"level": "ERROR"},
-                              "providersThrottleDuration": "0s"}
+    static: dict[str, Any] = {"entryPoints": {"web": web}, "log": {"level": "ERROR"}}
     if kind == "hubfirst":
         routers["hub"] = {"rule": "!PathPrefix(`/user/`)", "priority": 1_000_000,
                           "service": "hub", "entryPoints": ["web"]}
@@ -349,7 +348,9 @@ class Traefik:
     def __init__(self, lay: Layout, workdir: Path) -> None:
         self.dynamic_file = workdir / "dynamic.yaml"
         self.static_file = workdir / "static.yaml"
-        lay.static["providers"] = {"file": {"filename": str(self.dynamic_file), "watch": True}}
+        # applies a change at once, as traefik_proxy configures it (Traefik's default waits 2 s)
+        lay.static["providers"] = {"providersThrottleDuration": "0s",
+                                   "file": {"filename": str(self.dynamic_file), "watch": True}}
         write_json(self.dynamic_file, lay.dynamic)
         write_json(self.static_file, lay.static)
         self.process: subprocess.Popen[bytes] | None = None
