@@ -412,8 +412,9 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
         try:
             wait_for_body(base + user_path, "user", timeout=120, host=user_host)
             results = []
-            for route, path, body, hdr in (("user", user_path, "user", user_host),
-                                           ("hub", HUB_PATH, "hub", hub_host)):
+            targets = () if args.only_reloads else (("user", user_path, "user", user_host),
+                                                    ("hub", HUB_PATH, "hub", hub_host))
+            for route, path, body, hdr in targets:
                 wait_for_body(base + path, body, timeout=30, host=hdr)
                 busy = wait_for_quiet(args.max_busy, args.quiet_timeout)
                 if args.warmup:
@@ -437,6 +438,9 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
             if args.reloads:
                 live = [time_to_live(lay, tf, base, f"new{k}x", backend.url("user"), kind)
                         for k in range(args.reloads)]
+                if not results:
+                    results.append({"shape": shape, "size": size, "route": "reload",
+                                    "routers": routers, "loadavg_before": os.getloadavg()[0]})
                 for r in results:
                     r["add_live_ms"] = [round(x * 1e3, 1) for x in live]
                 print(f"  {shape:12} N={size:<6} add until live "
@@ -535,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1,
                    help="run the whole grid this many times, interleaved (noise)")
     p.add_argument("--headers", action="store_true", help="only the X-Forwarded-* check")
+    p.add_argument("--only-reloads", action="store_true",
+                   help="no wrk: only time single-route adds until live (--reloads of them)")
     p.add_argument("--out", default="benchmarks/results/shapes")
     args = p.parse_args(argv)
     args.duration = min(args.duration, 10.0)

@@ -27,6 +27,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
     cells: dict[tuple[int, str, str], list[dict[str, Any]]] = defaultdict(list)
     order: list[str] = []
     for r in results:
+        if r["route"] == "reload":
+            continue
         cells[(r["size"], r["shape"], r["route"])].append(r)
         if r["shape"] not in order:
             order.append(r["shape"])
@@ -62,7 +64,33 @@ def summarize(results: list[dict[str, Any]]) -> str:
                 f"| {_fmt(_median([r['p99_ms'] for r in hub]), 1)} | {_fmt(h_cpu)} "
                 f"| {ratio} | {_fmt(live)} "
                 f"| {min(others):.2f}-{max(others):.2f} (n={len(user)}) |")
+    lines += reloads(results)
     return "\n".join(lines)
+
+
+def reloads(results: list[dict[str, Any]]) -> list[str]:
+    """Add-until-live per shape and size, from every record that timed some."""
+    times: dict[tuple[str, int], list[float]] = defaultdict(list)
+    seen: set[tuple[str, int, int]] = set()
+    for r in results:
+        key = (r["shape"], r["size"], r.get("round", 0))
+        if r.get("add_live_ms") and key not in seen:  # user and hub records share them
+            seen.add(key)
+            times[(r["shape"], r["size"])] += r["add_live_ms"]
+    if not times:
+        return []
+    shapes = list(dict.fromkeys(s for s, _ in times))
+    sizes = sorted({n for _, n in times})
+    out = ["\n**One route added: file written until it serves (ms, median [min-max])**\n",
+           "| shape | " + " | ".join(f"N={n:,}" for n in sizes) + " |",
+           "|---|" + "---|" * len(sizes)]
+    for shape in shapes:
+        row = []
+        for n in sizes:
+            t = times.get((shape, n))
+            row.append(f"{statistics.median(t):,.0f} [{min(t):,.0f}-{max(t):,.0f}]" if t else "-")
+        out.append(f"| {shape} | " + " | ".join(row) + " |")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
