@@ -1,0 +1,1 @@
+"""Scratch experiments behind the benchmark reports (Traefik alone, no proxy class)."""
