@@ -53,7 +53,7 @@ from typing import Any
 
 import httpx
 
-from .servers import etcd_binary, valkey_binary
+from tests.servers import etcd_binary, valkey_binary
 from .systems import free_port
 from .worker import ProbeBackend, probe
 
