@@ -257,8 +257,12 @@ async def populated_proxy(system: str, size: int, backend: Backend, workdir: Pat
                           args: argparse.Namespace) -> Any:
     from . import systems
 
-    spec = {"system": system, "size": size, "chp_command": str(args.chp_command), "traits": {}}
-    made = systems.make(system, spec, workdir)
+    # "ours-file+activity": the same proxy with route activity tracking on
+    # (Traefik's Prometheus metrics), to measure what the metrics cost
+    base, _, variant = system.partition("+")
+    traits = {"traefik_track_activity": True} if variant == "activity" else {}
+    spec = {"system": base, "size": size, "chp_command": str(args.chp_command), "traits": traits}
+    made = systems.make(base, spec, workdir)
     with on_cpu(PROXY_CPU):
         await made.proxy.start()
     routes = user_routes(size)
@@ -267,7 +271,19 @@ async def populated_proxy(system: str, size: int, backend: Backend, workdir: Pat
     await asyncio.gather(*(made.proxy.add_route(r, backend.url("user"), {}) for r in routes))
     made.setup_s = time.monotonic() - started
     made.server_pid = server_pid(made.proxy)
+    made.server_rss_mb = rss_mb(made.server_pid)
     return made
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """Resident memory of a process (VmRSS), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, TypeError, ValueError):
+        pass
+    return None
 
 
 def server_pid(proxy: Any) -> int | None:
@@ -297,7 +313,8 @@ async def run_system(system: str, size: int, backend: Backend,
                 result = await asyncio.to_thread(measure, made.public_url + path, body, args,
                                                  made.server_pid)
                 result.update(system=system, size=size, route=kind, path=path,
-                              setup_s=made.setup_s, proxy_cpus=cpus)
+                              setup_s=made.setup_s, proxy_cpus=cpus,
+                              server_rss_mb=made.server_rss_mb)
                 results.append(result)
                 say(args, f"  {system:9} N={size:<6} {kind:4} {result['rps']:8.0f} req/s  "
                           f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
@@ -416,7 +433,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.dataplane", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10,1000,5000,10000", help="user route counts N")
-    p.add_argument("--systems", default="ours-file,chp", help="ours-file and/or chp")
+    p.add_argument("--systems", default="ours-file,chp",
+                   help="ours-file, ours-file+activity (metrics on) and/or chp")
     p.add_argument("--duration", type=float, default=10, help="seconds per wrk run (<= 10)")
     p.add_argument("--warmup", type=float, default=2, help="seconds of unrecorded wrk first")
     p.add_argument("--repeat", type=int, default=1, help="wrk runs per cell; the median is kept")
