@@ -105,6 +105,9 @@ class TraefikFileProviderProxy(TraefikProxy):
                 await self._write(migration.removals().apply_to(document, RECORDS_KEY))
             return migration
 
+    async def _get_traefik_dynamic_config(self) -> dict[str, Any]:
+        return {k: v for k, v in self._current().items() if k != RECORDS_KEY}
+
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         return dict((self._current().get(RECORDS_KEY) or {}).get("routes") or {})
 

@@ -26,6 +26,7 @@ from . import core
 from .activity_tracker import ActivityTracker
 from .coalesce import Coalescer
 from .letsencrypt import LetsEncryptMixin
+from .route_tree import RouteTreeMixin
 from .setting_checks import SettingChecks
 from .takeover import Takeover
 from .traefik_api import TraefikAPI, not_served
@@ -40,7 +41,9 @@ _API_SETTINGS = {
 }
 
 
-class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Proxy):
+class TraefikProxy(
+    LetsEncryptMixin, RouteTreeMixin, TraefikConfig, Takeover, SettingChecks, Proxy
+):
     """JupyterHub proxy backed by Traefik v3. Use a subclass that picks a provider."""
 
     # the provider's name as Traefik's API reports it (``name@provider``)
@@ -354,24 +357,21 @@ class TraefikProxy(LetsEncryptMixin, TraefikConfig, Takeover, SettingChecks, Pro
         """One route record by name; subclasses may fetch it more cheaply."""
         return (await self._get_jupyterhub_dynamic_config()).get(name)
 
-    # ------------------------------------------------------------ batches
-
     async def _run_batch(self, ops: Sequence[core.Op]) -> list[BaseException | None]:
         """Write a batch of ops in one change, then wait until Traefik shows it."""
-        settings = self.settings
-        changes = core.changes_for(ops, settings)
+        settings, table = self.settings, await self._load_route_table()
+        changes = core.changes_for(ops, settings, table)
         started = time.perf_counter()
+        self._route_table = None  # read again unless this write completes
         await asyncio.wait_for(self._apply_dynamic_config(changes), self.check_route_timeout)
+        self._route_table = table.after(core.final_routes(ops))
         written = time.perf_counter()
         live = core.expectations(ops, settings)
         missing = await self._wait_for_live(live)
         if len(ops) > 1:
-            self.log.debug(
-                "Applied %d route changes in one write (%.0f ms) and confirmed them (%.0f ms)",
-                len(ops),
-                (written - started) * 1e3,
-                (time.perf_counter() - written) * 1e3,
-            )
+            took = ((written - started) * 1e3, (time.perf_counter() - written) * 1e3)
+            msg = "Applied %d route changes in one write (%.0f ms) and confirmed them (%.0f ms)"
+            self.log.debug(msg, len(ops), *took)
         outcomes: list[BaseException | None] = []
         final = core.net_ops(ops)
         for op in ops:

@@ -34,6 +34,8 @@ class TraefikConfig:
             tls=urlsplit(self.public_url).scheme == "https" or self.letsencrypt_enabled,
             pin_host=self.traefik_pin_host,
             error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
+            tree_segment=self.traefik_route_tree_segment,
+            tree_depth=self.traefik_route_tree_depth,
         )
 
     @property
@@ -142,6 +144,7 @@ class TraefikConfig:
         """Write the Hub's own dynamic config (API router, TLS) to the store,
         once the old project's layout is taken over (its routers would outrank ours)."""
         await self._take_over_legacy_layout()
+        await self._relayout_routes()
         config = self._generate_traefik_dynamic_config()
         if config:
             self.log.debug("Writing the API router and TLS setup to the dynamic config")

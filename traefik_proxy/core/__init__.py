@@ -16,7 +16,7 @@ ValueError). ``__all__`` lists every public name of the submodules
 from . import acme, logline
 from .activity import active_since, iso_utc, service_request_counts
 from .api import Expected, is_live, live_in_rawdata, router_matches
-from .batch import Changes, Op, changes_for, expectations, net_ops
+from .batch import Changes, Op, changes_for, empty_table, expectations, final_routes, net_ops, relayout
 from .config import (
     ALLOWED_ENCODED_CHARACTERS,
     KeyPath,
@@ -49,6 +49,17 @@ from .migration import (
     legacy_rule,
     plan_file_migration,
     plan_kv_migration,
+)
+from .routing import (
+    Bucket,
+    RouteTable,
+    bucket_chain,
+    bucket_fragment,
+    bucket_name,
+    buckets_of,
+    fallback_route,
+    flat_routes,
+    rest_name,
 )
 from .kv import OP_OVERHEAD, KeyLayout, TxnLimits, key_role, kv_keys, plan_delete, plan_set, txn_bytes
 from .providers import (
@@ -90,6 +101,7 @@ __all__ = [
     "MAX_ROUTESPEC_LENGTH",
     "MAX_TARGET_LENGTH",
     "OP_OVERHEAD",
+    "Bucket",
     "Changes",
     "Expected",
     "ForeignRouter",
@@ -102,20 +114,29 @@ __all__ = [
     "Nested",
     "Op",
     "Route",
+    "RouteTable",
     "Settings",
     "TxnLimits",
     "acme",
     "active_since",
     "api_fragment",
     "apply_changes",
+    "bucket_chain",
+    "bucket_fragment",
+    "bucket_name",
+    "buckets_of",
     "changes_for",
     "consul_provider",
     "decode_route",
     "deep_merge",
+    "empty_table",
     "encode_route",
     "error_pages_fragment",
     "etcd_provider",
     "expectations",
+    "fallback_route",
+    "final_routes",
+    "flat_routes",
     "flatten",
     "foreign_routers",
     "foreign_routers_warning",
@@ -144,6 +165,8 @@ __all__ = [
     "plan_set",
     "redis_db",
     "redis_provider",
+    "relayout",
+    "rest_name",
     "route_fragment",
     "route_name",
     "route_paths",

@@ -28,6 +28,8 @@ class Expected(msgspec.Struct, frozen=True):
     priority: int
     entrypoints: tuple[str, ...]
     tls: bool = False
+    #: a child router's parent (the route tree's bucket); then no entrypoints
+    parents: tuple[str, ...] = ()
 
 
 def _servers(service: Mapping[str, Any] | None) -> list[str]:
@@ -51,7 +53,11 @@ def router_matches(router: Mapping[str, Any] | None, expected: Expected) -> bool
         and router.get("status") == "enabled"
         and router.get("rule") == expected.rule
         and router.get("priority") == expected.priority
-        and tuple(router.get("entryPoints") or ()) == expected.entrypoints
+        and (
+            tuple(router.get("parentRefs") or ()) == expected.parents
+            if expected.parents
+            else tuple(router.get("entryPoints") or ()) == expected.entrypoints
+        )
         and ("tls" in router) == expected.tls
         and str(router.get("service", "")).split("@")[0] == expected.name
     )

@@ -8,14 +8,24 @@ one set of subtrees to merge and one set to delete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import msgspec
 
 from .api import Expected
-from .config import KeyPath, Nested, Settings, apply_changes, route_fragment, route_paths, route_record
-from .routespec import Route, route_name
+from .config import (
+    flatten,
+    KeyPath,
+    Nested,
+    Settings,
+    apply_changes,
+    route_fragment,
+    route_paths,
+    route_record,
+)
+from .routespec import Route, decode_route, route_name
+from .routing import Bucket, RouteTable, bucket_fragment, bucket_name, fallback_route, rest_name
 
 
 class Op(msgspec.Struct, frozen=True):
@@ -60,25 +70,91 @@ def net_ops(ops: Iterable[Op]) -> dict[str, Op]:
     return final
 
 
-def changes_for(ops: Iterable[Op], settings: Settings) -> Changes:
-    """The store change that carries out a batch of ops."""
+def final_routes(ops: Iterable[Op]) -> list[tuple[str, Route | None]]:
+    """``(routespec, route, or None if deleted)`` per routespec, net of a batch."""
+    return [(r, op.route if op.kind == "add" else None) for r, op in net_ops(ops).items()]
+
+
+def empty_table(settings: Settings) -> RouteTable:
+    """A route table that knows no routes (every bucket a batch touches is written)."""
+    return RouteTable(tree_segment=settings.tree_segment, tree_depth=settings.tree_depth)
+
+
+def changes_for(ops: Iterable[Op], settings: Settings, table: RouteTable | None = None) -> Changes:
+    """The store change that carries out a batch of ops.
+
+    ``table`` holds the routes already written (the route tree needs them:
+    which buckets exist, which flat routes the buckets fall back to); without
+    it every bucket the batch touches is written as new.
+    """
+    ops = list(ops)
+    final = net_ops(ops)
+    before = table if table is not None else empty_table(settings)
+    after = before.after(final_routes(ops))
     changes = Changes(merge={}, delete=[], records={}, drop_records=[])
-    http_routers: Nested = {}
-    http_services: Nested = {}
-    for op in net_ops(ops).values():
+    merge: Nested = {}
+    for op in final.values():
         if op.kind == "add":
             assert op.route is not None
-            fragment = route_fragment(op.route, settings)["http"]
-            http_routers.update(fragment["routers"])
-            http_services.update(fragment["services"])
+            _merge_into(merge, route_fragment(op.route, settings))
             name, record = route_record(op.route, settings)
             changes.records[name] = record
         else:
             changes.delete.extend(route_paths(op.routespec, settings))
             changes.drop_records.append(route_name(op.routespec, settings.namespace))
-    if http_routers:
-        changes.merge = {"http": {"routers": http_routers, "services": http_services}}
+    merge, tree_delete = _tree_changes(before, after, settings, merge, table is None)
+    changes.merge = merge
+    changes.delete.extend(tree_delete)
     return changes
+
+
+def _tree_changes(
+    before: RouteTable, after: RouteTable, settings: Settings, merge: Nested, unknown: bool
+) -> tuple[Nested, list[KeyPath]]:
+    """Buckets to write (new ones; all of them when the flat routes changed) and
+    to delete (emptied ones), with each bucket's rest pointing at its fallback."""
+    flat_after = after.flat()
+    flat_changed = unknown or _flat_identity(before.flat()) != _flat_identity(flat_after)
+    delete: list[KeyPath] = []
+    for bucket in sorted(after.users):
+        if bucket in before.users and not flat_changed:
+            continue
+        fallback_spec = fallback_route(bucket, flat_after)
+        fallback = flat_after[fallback_spec] if fallback_spec is not None else None
+        _merge_into(merge, bucket_fragment(
+            bucket,
+            namespace=settings.namespace,
+            entrypoint=settings.entrypoint,
+            tls=settings.tls,
+            pin_host=settings.pin_host,
+            fallback=fallback,
+            error_middleware=settings.error_middleware,
+        ))
+        rest = rest_name(bucket, settings.namespace)
+        if bucket in before.users or unknown:
+            # an existing rest: drop what the new one lacks
+            if fallback is None:
+                delete.append(("http", "routers", rest))
+            elif "middlewares" not in merge["http"]["routers"][rest]:
+                delete.append(("http", "routers", rest, "middlewares"))
+    for bucket in sorted(set(before.users) - set(after.users)):
+        delete.append(("http", "routers", bucket_name(bucket, settings.namespace)))
+        delete.append(("http", "routers", rest_name(bucket, settings.namespace)))
+    return merge, delete
+
+
+def _merge_into(target: Nested, fragment: Nested) -> None:
+    """Merge a freshly built fragment into ``target`` in place (dicts merge)."""
+    for key, value in fragment.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
+        else:
+            target[key] = value
+
+
+def _flat_identity(flat: dict[str, Route]) -> set[tuple[str, bool]]:
+    """What of the flat routes the rests depend on: which exist, which is the Hub."""
+    return {(r, bool(route.data.get("hub"))) for r, route in flat.items()}
 
 
 def expectations(ops: Iterable[Op], settings: Settings) -> list[Expected]:
@@ -96,8 +172,45 @@ def expectations(ops: Iterable[Op], settings: Settings) -> list[Expected]:
                 rule=router["rule"],
                 target=op.route.target,
                 priority=router["priority"],
-                entrypoints=tuple(router["entryPoints"]),
+                entrypoints=tuple(router.get("entryPoints", ())),
                 tls="tls" in router,
+                parents=tuple(router.get("parentRefs", ())),
             )
         )
     return live
+
+
+#: router keys whose presence says where a router hangs (and with what)
+_PLACEMENT_KEYS = ("entryPoints", "tls", "parentRefs", "middlewares")
+
+
+def relayout(
+    records: Mapping[str, str], stored: Mapping[str, Any], settings: Settings
+) -> tuple[Changes, int, int]:
+    """(change, routers rewritten, routers removed) that makes a stored dynamic
+    config hang every recorded route where ``settings`` say.
+
+    A router whose stored keys differ from what these settings write is
+    written again, with the keys it no longer has deleted (a route moving into
+    the tree loses ``entryPoints``); buckets (``<namespace>-tree-...``) that no
+    route uses go. Services and records are left as they are.
+    """
+    routes = [decode_route(raw) for raw in records.values()]
+    wanted = changes_for([Op("add", r.routespec, r) for r in routes], settings)
+    wanted_routers = (wanted.merge.get("http") or {}).get("routers") or {}
+    stored_routers = (stored.get("http") or {}).get("routers") or {}
+    routers: Nested = {}
+    delete: list[KeyPath] = []
+    for name, router in wanted_routers.items():
+        old = stored_routers.get(name)
+        if old is not None and flatten(old) == flatten(router):
+            continue
+        routers[name] = router
+        for key in _PLACEMENT_KEYS:
+            if old is not None and key in old and key not in router:
+                delete.append(("http", "routers", name, key))
+    tree_prefix = f"{settings.namespace}-tree-"
+    unused = [n for n in stored_routers if n.startswith(tree_prefix) and n not in wanted_routers]
+    delete += [("http", "routers", n) for n in unused]
+    merge: Nested = {"http": {"routers": routers}} if routers else {}
+    return Changes(merge=merge, delete=delete, records={}, drop_records=[]), len(routers), len(unused)

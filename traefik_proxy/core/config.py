@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from .routespec import Route, encode_route, route_name, route_priority, traefik_rule
+from .routing import bucket_chain, bucket_name
 
 Nested = dict[str, Any]
 #: a position in a nested config, e.g. ``("http", "routers", name)``
@@ -30,6 +31,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pin_host: str = ""
     #: name of an ``errors`` middleware for every route but the Hub's own
     error_middleware: str = ""
+    #: the route tree (:mod:`.routing`): which path segment is bucketed, and
+    #: how many of its leading characters make levels (0: every route flat)
+    tree_segment: int = 1
+    tree_depth: int = 0
 
 
 # ---------------------------------------------------------------- fragments
@@ -41,11 +46,16 @@ def route_fragment(route: Route, settings: Settings) -> Nested:
     router: Nested = {
         "rule": traefik_rule(route.routespec, settings.pin_host),
         "service": name,
-        "entryPoints": [settings.entrypoint],
         "priority": route_priority(route.routespec, settings.pin_host),
     }
-    if settings.tls:
-        router["tls"] = {}
+    chain = bucket_chain(route.routespec, settings.tree_segment, settings.tree_depth)
+    if chain:
+        # a child router: entrypoints and TLS are its outermost bucket's
+        router["parentRefs"] = [bucket_name(chain[-1], settings.namespace)]
+    else:
+        router["entryPoints"] = [settings.entrypoint]
+        if settings.tls:
+            router["tls"] = {}
     if settings.error_middleware and not route.data.get("hub"):
         router["middlewares"] = [settings.error_middleware]
     return {

@@ -1,0 +1,155 @@
+"""Properties of the route tree (traefik_proxy.core.routing and its use in batches).
+
+The routers are run through a model of Traefik's multi-layer routing
+(:func:`serve`): on the entrypoint the root routers are tried highest
+priority first; a router with a service answers, a router with children tries
+its children the same way, and a parent whose children all miss answers 404.
+Each rule goes through :mod:`.rule_model`. The reference is the longest-prefix
+match configurable-http-proxy does: the tree must route every request exactly
+as the flat layout and as that reference do, after any sequence of batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from traefik_proxy.core import (
+    Changes,
+    Op,
+    RouteTable,
+    Settings,
+    bucket_chain,
+    changes_for,
+    final_routes,
+    make_route,
+    relayout,
+    route_name,
+)
+
+from .rule_model import matches
+from .strategies import FAST
+
+ENTRYPOINT = "http"
+
+
+def serve(config: dict[str, Any], host: str, path: str) -> str | None:
+    """The service a request reaches in Traefik's model, or None for a 404."""
+    routers = (config.get("http") or {}).get("routers") or {}
+    children: dict[str, list[str]] = {}
+    roots = []
+    for name, router in routers.items():
+        for parent in router.get("parentRefs") or ():
+            children.setdefault(parent, []).append(name)
+        if not router.get("parentRefs") and ENTRYPOINT in (router.get("entryPoints") or ()):
+            roots.append(name)
+
+    def first(names: list[str]) -> str | None:
+        # Traefik sorts by priority, highest first; routers of equal priority
+        # must never both match (else the order would be Go's sort's whim)
+        hits = [n for n in names if matches(routers[n]["rule"], host, path)]
+        if not hits:
+            return None
+        top = max(int(routers[n]["priority"]) for n in hits)
+        best = [n for n in hits if int(routers[n]["priority"]) == top]
+        assert len(best) == 1, f"routers {best} tie at priority {top} for {host}{path}"
+        router = routers[best[0]]
+        if "service" in router:
+            assert best[0] not in children, f"{best[0]} has a service and children"
+            return router["service"]
+        return first(children.get(best[0], []))
+
+    return first(roots)
+
+
+def longest_prefix(routespecs: set[str], path: str) -> str | None:
+    """configurable-http-proxy's answer: the longest routespec the path is under."""
+    best = None
+    for r in routespecs:
+        if path.startswith(r) or path == r[:-1]:
+            if best is None or len(r) > len(best):
+                best = r
+    return best
+
+
+# small alphabets, so that routes share prefixes and buckets collide
+segment = st.sampled_from(["a", "al", "alice", "alx", "b", "bo", "user", "u", "é", "s2"])
+routespecs = st.lists(segment, max_size=4).map(lambda segs: "/" + "".join(s + "/" for s in segs))
+requests = st.builds(
+    lambda segs, tail: "/" + "/".join(segs) + tail,
+    st.lists(segment, max_size=5),
+    st.sampled_from(["", "/", "x", "/x"]),
+)
+tree_settings = st.builds(
+    Settings, tree_segment=st.integers(0, 2), tree_depth=st.integers(0, 3),
+    error_middleware=st.sampled_from(["", "errors"]),
+)
+batches = st.lists(
+    st.lists(st.tuples(st.booleans(), routespecs), min_size=1, max_size=6), min_size=1, max_size=5
+)
+
+
+def route_for(routespec: str):
+    return make_route(routespec, "http://127.0.0.1:9000", {"hub": True} if routespec == "/" else {})
+
+
+def run_batches(settings: Settings, batches) -> tuple[dict, set[str], RouteTable]:
+    """Apply batches as the proxy does: a table carried from one batch to the next."""
+    document: dict = {}
+    table = RouteTable(tree_segment=settings.tree_segment, tree_depth=settings.tree_depth)
+    held: set[str] = set()
+    for batch in batches:
+        ops = [
+            Op("add", r, route_for(r)) if add else Op("delete", r) for add, r in batch
+        ]
+        document = changes_for(ops, settings, table).apply_to(document)
+        table = table.after(final_routes(ops))
+        for routespec, route in final_routes(ops):
+            (held.add if route else held.discard)(routespec)
+    return document, held, table
+
+
+@FAST
+@given(tree_settings, batches, st.lists(requests, min_size=1, max_size=12))
+def test_the_tree_routes_as_the_longest_prefix_does(settings, batches, paths):
+    document, held, _ = run_batches(settings, batches)
+    for path in paths:
+        expected = longest_prefix(held, path)
+        want = route_name(expected, settings.namespace) if expected else None
+        assert serve(document, "hub.test", path) == want, (path, sorted(held))
+
+
+@FAST
+@given(tree_settings, batches)
+def test_every_router_hangs_somewhere_and_no_bucket_is_empty(settings, batches):
+    document, held, table = run_batches(settings, batches)
+    routers = (document.get("http") or {}).get("routers") or {}
+    services = (document.get("http") or {}).get("services") or {}
+    for name, router in routers.items():
+        for parent in router.get("parentRefs") or ():
+            assert parent in routers, f"{name} hangs under missing {parent}"
+        if "service" in router:
+            assert router["service"] in services, f"{name} serves missing {router['service']}"
+    # buckets are exactly the ones the held routes hang under
+    wanted = {b for r in held for b in bucket_chain(r, settings.tree_segment, settings.tree_depth)}
+    assert set(table.users) == wanted
+    buckets = {n for n in routers if "-tree-" in n and not n.endswith("-rest")}
+    assert len(buckets) == len(wanted)
+
+
+@FAST
+@given(tree_settings, tree_settings, batches, st.lists(requests, min_size=1, max_size=8))
+def test_relayout_moves_a_store_written_with_other_settings(before, after, batches, paths):
+    document, held, _ = run_batches(before, batches)
+    records = (document.get("jupyterhub") or {}).get("routes") or {}
+    changes, _, _ = relayout(records, document, after)
+    moved = changes.apply_to(document)
+    for path in paths:
+        expected = longest_prefix(held, path)
+        want = route_name(expected, after.namespace) if expected else None
+        assert serve(moved, "hub.test", path) == want, (path, sorted(held))
+    # and a second relayout has nothing left to do
+    again, rewritten, removed = relayout(records, moved, after)
+    assert (rewritten, removed) == (0, 0) and again == Changes(merge={}, delete=[], records={}, drop_records=[])

@@ -1,0 +1,203 @@
+"""The route tree: where each route's router hangs in Traefik's multi-layer routing.
+
+Traefik tries the routers of an entrypoint one by one, highest priority first
+(its ``pkg/muxer/http``), so with every route on the public entrypoint a
+request costs one rule check per route: the Hub's catch-all ``/``, last in
+line, is checked after every user's router. Traefik >= 3.6 routes in layers
+instead: a router with ``parentRefs`` is matched only inside its parent's own
+muxer, after the parent matched.
+
+So a route ``/user/alice/`` hangs under a *bucket* per leading character of
+the user segment: ``/user/a`` on the entrypoint, ``/user/al`` under it, the
+route under that. A request costs one check per bucket at each level (at most
+the alphabet's size) plus the routes of its bucket: about 100 checks at
+10,000 users instead of 20,000.
+
+Which segment is bucketed is ``Settings.tree_segment`` (0-based; 1 for
+``/user/<name>/``, one more per segment of JupyterHub's ``base_url``). A
+route with no more segments than that stays *flat* on the entrypoint: the
+Hub's ``/``, ``/user/``, ``/hub/``. A bucket is a pure function of its route,
+so adding a route writes its own keys and its buckets (the same keys every
+time), and never moves other routes.
+
+Longest prefix still wins:
+
+- within a bucket, routers are ordered by length as before;
+- a bucket's priority is its prefix's length, above every flat route that is
+  a prefix of it, and two buckets that both match a request nest;
+- a request that enters a bucket and matches none of its routes goes to the
+  bucket's *rest* router (priority 1), whose service is the longest flat route
+  that is a prefix of the bucket: the one the request reaches without buckets.
+
+Host routes (``host.tld/path/``) stay flat: JupyterHub's subdomain routing
+gives every user a host of their own, which path buckets cannot group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from .routespec import Route, _decode_path, route_name, split_routespec
+
+Nested = dict[str, Any]
+
+
+class Bucket(msgspec.Struct, frozen=True, order=True):
+    """A node of the tree: every bucketed route whose decoded path starts with ``prefix``."""
+
+    prefix: str  # decoded path, e.g. "/user/al"
+    level: int  # 1 on the entrypoint, 2 under a level-1 bucket, ...
+
+    @property
+    def directory(self) -> str:
+        """The part before the bucketed segment: ``/user/al`` → ``/user/``."""
+        return self.prefix[: self.prefix.rindex("/") + 1]
+
+
+def bucket_chain(routespec: str, tree_segment: int, tree_depth: int) -> list[Bucket]:
+    """The buckets a normalized routespec hangs under, outermost first; [] if flat."""
+    if tree_depth <= 0:
+        return []
+    host, path = split_routespec(routespec)
+    if host:
+        return []
+    segments = _decode_path(routespec, path).strip("/").split("/")
+    if len(segments) <= tree_segment or segments == [""]:
+        return []
+    directory = "/" + "".join(s + "/" for s in segments[:tree_segment])
+    name = segments[tree_segment]
+    return [
+        Bucket(directory + name[:k], k) for k in range(1, min(tree_depth, len(name)) + 1)
+    ]
+
+
+def bucket_name(bucket: Bucket, namespace: str) -> str:
+    """The Traefik router name of a bucket (``[A-Za-z0-9-]``, unique per prefix)."""
+    digest = hashlib.sha256(bucket.prefix.encode()).hexdigest()[:16]
+    return f"{namespace}-tree-{bucket.level}-{digest}"
+
+
+def rest_name(bucket: Bucket, namespace: str) -> str:
+    """The router name of a bucket's catch-all (its *rest*)."""
+    return bucket_name(bucket, namespace) + "-rest"
+
+
+def fallback_route(bucket: Bucket, flat: Iterable[str]) -> str | None:
+    """The routespec a request that enters ``bucket`` but matches none of its
+    routes reaches: the longest flat path routespec that is a prefix of the
+    bucket's directory (``/`` for ``/user/al`` when ``/user/`` is not a route)."""
+    best: str | None = None
+    for routespec in flat:
+        host, path = split_routespec(routespec)
+        if host:
+            continue
+        decoded = _decode_path(routespec, path)
+        if bucket.directory.startswith(decoded) and (best is None or len(decoded) > best_length):
+            best, best_length = routespec, len(decoded)
+    return best
+
+
+def bucket_fragment(
+    bucket: Bucket,
+    *,
+    namespace: str,
+    entrypoint: str,
+    tls: bool,
+    pin_host: str,
+    fallback: Route | None,
+    error_middleware: str,
+) -> Nested:
+    """The routers of one bucket: the bucket, and its rest when a fallback exists.
+
+    ``error_middleware`` goes on the rest unless the fallback is the Hub's own
+    route, as it does on the fallback route's own router."""
+    name = bucket_name(bucket, namespace)
+    rule = f"PathPrefix(`{bucket.prefix}`)"
+    priority = len(bucket.prefix)
+    if pin_host:  # as traefik_rule and route_priority pin a path route
+        rule = f"Host(`{pin_host.rsplit(':', 1)[0] if ':' in pin_host else pin_host}`) && ({rule})"
+        priority += len(pin_host) + 1
+    router: Nested = {"rule": rule, "priority": priority}
+    if bucket.level == 1:
+        router["entryPoints"] = [entrypoint]
+        if tls:
+            router["tls"] = {}
+    else:
+        router["parentRefs"] = [bucket_name(Bucket(bucket.prefix[:-1], bucket.level - 1), namespace)]
+    routers: Nested = {name: router}
+    if fallback is not None:
+        rest: Nested = {
+            "rule": "PathPrefix(`/`)",
+            "priority": 1,
+            "service": route_name(fallback.routespec, namespace),
+            "parentRefs": [name],
+        }
+        if error_middleware and not fallback.data.get("hub"):
+            rest["middlewares"] = [error_middleware]
+        routers[rest_name(bucket, namespace)] = rest
+    return {"http": {"routers": routers}}
+
+
+def buckets_of(routespecs: Iterable[str], tree_segment: int, tree_depth: int) -> set[Bucket]:
+    """Every bucket the given routes hang under."""
+    return {b for r in routespecs for b in bucket_chain(r, tree_segment, tree_depth)}
+
+
+def flat_routes(routes: Mapping[str, Route], tree_segment: int, tree_depth: int) -> dict[str, Route]:
+    """The routes (by routespec) that hang on the entrypoint itself."""
+    return {
+        r: route for r, route in routes.items() if not bucket_chain(r, tree_segment, tree_depth)
+    }
+
+
+class RouteTable:
+    """What the tree needs to know about the routes already written.
+
+    The routes by routespec, and how many routes hang under each bucket, so
+    that a batch writes only the buckets that are new, deletes the ones it
+    empties, and re-points every rest when a flat route comes or goes.
+    In memory only: the shell fills it from the store's route records.
+    """
+
+    def __init__(self, routes: Iterable[Route] = (), *, tree_segment: int, tree_depth: int):
+        self.tree_segment = tree_segment
+        self.tree_depth = tree_depth
+        self.routes: dict[str, Route] = {}
+        self.users: dict[Bucket, int] = {}
+        for route in routes:
+            self._put(route)
+
+    def chain(self, routespec: str) -> list[Bucket]:
+        return bucket_chain(routespec, self.tree_segment, self.tree_depth)
+
+    def flat(self) -> dict[str, Route]:
+        return {r: route for r, route in self.routes.items() if not self.chain(r)}
+
+    def _put(self, route: Route) -> None:
+        if route.routespec not in self.routes:
+            for bucket in self.chain(route.routespec):
+                self.users[bucket] = self.users.get(bucket, 0) + 1
+        self.routes[route.routespec] = route
+
+    def _drop(self, routespec: str) -> None:
+        if self.routes.pop(routespec, None) is not None:
+            for bucket in self.chain(routespec):
+                self.users[bucket] -= 1
+                if not self.users[bucket]:
+                    del self.users[bucket]
+
+    def after(self, final_ops: Iterable[tuple[str, Route | None]]) -> "RouteTable":
+        """A copy with ``(routespec, route or None to delete)`` applied."""
+        table = RouteTable(tree_segment=self.tree_segment, tree_depth=self.tree_depth)
+        table.routes = dict(self.routes)
+        table.users = dict(self.users)
+        for routespec, route in final_ops:
+            if route is None:
+                table._drop(routespec)
+            else:
+                table._put(route)
+        return table

@@ -1,0 +1,81 @@
+"""The route tree in the shell: its settings, the table of written routes, re-layout at start.
+
+:mod:`traefik_proxy.core.routing` decides where each router hangs; this part
+of :class:`~traefik_proxy.proxy.TraefikProxy` keeps the
+:class:`~traefik_proxy.core.RouteTable` that decisions need (filled from the
+store's route records, updated after each write that completed), and at start
+rewrites the routers that a store written with other settings (today's flat
+layout, another depth) holds, so every route hangs where these settings say.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from traitlets import Integer, default
+from traitlets.config import Configurable
+
+from . import core
+
+
+class RouteTreeMixin(Configurable):
+    """Mixin of :class:`~traefik_proxy.proxy.TraefikProxy` (see the module's docstring)."""
+
+    traefik_route_tree_depth = Integer(
+        2,
+        config=True,
+        help="""Levels of the route tree: a route /user/alice/ hangs under a router for
+        /user/a and one for /user/al, so a request is matched against a few dozen
+        routers instead of every route (Traefik's multi-layer routing). 0 puts every
+        route on the public entrypoint, as jupyterhub-traefik-proxy does.""",
+    )
+    traefik_route_tree_segment = Integer(
+        config=True,
+        help="""Which path segment of a route the tree buckets by (0-based): the one
+        holding the user name. Default: one more than JupyterHub's base_url has
+        (1 for /user/<name>/ under base_url /).""",
+    )
+
+    @default("traefik_route_tree_segment")
+    def _default_tree_segment(self) -> int:
+        base_url = getattr(getattr(self, "app", None), "base_url", None) or "/"
+        return len([s for s in urlsplit(base_url).path.split("/") if s]) + 1
+
+    _route_table: core.RouteTable | None = None
+
+    async def _get_traefik_dynamic_config(self) -> dict[str, Any]:
+        """Traefik's dynamic config as stored (nested)."""
+        raise NotImplementedError
+
+    async def _load_route_table(self) -> core.RouteTable:
+        """The routes written so far, from the store's records (once, or after a failed write)."""
+        if self._route_table is None:
+            records = await self._get_jupyterhub_dynamic_config()
+            settings = self.settings
+            self._route_table = core.RouteTable(
+                (core.decode_route(raw) for raw in records.values()),
+                tree_segment=settings.tree_segment,
+                tree_depth=settings.tree_depth,
+            )
+        return self._route_table
+
+    async def _relayout_routes(self) -> None:
+        """Rewrite the routers that hang elsewhere than these settings say
+        (a store from before the tree, or with another depth); drop buckets
+        no route uses. Nothing is written when the store already agrees."""
+        self._route_table = None
+        records = await self._get_jupyterhub_dynamic_config()
+        if not records and not self.traefik_route_tree_depth:
+            return
+        stored = await self._get_traefik_dynamic_config()
+        changes, rewritten, removed = core.relayout(records, stored, self.settings)
+        if rewritten or removed:
+            self.log.info(
+                "Route tree (depth %d, segment %d): rewrote %d routers, removed %d unused",
+                self.traefik_route_tree_depth,
+                self.traefik_route_tree_segment,
+                rewritten,
+                removed,
+            )
+            await self._apply_dynamic_config(changes)
