@@ -43,7 +43,7 @@ import msgspec
 
 from .routespec import Route, _decode_path, route_name, split_routespec
 
-Nested = dict[str, Any]
+_Nested = dict[str, Any]
 
 
 class Bucket(msgspec.Struct, frozen=True, order=True):
@@ -110,7 +110,7 @@ def bucket_fragment(
     pin_host: str,
     fallback: Route | None,
     error_middleware: str,
-) -> Nested:
+) -> _Nested:
     """The routers of one bucket: the bucket, and its rest when a fallback exists.
 
     ``error_middleware`` goes on the rest unless the fallback is the Hub's own
@@ -121,16 +121,16 @@ def bucket_fragment(
     if pin_host:  # as traefik_rule and route_priority pin a path route
         rule = f"Host(`{pin_host.rsplit(':', 1)[0] if ':' in pin_host else pin_host}`) && ({rule})"
         priority += len(pin_host) + 1
-    router: Nested = {"rule": rule, "priority": priority}
+    router: _Nested = {"rule": rule, "priority": priority}
     if bucket.level == 1:
         router["entryPoints"] = [entrypoint]
         if tls:
             router["tls"] = {}
     else:
         router["parentRefs"] = [bucket_name(Bucket(bucket.prefix[:-1], bucket.level - 1), namespace)]
-    routers: Nested = {name: router}
+    routers: _Nested = {name: router}
     if fallback is not None:
-        rest: Nested = {
+        rest: _Nested = {
             "rule": "PathPrefix(`/`)",
             "priority": 1,
             "service": route_name(fallback.routespec, namespace),
