@@ -252,7 +252,18 @@ async def test_router_matches_core_rule(proxy, backends, prefix):
     router = (await proxy.client.get(f"/api/http/routers/{name}@{proxy.provider_name}")).json()
     assert router["rule"] == core.traefik_rule(routespec)
     assert router["priority"] == core.route_priority(routespec)
-    assert json.dumps(router["entryPoints"]) == json.dumps([proxy.traefik_entrypoint])
+    # it hangs in the route tree: under its innermost bucket, which hangs on
+    # the outer one, which alone is on the public entrypoint
+    settings = proxy.settings
+    outer, inner = core.bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
+    assert "entryPoints" not in router
+    assert router["parentRefs"] == [f"{core.bucket_name(inner, proxy.traefik_namespace)}@{proxy.provider_name}"]
+    bucket = (await proxy.client.get(f"/api/http/routers/{router['parentRefs'][0]}")).json()
+    assert bucket["rule"] == f"PathPrefix(`{inner.prefix}`)"
+    assert bucket["parentRefs"] == [f"{core.bucket_name(outer, proxy.traefik_namespace)}@{proxy.provider_name}"]
+    top = (await proxy.client.get(f"/api/http/routers/{bucket['parentRefs'][0]}")).json()
+    assert json.dumps(top["entryPoints"]) == json.dumps([proxy.traefik_entrypoint])
+    assert top["status"] == "enabled"
 
 
 async def test_template_braces_in_data_do_not_break_the_config(proxy, backends, prefix):

@@ -54,7 +54,8 @@ def router_matches(router: Mapping[str, Any] | None, expected: Expected) -> bool
         and router.get("rule") == expected.rule
         and router.get("priority") == expected.priority
         and (
-            tuple(router.get("parentRefs") or ()) == expected.parents
+            # Traefik reports parents qualified: ``name@provider``
+            tuple(p.split("@")[0] for p in router.get("parentRefs") or ()) == expected.parents
             if expected.parents
             else tuple(router.get("entryPoints") or ()) == expected.entrypoints
         )
