@@ -42,6 +42,9 @@ class Backend:
             "path": request.raw_path,
             "host": request.headers.get("Host"),
             "origin": request.headers.get("Origin"),
+            "x_forwarded_for": request.headers.get("X-Forwarded-For"),
+            "x_forwarded_proto": request.headers.get("X-Forwarded-Proto"),
+            "x_forwarded_host": request.headers.get("X-Forwarded-Host"),
         }
         return web.Response(text=json.dumps(body), content_type="application/json")
 

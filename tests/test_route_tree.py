@@ -1,0 +1,120 @@
+"""The route tree (issue 12) through a real traefik, for every backend kind.
+
+Routes hang under buckets of their user segment's leading characters (Traefik's
+multi-layer routing). These tests check, through Traefik's public entrypoint,
+that routing is what it was with every route on the entrypoint: the longest
+prefix wins across bucket levels, a request that enters a bucket but matches
+no route reaches the longest flat route above it (and follows that route when
+it comes and goes), and a request reaches its backend exactly as the client
+sent it. ``properties/test_route_tree.py`` checks the same against a model,
+over many more shapes; this is Traefik itself.
+"""
+
+from __future__ import annotations
+
+import httpx
+import websockets
+
+from traefik_proxy import core
+
+from .proxies import fetch, served_by
+from .utils import wait_for
+
+
+async def test_longest_prefix_wins_across_bucket_levels(proxy, backends, prefix):
+    a, b, hub = backends["a"].url, backends["b"].url, backends["hub"].url
+    routes = {
+        prefix: hub,  # flat: the fallback of every bucket below it
+        f"{prefix}user/alice/": a,  # under /user/a and /user/al
+        f"{prefix}user/alice/server2/": b,  # a named server: same buckets, longer
+        f"{prefix}user/al/": b,  # a two-character name: in /user/al itself
+        f"{prefix}user/a/": b,  # a one-character name: in /user/a only
+        f"{prefix}user/%C3%A9mile/": a,  # a non-ASCII first character
+    }
+    for routespec, target in routes.items():
+        await proxy.add_route(routespec, target, {"hub": True} if target == hub else {})
+    expected = {
+        "user/alice/server2/lab": "b",
+        "user/alice/server2": "b",
+        "user/alice/server23": "a",  # not under server2/
+        "user/alice/lab": "a",
+        "user/alice": "a",  # without the slash
+        "user/al/x": "b",
+        "user/al": "b",
+        "user/a/x": "b",
+        "user/a": "b",
+        "user/alx/": "hub",  # in /user/al, no route: the rest of /user/al
+        "user/ab": "hub",  # in /user/a, no /user/ab bucket: the rest of /user/a
+        "user/%C3%A9mile/tree": "a",
+        "user/%C3%A9mil": "hub",
+        "user/": "hub",  # above every bucket
+        "hub/home": "hub",
+    }
+    for path, backend in expected.items():
+        assert await served_by(proxy, prefix + path) == backend, path
+    # every user route is a child router: none of them is on the entrypoint
+    routers = await proxy.client.get("/api/http/routers", params={"per_page": 10000})
+    on_entrypoint = {r["name"].split("@")[0] for r in routers.json() if r.get("entryPoints")}
+    for routespec in routes:
+        name = core.route_name(routespec, proxy.traefik_namespace)
+        assert (name in on_entrypoint) == (routespec == prefix), routespec
+
+
+async def test_a_bucket_falls_back_to_the_flat_route_that_comes_and_goes(proxy, backends, prefix):
+    """The rest of each bucket follows the longest flat route above it."""
+    hub, b = backends["hub"].url, backends["b"].url
+    await proxy.add_route(prefix, hub, {"hub": True})
+    await proxy.add_route(f"{prefix}user/bob/", backends["a"].url, {})
+    assert await served_by(proxy, f"{prefix}user/bobby/") == "hub"
+    # a flat route between the Hub and the buckets takes their misses over...
+    await proxy.add_route(f"{prefix}user/", b, {})
+    assert await served_by(proxy, f"{prefix}user/bobby/") == "b"
+    assert await served_by(proxy, f"{prefix}user/bob/") == "a"
+    # ...and gives them back when it goes
+    await proxy.delete_route(f"{prefix}user/")
+    await wait_for(lambda: _served_is(proxy, f"{prefix}user/bobby/", "hub"))
+    # a bucket emptied of its routes goes; its requests still reach the Hub
+    await proxy.delete_route(f"{prefix}user/bob/")
+    await wait_for(lambda: _served_is(proxy, f"{prefix}user/bob/", "hub"))
+    settings = proxy.settings
+    for bucket in core.bucket_chain(f"{prefix}user/bob/", settings.tree_segment, settings.tree_depth):
+        name = core.bucket_name(bucket, proxy.traefik_namespace)
+        await wait_for(lambda: _router_gone(proxy, name))
+
+
+async def _served_is(proxy, path: str, backend: str) -> bool:
+    return await served_by(proxy, path) == backend
+
+
+async def _router_gone(proxy, name: str) -> bool:
+    answer = await proxy.client.get(f"/api/http/routers/{name}@{proxy.provider_name}")
+    return answer.status_code == 404
+
+
+async def test_requests_reach_the_backend_as_the_client_sent_them(proxy, backends, prefix):
+    """No hop inside traefik: X-Forwarded-* and Host are the client's, the raw path is kept."""
+    await proxy.add_route(f"{prefix}user/carol/", backends["a"].url, {})
+    response = await fetch(proxy, f"{prefix}user/carol/api/contents/a%2Fb%20c", host="hub.example.org")
+    body = response.json()
+    assert body["backend"] == "a"
+    assert body["path"] == f"{prefix}user/carol/api/contents/a%2Fb%20c"
+    assert body["host"] == "hub.example.org"
+    assert body["x_forwarded_host"] == "hub.example.org"
+    assert body["x_forwarded_for"] == "127.0.0.1"
+    assert body["x_forwarded_proto"] == "http"
+    # a websocket through two bucket levels
+    url = proxy.public_url.replace("http", "ws", 1).rstrip("/") + f"{prefix}user/carol/ws"
+    async with websockets.connect(url) as ws:
+        await ws.send("hi")
+        assert await ws.recv() == "a:hi"
+
+
+async def test_the_api_is_not_reachable_from_the_public_entrypoint(proxy, backends, prefix):
+    """Buckets add routers to the public entrypoint; none of them serves Traefik's API."""
+    await proxy.add_route(f"{prefix}user/dave/", backends["a"].url, {})
+    async with httpx.AsyncClient(base_url=proxy.public_url) as public:
+        for path in ("/api/rawdata", "/api/http/routers", "/dashboard/", "/metrics"):
+            answer = await public.get(path, auth=(proxy.traefik_api_username, proxy.traefik_api_password))
+            assert "routers" not in answer.text and answer.status_code in (404, 200), path
+            if answer.status_code == 200:  # a Hub route of another test answered
+                assert "backend" in answer.json(), path
