@@ -45,8 +45,9 @@ BACKEND_JS = HERE / "backend.js"
 WRK_LUA = HERE / "wrk_report.lua"
 CHP_COMMAND = HERE / ".chp" / "node_modules" / ".bin" / "configurable-http-proxy"
 PROXY_CPU, LOAD_CPU = 0, 1
-#: the measured user: shorter than every filler name, so lowest priority of them
-LAST_USER = "z"
+#: the measured user (names "sequential"): shorter than every filler name, so
+#: lowest priority of them, and in the fillers' bucket of the route tree
+LAST_USER = "u0"
 HUB_PATH = "/hub/home"
 
 
@@ -248,9 +249,26 @@ def measure(url: str, body: str, args: argparse.Namespace, pid: int | None = Non
 # ------------------------------------------------------------------ proxies
 
 
-def user_routes(size: int) -> list[str]:
-    """N user routespecs; the last is the measured one and sorts last in Traefik."""
-    return [f"/user/u{i:05d}/" for i in range(1, size)] + [f"/user/{LAST_USER}/"]
+def user_routes(size: int, names: str = "realistic") -> tuple[list[str], str]:
+    """(N user routespecs, the measured user's name); the measured route sorts last in
+    Traefik's order, and in the route tree it is in the bucket holding the most routes.
+
+    ``sequential``: u00001, u00002, ... all share their first two characters, so
+    the tree's two levels hold them in one bucket (the tree's worst case).
+    ``realistic``: 6-10 characters with English-like initials
+    (:func:`benchmarks.experiments.shapes.user_names`); the measured user is the
+    two-character name of the largest two-character group.
+    """
+    if names == "sequential":
+        return [f"/user/u{i:05d}/" for i in range(1, size)] + [f"/user/{LAST_USER}/"], LAST_USER
+    from .experiments.shapes import user_names
+
+    fillers = user_names(size - 1) if size > 1 else []
+    groups: dict[str, int] = {}
+    for name in fillers:
+        groups[name[:2]] = groups.get(name[:2], 0) + 1
+    measured = max(groups, key=lambda g: (groups[g], g)) if groups else "zz"
+    return [f"/user/{n}/" for n in fillers] + [f"/user/{measured}/"], measured
 
 
 async def populated_proxy(system: str, size: int, backend: Backend, workdir: Path,
@@ -259,13 +277,16 @@ async def populated_proxy(system: str, size: int, backend: Backend, workdir: Pat
 
     # "ours-file+activity": the same proxy with route activity tracking on
     # (Traefik's Prometheus metrics), to measure what the metrics cost
+    # "ours-file+flat": every route on the entrypoint (traefik_route_tree_depth = 0),
+    # the layout before the route tree
     base, _, variant = system.partition("+")
-    traits = {"traefik_track_activity": True} if variant == "activity" else {}
+    traits = {"activity": {"traefik_track_activity": True},
+              "flat": {"traefik_route_tree_depth": 0}}.get(variant, {})
     spec = {"system": base, "size": size, "chp_command": str(args.chp_command), "traits": traits}
     made = systems.make(base, spec, workdir)
     with on_cpu(PROXY_CPU):
         await made.proxy.start()
-    routes = user_routes(size)
+    routes, made.measured_user = user_routes(size, args.names)
     started = time.monotonic()
     await made.proxy.add_route("/", backend.url("hub"), {"hub": True})
     await asyncio.gather(*(made.proxy.add_route(r, backend.url("user"), {}) for r in routes))
@@ -308,7 +329,7 @@ async def run_system(system: str, size: int, backend: Backend,
         try:
             cpus = sorted(os.sched_getaffinity(made.server_pid)) if made.server_pid else None
             results = []
-            for kind, path, body in (("user", f"/user/{LAST_USER}/lab", "user"),
+            for kind, path, body in (("user", f"/user/{made.measured_user}/lab", "user"),
                                      ("hub", HUB_PATH, "hub")):
                 result = await asyncio.to_thread(measure, made.public_url + path, body, args,
                                                  made.server_pid)
@@ -434,7 +455,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10,1000,5000,10000", help="user route counts N")
     p.add_argument("--systems", default="ours-file,chp",
-                   help="ours-file, ours-file+activity (metrics on) and/or chp")
+                   help="ours-file, ours-file+activity (metrics on), ours-file+flat (no route "
+                        "tree) and/or chp")
     p.add_argument("--duration", type=float, default=10, help="seconds per wrk run (<= 10)")
     p.add_argument("--warmup", type=float, default=2, help="seconds of unrecorded wrk first")
     p.add_argument("--repeat", type=int, default=1, help="wrk runs per cell; the median is kept")
@@ -445,6 +467,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet-timeout", type=float, default=300,
                    help="longest wait for --max-busy, seconds; then measure anyway")
     p.add_argument("--threads", type=int, default=1, help="wrk -t")
+    p.add_argument("--names", choices=("realistic", "sequential"), default="realistic",
+                   help="user names: English-like, or u00001... (one bucket: the tree's worst case)")
     p.add_argument("--chp-command", default=str(CHP_COMMAND), help="configurable-http-proxy")
     p.add_argument("--setup", action="store_true", help="npm install CHP when missing")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for JSON and PNG")
@@ -472,7 +496,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             "sizes": sizes, "systems": systems, "duration_s": args.duration,
             "warmup_s": args.warmup, "repeat": args.repeat, "connections": args.connections,
             "threads": args.threads, "proxy_cpu": PROXY_CPU, "load_cpu": LOAD_CPU,
-            "measured_user": f"/user/{LAST_USER}/", "hub_path": HUB_PATH,
+            "names": args.names, "hub_path": HUB_PATH,
             "traefik": _version(["traefik", "version"]), "node": _version(["node", "-v"]),
             "python": sys.version.split()[0], "machine": platform.platform(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
