@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from traefik_proxy.core import (
     KeyLayout,
     Op,
+    RouteTable,
     Settings,
     TxnLimits,
     api_fragment,
     changes_for,
     flatten,
+    is_tree_router,
     kv_keys,
     make_route,
     plan_delete,
@@ -43,6 +45,7 @@ settings_ = st.builds(
     namespace=st.sampled_from(["jupyterhub", "hub2"]),
     tls=st.booleans(),
     error_middleware=st.sampled_from(["", "hub-errors"]),
+    tree_depth=st.sampled_from([0, 2]),
 )
 # the plan does not look inside routespecs: cheap ones keep the examples many
 paths = st.builds(
@@ -86,7 +89,11 @@ def delete_cases(draw):
     gone = draw(st.lists(st.sampled_from(held), unique_by=lambda r: r.routespec)) if held else []
     store, _ = kv_keys(changes_for([Op("add", r.routespec, r) for r in held], settings), layout)
     store.update(setup_keys(layout, metrics=True))
-    _, to_delete = kv_keys(changes_for([Op("delete", r.routespec) for r in gone], settings), layout)
+    # the proxy knows what it holds (its route table): the tree's buckets follow
+    table = RouteTable(held, tree_segment=settings.tree_segment, tree_depth=settings.tree_depth)
+    deletes = changes_for([Op("delete", r.routespec) for r in gone], settings, table)
+    to_set, to_delete = kv_keys(deletes, layout)
+    store.update(to_set)  # a change sets first (rests moving to a new fallback), then deletes
     return layout, store, to_delete, draw(limits)
 
 
@@ -116,6 +123,14 @@ def parts(layout: KeyLayout, keys) -> dict[str, dict[str, set[str]]]:
 
 def router_service(layout: KeyLayout, values: dict[str, str], name: str) -> str | None:
     return values.get(layout.traefik_key(("http", "routers", name, "service")))
+
+
+def parents_written(layout: KeyLayout, store: dict[str, str], everything) -> None:
+    """Every router in ``store`` hanging in the route tree finds its parent whole."""
+    for name in parts(layout, store)["router"]:
+        parent = store.get(layout.traefik_key(("http", "routers", name, "parentRefs", "0")))
+        if parent is not None:
+            assert everything["router"][parent] <= set(store), f"{name} before its parent {parent}"
 
 
 def unit_fits(layout: KeyLayout, values: dict[str, str], name: str, limits: TxnLimits) -> bool:
@@ -161,6 +176,7 @@ def test_set_cut_anywhere_no_router_before_its_service_or_without_its_record(cas
         for name in now["record"]:
             # a record means "this route is written", whatever the limits
             assert everything["router"].get(name, set()) <= set(store), name
+        parents_written(layout, store, everything)
 
 
 @FAST
@@ -209,6 +225,7 @@ def test_delete_cut_anywhere_leaves_no_router_without_its_service_or_record(case
                 assert everything["service"][service] <= set(store), (name, service)
             if name in everything["record"]:
                 assert name in now["record"], f"router {name} without its record"
+        parents_written(layout, store, everything)
     expected = dict(before)
     apply_delete(expected, to_delete, layout.sep)
     assert store == expected
@@ -225,7 +242,8 @@ def test_kv_keys_layout(layout, settings, added):
     assert to_delete == []
     names = {route_name(r.routespec, settings.namespace) for r in added}
     found = parts(layout, to_set)
-    assert set(found["router"]) == set(found["service"]) == set(found["record"]) == names
+    routers = {n for n in found["router"] if not is_tree_router(n)}
+    assert routers == set(found["service"]) == set(found["record"]) == names
     for name in names:
         assert to_set[layout.record_key(name)] == changes.records[name]
         assert key_role(layout.record_key(name), layout) == ("record", name)

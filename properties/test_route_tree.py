@@ -23,6 +23,7 @@ from traefik_proxy.core import (
     Settings,
     bucket_chain,
     changes_for,
+    is_tree_router,
     final_routes,
     make_route,
     relayout,
@@ -135,7 +136,7 @@ def test_every_router_hangs_somewhere_and_no_bucket_is_empty(settings, batches):
     # buckets are exactly the ones the held routes hang under
     wanted = {b for r in held for b in bucket_chain(r, settings.tree_segment, settings.tree_depth)}
     assert set(table.users) == wanted
-    buckets = {n for n in routers if "-tree-" in n and not n.endswith("-rest")}
+    buckets = {n for n in routers if is_tree_router(n) and not n.endswith("-rest")}
     assert len(buckets) == len(wanted)
 
 

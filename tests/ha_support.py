@@ -104,7 +104,7 @@ async def burst(
 
 
 async def routers_without_records(proxy) -> set[str]:
-    """Names of routers in the store whose route record is missing.
+    """Names of routers in the store whose route record (or parent router) is missing.
 
     Each router is written in one transaction with its record and deleted
     before it (traefik_proxy.core.kv), so this is empty at any cut.
@@ -117,8 +117,17 @@ async def routers_without_records(proxy) -> set[str]:
         return {name for role, name in roles if role == "router"}
 
     named = {key[len(layout.routes_prefix) :] for key in records}
-    # the Hub's own API router has no record
-    return router_names(keys) - named - router_names(proxy._kv_setup_keys)
+    routers = router_names(keys)
+    # a router hanging under a parent that is not there counts too (the route
+    # tree writes parents first and deletes them last)
+    orphans = set()
+    for key, parent in keys.items():
+        role, name = core.key_role(key, layout)
+        if role == "router" and key.endswith(f"{layout.sep}parentRefs{layout.sep}0") and parent not in routers:
+            orphans.add(name)
+    # the Hub's own API router and the route tree's routers have no record
+    unrecorded = {n for n in routers - named - router_names(proxy._kv_setup_keys) if not core.is_tree_router(n)}
+    return unrecorded | orphans
 
 
 async def assert_served(proxy, expected: dict[str, str]) -> None:

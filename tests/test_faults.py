@@ -98,7 +98,7 @@ def check_consistent(path, namespace="jupyterhub") -> int:
     for name, router in routers.items():
         for parent in router.get("parentRefs", []):
             assert parent in routers, f"{path}: {name} hangs under missing {parent}"
-    tree = f"{namespace}-tree-"
+    tree = f"{namespace}{core.TREE_MARK}"
     ours = {
         n
         for n in routers

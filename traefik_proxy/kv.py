@@ -185,10 +185,11 @@ class TKvProxy(KvMigration, TraefikProxy):
 
     async def _kv_write(self, to_set: dict[str, str], to_delete: list[str], deadline: float) -> None:
         layout, limits = self.kv_layout, self.kv_store.limits
-        for keys in core.plan_delete(to_delete, layout, limits):
-            await self._kv_call("delete", self._kv_atomic_delete, *keys, deadline=deadline)
+        # sets first: a bucket's rest moves to its new fallback before the old one goes
         for values in core.plan_set(to_set, layout, limits):
             await self._kv_call("write", self._kv_atomic_set, values, deadline=deadline)
+        for keys in core.plan_delete(to_delete, layout, limits):
+            await self._kv_call("delete", self._kv_atomic_delete, *keys, deadline=deadline)
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         prefix = self.kv_layout.routes_prefix

@@ -51,6 +51,8 @@ from .migration import (
     plan_kv_migration,
 )
 from .routing import (
+    TREE_MARK,
+    is_tree_router,
     Bucket,
     RouteTable,
     bucket_chain,
@@ -101,6 +103,7 @@ __all__ = [
     "MAX_ROUTESPEC_LENGTH",
     "MAX_TARGET_LENGTH",
     "OP_OVERHEAD",
+    "TREE_MARK",
     "Bucket",
     "Changes",
     "Expected",
@@ -143,6 +146,7 @@ __all__ = [
     "host_port",
     "is_hub_router",
     "is_live",
+    "is_tree_router",
     "iso_utc",
     "key_role",
     "kv_keys",

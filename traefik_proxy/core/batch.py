@@ -25,7 +25,7 @@ from .config import (
     route_record,
 )
 from .routespec import Route, decode_route, route_name
-from .routing import Bucket, RouteTable, bucket_fragment, bucket_name, fallback_route, rest_name
+from .routing import TREE_MARK, Bucket, RouteTable, bucket_fragment, bucket_name, fallback_route, rest_name
 
 
 class Op(msgspec.Struct, frozen=True):
@@ -131,7 +131,7 @@ def _tree_changes(
             error_middleware=settings.error_middleware,
         ))
         rest = rest_name(bucket, settings.namespace)
-        if bucket in before.users or unknown:
+        if bucket in before.users:
             # an existing rest: drop what the new one lacks
             if fallback is None:
                 delete.append(("http", "routers", rest))
@@ -192,7 +192,7 @@ def relayout(
 
     A router whose stored keys differ from what these settings write is
     written again, with the keys it no longer has deleted (a route moving into
-    the tree loses ``entryPoints``); buckets (``<namespace>-tree-...``) that no
+    the tree loses ``entryPoints``); buckets (``<namespace>--tree-...``) that no
     route uses go. Services and records are left as they are.
     """
     routes = [decode_route(raw) for raw in records.values()]
@@ -209,7 +209,7 @@ def relayout(
         for key in _PLACEMENT_KEYS:
             if old is not None and key in old and key not in router:
                 delete.append(("http", "routers", name, key))
-    tree_prefix = f"{settings.namespace}-tree-"
+    tree_prefix = f"{settings.namespace}{TREE_MARK}"
     unused = [n for n in stored_routers if n.startswith(tree_prefix) and n not in wanted_routers]
     delete += [("http", "routers", n) for n in unused]
     merge: Nested = {"http": {"routers": routers}} if routers else {}

@@ -23,6 +23,10 @@ of them. The order makes every such cut harmless:
 - delete: routers, then everything else, then services, then records last.
   A cut leaves no router without its service nor without its record; a
   record whose router is gone is what makes the Hub delete the rest again.
+- the route tree (:mod:`.routing`): its routers go before the routes that
+  hang under them on set and after them on delete, so no router is ever
+  without its parent. A change that sets and deletes sets first: a bucket's
+  catch-all moves to its new fallback before the old fallback's service goes.
 
 Transactions respect the store's :class:`TxnLimits`. The one exception: a
 unit (one key, or a router with its record) that exceeds the limits even
@@ -39,6 +43,7 @@ import msgspec
 
 from .batch import Changes
 from .config import flatten
+from .routing import TREE_MARK, is_tree_router
 
 #: Bytes counted per operation beside its key and value (the request's framing).
 OP_OVERHEAD = 16
@@ -134,7 +139,10 @@ def plan_set(values: Mapping[str, str], layout: KeyLayout, limits: TxnLimits) ->
             routers[name].append(key)  # last within its unit: see the module doc
         else:
             lone_records.append([key])
-    units = [*services, *others, *routers.values(), *lone_records]
+    # route-tree routers (a route's parents) before the routes that hang under
+    # them, outer levels first and a bucket before its rest: names sort so
+    tree = [routers.pop(name) for name in sorted(n for n in routers if is_tree_router(n))]
+    units = [*services, *others, *tree, *routers.values(), *lone_records]
     return [{key: values[key] for key in txn} for txn in _pack(units, values, limits)]
 
 
@@ -143,8 +151,18 @@ _DELETE_RANK = {"router": 0, "other": 1, "service": 2, "record": 3}
 
 def plan_delete(keys: Sequence[str], layout: KeyLayout, limits: TxnLimits) -> list[list[str]]:
     """The transactions that delete ``keys``, in the order to send them."""
-    ordered = sorted(keys, key=lambda key: _DELETE_RANK[key_role(key, layout)[0]])
+    ordered = sorted(keys, key=lambda key: _delete_rank(key, layout))
     return _pack([[key] for key in ordered], {}, limits)
+
+
+def _delete_rank(key: str, layout: KeyLayout) -> tuple[int, int, int]:
+    # route-tree routers go after the routes hanging under them: inner levels
+    # first, a bucket's rest before the bucket
+    role, name = key_role(key, layout)
+    if role == "router" and is_tree_router(name):
+        level = int(name.split(TREE_MARK, 1)[1].split("-", 1)[0])
+        return (_DELETE_RANK[role], 1 + 1000 - level, 0 if name.endswith("-rest") else 1)
+    return (_DELETE_RANK[role], 0, 0)
 
 
 def _pack(units: list[list[str]], values: Mapping[str, str], limits: TxnLimits) -> list[list[str]]:

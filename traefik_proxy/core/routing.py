@@ -75,10 +75,21 @@ def bucket_chain(routespec: str, tree_segment: int, tree_depth: int) -> list[Buc
     ]
 
 
+#: between the namespace and the rest of a bucket's name: a route's name never
+#: has two hyphens in a row there (its slug collapses runs of them)
+TREE_MARK = "--tree-"
+
+
 def bucket_name(bucket: Bucket, namespace: str) -> str:
-    """The Traefik router name of a bucket (``[A-Za-z0-9-]``, unique per prefix)."""
+    """The Traefik router name of a bucket (``[A-Za-z0-9-]``, unique per prefix,
+    never the name of a route)."""
     digest = hashlib.sha256(bucket.prefix.encode()).hexdigest()[:16]
-    return f"{namespace}-tree-{bucket.level}-{digest}"
+    return f"{namespace}{TREE_MARK}{bucket.level}-{digest}"
+
+
+def is_tree_router(name: str) -> bool:
+    """Is a router name a bucket's or a bucket's rest (of any namespace)?"""
+    return TREE_MARK in name
 
 
 def rest_name(bucket: Bucket, namespace: str) -> str:
