@@ -12,12 +12,16 @@ over many more shapes; this is Traefik itself.
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 import websockets
 
 from traefik_proxy import core
 
-from .proxies import fetch, served_by
+from .kv_support import kv_prefixes
+from .proxies import fetch, make_proxy, served_by
 from .utils import wait_for
 
 
@@ -118,3 +122,41 @@ async def test_the_api_is_not_reachable_from_the_public_entrypoint(proxy, backen
             assert "routers" not in answer.text and answer.status_code in (404, 200), path
             if answer.status_code == 200:  # a Hub route of another test answered
                 assert "backend" in answer.json(), path
+
+
+@pytest.mark.parametrize("kind", ["file", "etcd", "redis"])
+async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, request, tmp_path, backends, caplog):
+    """A store from before the tree (every route on the entrypoint, as
+    ``traefik_route_tree_depth = 0`` still writes it) is re-laid at start;
+    the start after that has nothing to move; and back to flat works too."""
+    shared = {**kv_prefixes()} if kind != "file" else {"dynamic_config_file": str(tmp_path / "rules.toml")}
+    routes = {"/": "hub", "/user/alice/": "a", "/user/alice/server2/": "b", "/user/bob/": "b"}
+
+    async def started(name: str, depth: int):
+        proxy = make_proxy(kind, request, tmp_path / name, traefik_route_tree_depth=depth, **shared)
+        caplog.clear()
+        await proxy.start()
+        return proxy
+
+    flat = await started("flat", 0)
+    try:
+        for routespec, backend in routes.items():
+            await flat.add_route(routespec, backends[backend].url, {"hub": True} if routespec == "/" else {})
+    finally:
+        await flat.stop()
+    caplog.set_level(logging.INFO, logger=f"traefik_proxy.test.{kind}")
+    for name, depth, moved in (("tree", 2, True), ("again", 2, False), ("flat-again", 0, True)):
+        proxy = await started(name, depth)
+        try:
+            lines = [r.getMessage() for r in caplog.records if "Route tree" in r.getMessage()]
+            assert bool(lines) == moved, (name, lines)
+            for path, backend in {"/user/alice/lab": "a", "/user/alice/server2/x": "b",
+                                  "/user/bob": "b", "/user/bobby/": "hub", "/hub/home": "hub"}.items():
+                assert await served_by(proxy, path) == backend, (name, path)
+            routers = await proxy._api.list_routers()
+            buckets = [r["name"] for r in routers if core.is_tree_router(r["name"])]
+            assert bool(buckets) == bool(depth), (name, buckets)
+            assert all(r.get("status") == "enabled" for r in routers), routers
+            assert set(await proxy.get_all_routes()) == set(routes)
+        finally:
+            await proxy.stop()
