@@ -280,8 +280,11 @@ async def populated_proxy(system: str, size: int, backend: Backend, workdir: Pat
     # "ours-file+flat": every route on the entrypoint (traefik_route_tree_depth = 0),
     # the layout before the route tree
     base, _, variant = system.partition("+")
+    # "ours-file+depth4": the route tree with 4 levels
     traits = {"activity": {"traefik_track_activity": True},
               "flat": {"traefik_route_tree_depth": 0}}.get(variant, {})
+    if variant.startswith("depth"):
+        traits = {"traefik_route_tree_depth": int(variant[len("depth"):])}
     spec = {"system": base, "size": size, "chp_command": str(args.chp_command), "traits": traits}
     made = systems.make(base, spec, workdir)
     with on_cpu(PROXY_CPU):
@@ -456,7 +459,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", default="10,1000,5000,10000", help="user route counts N")
     p.add_argument("--systems", default="ours-file,chp",
                    help="ours-file, ours-file+activity (metrics on), ours-file+flat (no route "
-                        "tree) and/or chp")
+                        "tree), ours-file+depthN (N tree levels) and/or chp")
     p.add_argument("--duration", type=float, default=10, help="seconds per wrk run (<= 10)")
     p.add_argument("--warmup", type=float, default=2, help="seconds of unrecorded wrk first")
     p.add_argument("--repeat", type=int, default=1, help="wrk runs per cell; the median is kept")
