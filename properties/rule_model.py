@@ -50,7 +50,7 @@ class Not:
 
 
 _BOM = "\ufeff"
-_MATCHERS = {"Host", "Path", "PathPrefix"}
+_MATCHERS = {"Host", "HostRegexp", "Path", "PathPrefix"}
 
 
 def tokenize(rule: str) -> list[tuple[str, str]]:
@@ -158,9 +158,31 @@ def _build_matcher(name: str, args: tuple[str, ...]) -> Call:
     if name == "Host":
         if not arg or not arg.isascii():
             raise RuleError(f"invalid value {arg!r} for Host matcher")
+    elif name == "HostRegexp":
+        host_prefix(arg)
     elif not arg.startswith("/"):
         raise RuleError(f"path {arg!r} does not start with a '/'")
     return Call(name, args)
+
+
+def host_prefix(regexp: str) -> str:
+    """The literal a ``HostRegexp`` of the form ``^literal`` (metacharacters
+    escaped, as the route tree writes it) matches hosts starting with. Any
+    other regular expression is outside the model: RuleError."""
+    if not regexp.startswith("^"):
+        raise RuleError(f"HostRegexp {regexp!r} is not anchored with ^")
+    literal, i = [], 1
+    while i < len(regexp):
+        ch = regexp[i]
+        if ch == "\\" and i + 1 < len(regexp) and not regexp[i + 1].isalnum():
+            literal.append(regexp[i + 1])
+            i += 2
+        elif ch in ".^$*+?()[]{}|\\":
+            raise RuleError(f"HostRegexp {regexp!r}: unescaped {ch!r} is outside the model")
+        else:
+            literal.append(ch)
+            i += 1
+    return "".join(literal)
 
 
 def parse_rule(rule: str):
@@ -183,6 +205,8 @@ def evaluate(tree, host: str, path: str) -> bool:
     (arg,) = tree.args
     if tree.name == "Host":
         return host.lower() == arg.lower()
+    if tree.name == "HostRegexp":
+        return host.lower().startswith(host_prefix(arg))
     if tree.name == "Path":
         return path == arg
     return path.startswith(arg)

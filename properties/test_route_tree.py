@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from traefik_proxy.core import (
@@ -36,6 +36,10 @@ from .strategies import FAST
 ENTRYPOINT = "http"
 
 
+class Tie(AssertionError):
+    """Two matching routers of equal priority: Traefik's order between them is its sort's whim."""
+
+
 def serve(config: dict[str, Any], host: str, path: str) -> str | None:
     """The service a request reaches in Traefik's model, or None for a 404."""
     routers = (config.get("http") or {}).get("routers") or {}
@@ -55,7 +59,8 @@ def serve(config: dict[str, Any], host: str, path: str) -> str | None:
             return None
         top = max(int(routers[n]["priority"]) for n in hits)
         best = [n for n in hits if int(routers[n]["priority"]) == top]
-        assert len(best) == 1, f"routers {best} tie at priority {top} for {host}{path}"
+        if len(best) > 1:
+            raise Tie(f"routers {best} tie at priority {top} for {host}{path}")
         router = routers[best[0]]
         if "service" in router:
             assert best[0] not in children, f"{best[0]} has a service and children"
@@ -90,6 +95,14 @@ tree_settings = st.builds(
 batches = st.lists(
     st.lists(st.tuples(st.booleans(), routespecs), min_size=1, max_size=6), min_size=1, max_size=5
 )
+# host routes (JupyterHub's subdomains), mixed with path routes
+hosts = st.sampled_from(["a.x", "al.x", "alx.x", "b.x", "hub.x"])
+host_routespecs = st.builds(lambda h, path: h + path, hosts, routespecs)
+mixed_batches = st.lists(
+    st.lists(st.tuples(st.booleans(), routespecs | host_routespecs), min_size=1, max_size=6),
+    min_size=1, max_size=5,
+)
+request_hosts = hosts | st.sampled_from(["zz.x", "AL.X"])
 
 
 def route_for(routespec: str):
@@ -154,3 +167,26 @@ def test_relayout_moves_a_store_written_with_other_settings(before, after, batch
     # and a second relayout has nothing left to do
     again, rewritten, removed = relayout(records, moved, after)
     assert (rewritten, removed) == (0, 0) and again == Changes(merge={}, delete=[], records={}, drop_records=[])
+
+
+@FAST
+@given(tree_settings, mixed_batches, st.lists(st.tuples(request_hosts, requests), min_size=1, max_size=12))
+@example(  # a host route outranks a flat path route that outranks its bucket's start
+    Settings(tree_segment=1, tree_depth=2),
+    [[(True, "/user/"), (True, "a.x/user/al/")]],
+    [("a.x", "/user/al/x")],
+)
+def test_host_buckets_route_as_the_flat_layout_does(settings, batches, requests_):
+    """Host routes hang under host buckets, which copy the path-only routes:
+    every request reaches what it reaches with every route on the entrypoint."""
+    flat_settings = Settings(
+        tree_segment=settings.tree_segment, tree_depth=0, error_middleware=settings.error_middleware
+    )
+    tree, held, _ = run_batches(settings, batches)
+    flat, _, _ = run_batches(flat_settings, batches)
+    for host, path in requests_:
+        try:
+            want = serve(flat, host, path)
+        except Tie:
+            continue  # the flat layout itself is ambiguous here (equal priorities)
+        assert serve(tree, host, path) == want, (host, path, sorted(held))

@@ -160,3 +160,38 @@ async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, reques
             assert set(await proxy.get_all_routes()) == set(routes)
         finally:
             await proxy.stop()
+
+
+async def test_host_routes_hang_under_host_buckets(proxy, backends, prefix):
+    """JupyterHub's subdomains: host routes under HostRegexp buckets, beside
+    copies of the path-only routes, route as they do on the entrypoint."""
+    tag = prefix.strip("/")
+    a, b, hub = backends["a"].url, backends["b"].url, backends["hub"].url
+    alice, albert = f"al-{tag}.example.org", f"alb-{tag}.example.org"
+    await proxy.add_route(f"{prefix}", hub, {"hub": True})  # path-only: every host
+    await proxy.add_route(f"{alice}/", a, {})
+    await proxy.add_route(f"{alice}/user/al/server2/", b, {})
+    await proxy.add_route(f"{albert}/", b, {})
+    expected = {
+        (alice, "/lab"): "a",
+        (alice.upper(), "/lab"): "a",  # hosts match whatever their case
+        (alice, "/user/al/server2/x"): "b",
+        (albert, "/"): "b",
+        (alice, f"{prefix}x"): "a",  # the host route's priority counts its host
+        (f"ali-{tag}.example.org", f"{prefix}x"): "hub",  # in a bucket, no host route
+    }
+    for (host, path), backend in expected.items():
+        assert await served_by(proxy, path, host=host) == backend, (host, path)
+    settings = proxy.settings
+    name = core.route_name(f"{alice}/", proxy.traefik_namespace)
+    router = (await proxy.client.get(f"/api/http/routers/{name}@{proxy.provider_name}")).json()
+    inner = core.bucket_chain(f"{alice}/", settings.tree_segment, settings.tree_depth)[-1]
+    assert router["parentRefs"] == [f"{core.bucket_name(inner, proxy.traefik_namespace)}@{proxy.provider_name}"]
+    # the path-only route goes: the host buckets' copies of it go too
+    await proxy.delete_route(f"{prefix}")
+    await wait_for(lambda: _served_is_not(proxy, f"{prefix}x", "hub", f"ali-{tag}.example.org"))
+    assert await served_by(proxy, "/lab", host=alice) == "a"
+
+
+async def _served_is_not(proxy, path: str, backend: str, host: str) -> bool:
+    return await served_by(proxy, path, host=host) != backend

@@ -25,7 +25,16 @@ from .config import (
     route_record,
 )
 from .routespec import Route, decode_route, route_name
-from .routing import TREE_MARK, Bucket, RouteTable, bucket_fragment, bucket_name, fallback_route, rest_name
+from .routing import (
+    TREE_MARK,
+    Bucket,
+    RouteTable,
+    bucket_fragment,
+    bucket_name,
+    copy_name,
+    fallback_route,
+    rest_name,
+)
 
 
 class Op(msgspec.Struct, frozen=True):
@@ -102,45 +111,101 @@ def changes_for(ops: Iterable[Op], settings: Settings, table: RouteTable | None 
         else:
             changes.delete.extend(route_paths(op.routespec, settings))
             changes.drop_records.append(route_name(op.routespec, settings.namespace))
-    merge, tree_delete = _tree_changes(before, after, settings, merge, table is None)
+    merge, tree_delete = _tree_changes(before, after, settings, merge, list(final), table is None)
     changes.merge = merge
     changes.delete.extend(tree_delete)
     return changes
 
 
 def _tree_changes(
-    before: RouteTable, after: RouteTable, settings: Settings, merge: Nested, unknown: bool
+    before: RouteTable, after: RouteTable, settings: Settings, merge: Nested, touched: list[str],
+    unknown: bool,
 ) -> tuple[Nested, list[KeyPath]]:
-    """Buckets to write (new ones; all of them when the flat routes changed) and
-    to delete (emptied ones), with each bucket's rest pointing at its fallback."""
-    flat_after = after.flat()
-    flat_changed = unknown or _flat_identity(before.flat()) != _flat_identity(flat_after)
+    """Buckets to write and to delete: new buckets are written, emptied ones
+    deleted; when the flat routes change every path bucket's rest follows
+    (it points at the longest flat route above it), and when the path-only
+    routes change every host bucket's copies follow."""
+    flat_changed = unknown or _changed(before.flat, after.flat, touched)
+    path_changed = unknown or _changed(before.path_only, after.path_only, touched)
     delete: list[KeyPath] = []
     for bucket in sorted(after.users):
-        if bucket in before.users and not flat_changed:
+        new = bucket not in before.users
+        if bucket.host:
+            if new or path_changed:
+                delete += _host_bucket(bucket, before if not new else None, after, settings, merge)
             continue
-        fallback_spec = fallback_route(bucket, flat_after)
-        fallback = flat_after[fallback_spec] if fallback_spec is not None else None
-        _merge_into(merge, bucket_fragment(
-            bucket,
-            namespace=settings.namespace,
-            entrypoint=settings.entrypoint,
-            tls=settings.tls,
-            pin_host=settings.pin_host,
-            fallback=fallback,
-            error_middleware=settings.error_middleware,
-        ))
+        if not new and not flat_changed:
+            continue
+        fallback_spec = fallback_route(bucket, after.flat)
+        fallback = after.flat[fallback_spec] if fallback_spec is not None else None
+        _merge_into(merge, _fragment(bucket, settings, fallback))
         rest = rest_name(bucket, settings.namespace)
-        if bucket in before.users:
+        if not new:
             # an existing rest: drop what the new one lacks
             if fallback is None:
                 delete.append(("http", "routers", rest))
             elif "middlewares" not in merge["http"]["routers"][rest]:
                 delete.append(("http", "routers", rest, "middlewares"))
     for bucket in sorted(set(before.users) - set(after.users)):
-        delete.append(("http", "routers", bucket_name(bucket, settings.namespace)))
-        delete.append(("http", "routers", rest_name(bucket, settings.namespace)))
+        names = [bucket_name(bucket, settings.namespace)]
+        if bucket.host:
+            names += [_copy(bucket, r, settings)[0] for r in before.path_only.values()]
+        else:
+            names.append(rest_name(bucket, settings.namespace))
+        delete += [("http", "routers", name) for name in names]
     return merge, delete
+
+
+def _fragment(bucket: Bucket, settings: Settings, fallback: Route | None) -> Nested:
+    return bucket_fragment(
+        bucket,
+        namespace=settings.namespace,
+        entrypoint=settings.entrypoint,
+        tls=settings.tls,
+        pin_host=settings.pin_host,
+        fallback=fallback,
+        error_middleware=settings.error_middleware,
+    )
+
+
+def _host_bucket(
+    bucket: Bucket, before: RouteTable | None, after: RouteTable, settings: Settings, merge: Nested
+) -> list[KeyPath]:
+    """Write a host bucket with a copy of every path-only route; the paths of
+    the copies of routes gone since ``before`` (None: a new bucket)."""
+    _merge_into(merge, _fragment(bucket, settings, None))
+    routers = merge["http"]["routers"]
+    for route in after.path_only.values():
+        name, router = _copy(bucket, route, settings)
+        routers[name] = router
+    delete: list[KeyPath] = []
+    if before is not None:
+        for routespec, route in before.path_only.items():
+            name, router = _copy(bucket, route, settings)
+            if routespec not in after.path_only:
+                delete.append(("http", "routers", name))
+            elif "middlewares" not in routers[name]:
+                delete.append(("http", "routers", name, "middlewares"))
+    return delete
+
+
+def _copy(bucket: Bucket, route: Route, settings: Settings) -> tuple[str, Nested]:
+    """A host bucket's copy of a path-only route's router: same rule, priority,
+    service and middlewares, hanging under the bucket."""
+    name = route_name(route.routespec, settings.namespace)
+    router = dict(route_fragment(route, settings)["http"]["routers"][name])
+    for key in ("entryPoints", "tls", "parentRefs"):
+        router.pop(key, None)
+    router["parentRefs"] = [bucket_name(bucket, settings.namespace)]
+    return copy_name(bucket, name, settings.namespace), router
+
+
+def _changed(before: dict[str, Route], after: dict[str, Route], touched: list[str]) -> bool:
+    """Did any touched routespec come, go, or become or stop being the Hub's?"""
+    def identity(route: Route | None) -> bool | None:
+        return None if route is None else bool(route.data.get("hub"))
+
+    return any(identity(before.get(r)) != identity(after.get(r)) for r in touched)
 
 
 def _merge_into(target: Nested, fragment: Nested) -> None:
@@ -150,11 +215,6 @@ def _merge_into(target: Nested, fragment: Nested) -> None:
             _merge_into(target[key], value)
         else:
             target[key] = value
-
-
-def _flat_identity(flat: dict[str, Route]) -> set[tuple[str, bool]]:
-    """What of the flat routes the rests depend on: which exist, which is the Hub."""
-    return {(r, bool(route.data.get("hub"))) for r, route in flat.items()}
 
 
 def expectations(ops: Iterable[Op], settings: Settings) -> list[Expected]:

@@ -43,7 +43,7 @@ import msgspec
 
 from .batch import Changes
 from .config import flatten
-from .routing import TREE_MARK, is_tree_router
+from .routing import is_bucket_router, is_tree_router, tree_level
 
 #: Bytes counted per operation beside its key and value (the request's framing).
 OP_OVERHEAD = 16
@@ -157,11 +157,10 @@ def plan_delete(keys: Sequence[str], layout: KeyLayout, limits: TxnLimits) -> li
 
 def _delete_rank(key: str, layout: KeyLayout) -> tuple[int, int, int]:
     # route-tree routers go after the routes hanging under them: inner levels
-    # first, a bucket's rest before the bucket
+    # first, a bucket's rest and copies before the bucket
     role, name = key_role(key, layout)
     if role == "router" and is_tree_router(name):
-        level = int(name.split(TREE_MARK, 1)[1].split("-", 1)[0])
-        return (_DELETE_RANK[role], 1 + 1000 - level, 0 if name.endswith("-rest") else 1)
+        return (_DELETE_RANK[role], 1 + 1000 - tree_level(name), 1 if is_bucket_router(name) else 0)
     return (_DELETE_RANK[role], 0, 0)
 
 

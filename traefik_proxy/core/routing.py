@@ -29,14 +29,19 @@ Longest prefix still wins:
   bucket's *rest* router (priority 1), whose service is the longest flat route
   that is a prefix of the bucket: the one the request reaches without buckets.
 
-Host routes (``host.tld/path/``) stay flat: JupyterHub's subdomain routing
-gives every user a host of their own, which path buckets cannot group.
+Host routes (``alice.hub.example/...``, JupyterHub's ``subdomain_host``) hang
+under buckets of their host's leading characters instead (``HostRegexp(`^a`)``,
+``^al``). A host bucket outranks every path route, and holds a copy of every
+path-only route beside its host routes (a path-only route matches any host),
+so inside it the longest match wins exactly as it does without the tree. With
+JupyterHub's subdomains every route has a host, so the copies are few or none.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -46,11 +51,21 @@ from .routespec import Route, _decode_path, route_name, split_routespec
 _Nested = dict[str, Any]
 
 
-class Bucket(msgspec.Struct, frozen=True, order=True):
-    """A node of the tree: every bucketed route whose decoded path starts with ``prefix``."""
+#: a host bucket's priority: above every route's (lengths of at most a few thousand)
+HOST_BUCKET_PRIORITY = 1_000_000
 
-    prefix: str  # decoded path, e.g. "/user/al"
+
+class Bucket(msgspec.Struct, frozen=True, order=True):
+    """A node of the tree: every bucketed route whose decoded path (or, for a
+    host bucket, whose lower-case hostname) starts with ``prefix``."""
+
+    prefix: str  # decoded path, e.g. "/user/al"; or a hostname's start, e.g. "al"
     level: int  # 1 on the entrypoint, 2 under a level-1 bucket, ...
+    host: bool = False
+
+    @property
+    def parent(self) -> "Bucket":
+        return Bucket(self.prefix[:-1], self.level - 1, self.host)
 
     @property
     def directory(self) -> str:
@@ -64,7 +79,8 @@ def bucket_chain(routespec: str, tree_segment: int, tree_depth: int) -> list[Buc
         return []
     host, path = split_routespec(routespec)
     if host:
-        return []
+        hostname = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+        return [Bucket(hostname[:k], k, True) for k in range(1, min(tree_depth, len(hostname)) + 1)]
     segments = _decode_path(routespec, path).strip("/").split("/")
     if len(segments) <= tree_segment or segments == [""]:
         return []
@@ -83,6 +99,9 @@ TREE_MARK = "--tree-"
 def bucket_name(bucket: Bucket, namespace: str) -> str:
     """The Traefik router name of a bucket (``[A-Za-z0-9-]``, unique per prefix,
     never the name of a route)."""
+    if bucket.host:
+        digest = hashlib.sha256(f"host:{bucket.prefix}".encode()).hexdigest()[:16]
+        return f"{namespace}{TREE_MARK}{bucket.level}h-{digest}"
     digest = hashlib.sha256(bucket.prefix.encode()).hexdigest()[:16]
     return f"{namespace}{TREE_MARK}{bucket.level}-{digest}"
 
@@ -95,6 +114,21 @@ def is_tree_router(name: str) -> bool:
 def rest_name(bucket: Bucket, namespace: str) -> str:
     """The router name of a bucket's catch-all (its *rest*)."""
     return bucket_name(bucket, namespace) + "-rest"
+
+
+def copy_name(bucket: Bucket, route_router: str, namespace: str) -> str:
+    """The name of a host bucket's copy of a path-only route's router."""
+    return f"{bucket_name(bucket, namespace)}-via-{route_router}"
+
+
+def tree_level(name: str) -> int:
+    """The level of a route-tree router from its name (its bucket's level)."""
+    return int(re.match(r"\d+", name.split(TREE_MARK, 1)[1]).group())
+
+
+def is_bucket_router(name: str) -> bool:
+    """A bucket itself, not its rest nor one of its copies."""
+    return is_tree_router(name) and not name.endswith("-rest") and "-via-" not in name
 
 
 def fallback_route(bucket: Bucket, flat: Iterable[str]) -> str | None:
@@ -129,7 +163,10 @@ def bucket_fragment(
     name = bucket_name(bucket, namespace)
     rule = f"PathPrefix(`{bucket.prefix}`)"
     priority = len(bucket.prefix)
-    if pin_host:  # as traefik_rule and route_priority pin a path route
+    if bucket.host:
+        rule = f"HostRegexp(`^{re.escape(bucket.prefix)}`)"
+        priority = HOST_BUCKET_PRIORITY
+    elif pin_host:  # as traefik_rule and route_priority pin a path route
         rule = f"Host(`{pin_host.rsplit(':', 1)[0] if ':' in pin_host else pin_host}`) && ({rule})"
         priority += len(pin_host) + 1
     router: _Nested = {"rule": rule, "priority": priority}
@@ -138,7 +175,7 @@ def bucket_fragment(
         if tls:
             router["tls"] = {}
     else:
-        router["parentRefs"] = [bucket_name(Bucket(bucket.prefix[:-1], bucket.level - 1), namespace)]
+        router["parentRefs"] = [bucket_name(bucket.parent, namespace)]
     routers: _Nested = {name: router}
     if fallback is not None:
         rest: _Nested = {
@@ -153,25 +190,14 @@ def bucket_fragment(
     return {"http": {"routers": routers}}
 
 
-def buckets_of(routespecs: Iterable[str], tree_segment: int, tree_depth: int) -> set[Bucket]:
-    """Every bucket the given routes hang under."""
-    return {b for r in routespecs for b in bucket_chain(r, tree_segment, tree_depth)}
-
-
-def flat_routes(routes: Mapping[str, Route], tree_segment: int, tree_depth: int) -> dict[str, Route]:
-    """The routes (by routespec) that hang on the entrypoint itself."""
-    return {
-        r: route for r, route in routes.items() if not bucket_chain(r, tree_segment, tree_depth)
-    }
-
-
 class RouteTable:
     """What the tree needs to know about the routes already written.
 
-    The routes by routespec, and how many routes hang under each bucket, so
-    that a batch writes only the buckets that are new, deletes the ones it
-    empties, and re-points every rest when a flat route comes or goes.
-    In memory only: the shell fills it from the store's route records.
+    The routes by routespec; how many routes hang under each bucket, so that a
+    batch writes only the buckets that are new and deletes the ones it
+    empties; and the flat and the path-only routes, which buckets fall back to
+    and host buckets copy. In memory only: the shell fills it from the
+    store's route records. Kept up to date route by route, never recomputed.
     """
 
     def __init__(self, routes: Iterable[Route] = (), *, tree_segment: int, tree_depth: int):
@@ -179,20 +205,26 @@ class RouteTable:
         self.tree_depth = tree_depth
         self.routes: dict[str, Route] = {}
         self.users: dict[Bucket, int] = {}
+        #: routes on the entrypoint itself (no bucket); path-only routes
+        self.flat: dict[str, Route] = {}
+        self.path_only: dict[str, Route] = {}
         for route in routes:
             self._put(route)
 
     def chain(self, routespec: str) -> list[Bucket]:
         return bucket_chain(routespec, self.tree_segment, self.tree_depth)
 
-    def flat(self) -> dict[str, Route]:
-        return {r: route for r, route in self.routes.items() if not self.chain(r)}
-
     def _put(self, route: Route) -> None:
-        if route.routespec not in self.routes:
-            for bucket in self.chain(route.routespec):
+        routespec = route.routespec
+        chain = self.chain(routespec)
+        if routespec not in self.routes:
+            for bucket in chain:
                 self.users[bucket] = self.users.get(bucket, 0) + 1
-        self.routes[route.routespec] = route
+        self.routes[routespec] = route
+        if not chain:
+            self.flat[routespec] = route
+        if routespec.startswith("/"):
+            self.path_only[routespec] = route
 
     def _drop(self, routespec: str) -> None:
         if self.routes.pop(routespec, None) is not None:
@@ -200,12 +232,16 @@ class RouteTable:
                 self.users[bucket] -= 1
                 if not self.users[bucket]:
                     del self.users[bucket]
+        self.flat.pop(routespec, None)
+        self.path_only.pop(routespec, None)
 
     def after(self, final_ops: Iterable[tuple[str, Route | None]]) -> "RouteTable":
         """A copy with ``(routespec, route or None to delete)`` applied."""
         table = RouteTable(tree_segment=self.tree_segment, tree_depth=self.tree_depth)
         table.routes = dict(self.routes)
         table.users = dict(self.users)
+        table.flat = dict(self.flat)
+        table.path_only = dict(self.path_only)
         for routespec, route in final_ops:
             if route is None:
                 table._drop(routespec)
