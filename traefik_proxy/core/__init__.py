@@ -16,7 +16,16 @@ ValueError). ``__all__`` lists every public name of the submodules
 from . import acme, logline
 from .activity import active_since, iso_utc, service_request_counts
 from .api import Expected, is_live, live_in_rawdata, router_matches
-from .batch import Changes, Op, changes_for, empty_table, expectations, final_routes, net_ops, relayout
+from .batch import (
+    Changes,
+    Op,
+    changes_for,
+    empty_table,
+    expectations,
+    final_routes,
+    net_ops,
+    relayout,
+)
 from .config import (
     ALLOWED_ENCODED_CHARACTERS,
     KeyPath,
@@ -52,18 +61,18 @@ from .migration import (
 )
 from .routing import (
     HOST_BUCKET_PRIORITY,
-    copy_name,
-    is_bucket_router,
-    tree_level,
     TREE_MARK,
-    is_tree_router,
     Bucket,
     RouteTable,
     bucket_chain,
     bucket_fragment,
     bucket_name,
+    copy_name,
     fallback_route,
+    is_bucket_router,
+    is_tree_router,
     rest_name,
+    tree_level,
 )
 from .kv import OP_OVERHEAD, KeyLayout, TxnLimits, key_role, kv_keys, plan_delete, plan_set, txn_bytes
 from .providers import (

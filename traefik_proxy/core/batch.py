@@ -15,11 +15,11 @@ import msgspec
 
 from .api import Expected
 from .config import (
-    flatten,
     KeyPath,
     Nested,
     Settings,
     apply_changes,
+    flatten,
     route_fragment,
     route_paths,
     route_record,
@@ -131,8 +131,10 @@ def _tree_changes(
     for bucket in sorted(after.users):
         new = bucket not in before.users
         if bucket.host:
-            if new or path_changed:
-                delete += _host_bucket(bucket, before if not new else None, after, settings, merge)
+            if new:
+                _host_bucket(bucket, after.path_only, settings, merge)
+            elif path_changed:
+                delete += _host_copies(bucket, before, after, touched, settings, merge)
             continue
         if not new and not flat_changed:
             continue
@@ -169,23 +171,33 @@ def _fragment(bucket: Bucket, settings: Settings, fallback: Route | None) -> Nes
 
 
 def _host_bucket(
-    bucket: Bucket, before: RouteTable | None, after: RouteTable, settings: Settings, merge: Nested
-) -> list[KeyPath]:
-    """Write a host bucket with a copy of every path-only route; the paths of
-    the copies of routes gone since ``before`` (None: a new bucket)."""
+    bucket: Bucket, path_only: dict[str, Route], settings: Settings, merge: Nested
+) -> None:
+    """Write a new host bucket with a copy of every path-only route."""
     _merge_into(merge, _fragment(bucket, settings, None))
     routers = merge["http"]["routers"]
-    for route in after.path_only.values():
+    for route in path_only.values():
         name, router = _copy(bucket, route, settings)
         routers[name] = router
+
+
+def _host_copies(
+    bucket: Bucket, before: RouteTable, after: RouteTable, touched: list[str],
+    settings: Settings, merge: Nested,
+) -> list[KeyPath]:
+    """Bring an existing host bucket's copies of the touched path-only routes
+    up to date: write the new or changed ones; return the paths to delete."""
+    routers = merge.setdefault("http", {}).setdefault("routers", {})
     delete: list[KeyPath] = []
-    if before is not None:
-        for routespec, route in before.path_only.items():
+    for routespec in touched:
+        route, old = after.path_only.get(routespec), before.path_only.get(routespec)
+        if route is not None:
             name, router = _copy(bucket, route, settings)
-            if routespec not in after.path_only:
-                delete.append(("http", "routers", name))
-            elif "middlewares" not in routers[name]:
+            routers[name] = router
+            if old is not None and "middlewares" not in router:
                 delete.append(("http", "routers", name, "middlewares"))
+        elif old is not None:
+            delete.append(("http", "routers", _copy(bucket, old, settings)[0]))
     return delete
 
 
