@@ -195,3 +195,17 @@ async def test_host_routes_hang_under_host_buckets(proxy, backends, prefix):
 
 async def _served_is_not(proxy, path: str, backend: str, host: str) -> bool:
     return await served_by(proxy, path, host=host) != backend
+
+
+def test_tree_settings_follow_base_url_and_refuse_negative_values():
+    from types import SimpleNamespace
+
+    from traefik_proxy import TraefikFileProviderProxy
+
+    assert TraefikFileProviderProxy().settings.tree_segment == 1
+    under_jhub = TraefikFileProviderProxy(app=SimpleNamespace(base_url="/jhub/"))
+    assert under_jhub.settings.tree_segment == 2
+    assert [b.prefix for b in core.bucket_chain("/jhub/user/alice/", 2, 2)] == ["/jhub/user/a", "/jhub/user/al"]
+    for name in ("traefik_route_tree_depth", "traefik_route_tree_segment"):
+        with pytest.raises(Exception, match=f"{name} = -1 is negative; set c.TraefikProxy.{name} to 0"):
+            TraefikFileProviderProxy(**{name: -1})

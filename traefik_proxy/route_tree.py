@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from traitlets import Integer, default
+from traitlets import Integer, TraitError, default, validate
 from traitlets.config import Configurable
 
 from . import core
@@ -26,8 +26,10 @@ class RouteTreeMixin(Configurable):
         2,
         config=True,
         help="""Levels of the route tree: a route /user/alice/ hangs under a router for
-        /user/a and one for /user/al, so a request is matched against a few dozen
-        routers instead of every route (Traefik's multi-layer routing). 0 puts every
+        /user/a and one for /user/al (a host route alice.hub.example/ under routers for
+        hosts starting with a and al), so a request is matched against a few dozen
+        routers instead of every route (Traefik's multi-layer routing). Raise it when
+        user names share their first characters (u00001, u00002, ...); 0 puts every
         route on the public entrypoint, as jupyterhub-traefik-proxy does.""",
     )
     traefik_route_tree_segment = Integer(
@@ -41,6 +43,15 @@ class RouteTreeMixin(Configurable):
     def _default_tree_segment(self) -> int:
         base_url = getattr(getattr(self, "app", None), "base_url", None) or "/"
         return len([s for s in urlsplit(base_url).path.split("/") if s]) + 1
+
+    @validate("traefik_route_tree_depth", "traefik_route_tree_segment")
+    def _not_negative(self, proposal):
+        if proposal.value < 0:
+            name = proposal.trait.name
+            raise TraitError(
+                f"{name} = {proposal.value} is negative; set c.TraefikProxy.{name} to 0 or more"
+            )
+        return proposal.value
 
     _route_table: core.RouteTable | None = None
 
