@@ -17,8 +17,8 @@ Which segment is bucketed is ``Settings.tree_segment`` (0-based; 1 for
 ``/user/<name>/``, one more per segment of JupyterHub's ``base_url``). A
 route with no more segments than that stays *flat* on the entrypoint: the
 Hub's ``/``, ``/user/``, ``/hub/``. A bucket is a pure function of its route,
-so adding a route writes its own keys and its buckets (the same keys every
-time), and never moves other routes.
+so adding a route writes its own keys (and its buckets, when they are new)
+and never moves other routes.
 
 Longest prefix still wins:
 
