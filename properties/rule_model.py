@@ -159,23 +159,40 @@ def _build_matcher(name: str, args: tuple[str, ...]) -> Call:
         if not arg or not arg.isascii():
             raise RuleError(f"invalid value {arg!r} for Host matcher")
     elif name == "HostRegexp":
-        host_prefix(arg)
+        host_pattern(arg)
     elif not arg.startswith("/"):
         raise RuleError(f"path {arg!r} does not start with a '/'")
     return Call(name, args)
 
 
-def host_prefix(regexp: str) -> str:
-    """The literal a ``HostRegexp`` of the form ``^literal`` (metacharacters
-    escaped, as the route tree writes it) matches hosts starting with. Any
-    other regular expression is outside the model: RuleError."""
-    if not regexp.startswith("^"):
-        raise RuleError(f"HostRegexp {regexp!r} is not anchored with ^")
-    literal, i = [], 1
-    while i < len(regexp):
-        ch = regexp[i]
-        if ch == "\\" and i + 1 < len(regexp) and not regexp[i + 1].isalnum():
-            literal.append(regexp[i + 1])
+def host_pattern(regexp: str) -> tuple[str, str]:
+    """(start, domain part) of a ``HostRegexp`` of the form
+    ``^start[^.]*domain$`` with metacharacters escaped, as the route tree
+    writes it: a host's first label begins with ``start`` and the rest of the
+    host is exactly ``domain`` (``.hub.example``, or empty). Any other regular
+    expression is outside the model: RuleError."""
+    if not (regexp.startswith("^") and regexp.endswith("$") and regexp.count("[^.]*") == 1):
+        raise RuleError(f"HostRegexp {regexp!r} is not ^start[^.]*domain$")
+    start, domain = regexp[1:-1].split("[^.]*")
+    return _literal(start, regexp), _literal(domain, regexp)
+
+
+def host_matches(regexp: str, host: str) -> bool:
+    start, domain = host_pattern(regexp)
+    host = host.lower()
+    middle = host[len(start) : len(host) - len(domain)]
+    return (
+        host.startswith(start) and host.endswith(domain)
+        and len(host) >= len(start) + len(domain) and "." not in middle
+    )
+
+
+def _literal(escaped: str, regexp: str) -> str:
+    literal, i = [], 0
+    while i < len(escaped):
+        ch = escaped[i]
+        if ch == "\\" and i + 1 < len(escaped) and not escaped[i + 1].isalnum():
+            literal.append(escaped[i + 1])
             i += 2
         elif ch in ".^$*+?()[]{}|\\":
             raise RuleError(f"HostRegexp {regexp!r}: unescaped {ch!r} is outside the model")
@@ -206,7 +223,7 @@ def evaluate(tree, host: str, path: str) -> bool:
     if tree.name == "Host":
         return host.lower() == arg.lower()
     if tree.name == "HostRegexp":
-        return host.lower().startswith(host_prefix(arg))
+        return host_matches(arg, host)
     if tree.name == "Path":
         return path == arg
     return path.startswith(arg)

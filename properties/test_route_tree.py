@@ -22,6 +22,8 @@ from traefik_proxy.core import (
     RouteTable,
     Settings,
     bucket_chain,
+    bucket_fragment,
+    bucket_name,
     changes_for,
     is_tree_router,
     final_routes,
@@ -96,13 +98,13 @@ batches = st.lists(
     st.lists(st.tuples(st.booleans(), routespecs), min_size=1, max_size=6), min_size=1, max_size=5
 )
 # host routes (JupyterHub's subdomains), mixed with path routes
-hosts = st.sampled_from(["a.x", "al.x", "alx.x", "b.x", "hub.x"])
+hosts = st.sampled_from(["a.x", "al.x", "alx.x", "b.x", "hub.x", "al.y", "localhost"])
 host_routespecs = st.builds(lambda h, path: h + path, hosts, routespecs)
 mixed_batches = st.lists(
     st.lists(st.tuples(st.booleans(), routespecs | host_routespecs), min_size=1, max_size=6),
     min_size=1, max_size=5,
 )
-request_hosts = hosts | st.sampled_from(["zz.x", "AL.X"])
+request_hosts = hosts | st.sampled_from(["zz.x", "AL.X", "alb.x", "al.x.y", "alb"])
 
 
 def route_for(routespec: str):
@@ -190,3 +192,16 @@ def test_host_buckets_route_as_the_flat_layout_does(settings, batches, requests_
         except Tie:
             continue  # the flat layout itself is ambiguous here (equal priorities)
         assert serve(tree, host, path) == want, (host, path, sorted(held))
+
+
+def test_a_host_bucket_takes_only_its_own_domain():
+    """Another Hub's host on the same Traefik never enters this Hub's host buckets."""
+    for bucket in bucket_chain("alice.hub-a.example:8000/", 1, 2):
+        rule = bucket_fragment(
+            bucket, namespace="a", entrypoint="http", tls=False, pin_host="",
+            fallback=None, error_middleware="",
+        )["http"]["routers"][bucket_name(bucket, "a")]["rule"]
+        assert matches(rule, "ALICE.hub-a.example", "/")
+        assert matches(rule, "al.hub-a.example", "/")
+        for other in ("alice.hub-b.example", "al.x.hub-a.example", "alice.hub-a.example.org", "hub-a.example"):
+            assert not matches(rule, other, "/"), (rule, other)

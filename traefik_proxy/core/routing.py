@@ -30,11 +30,14 @@ Longest prefix still wins:
   that is a prefix of the bucket: the one the request reaches without buckets.
 
 Host routes (``alice.hub.example/...``, JupyterHub's ``subdomain_host``) hang
-under buckets of their host's leading characters instead (``HostRegexp(`^a`)``,
-``^al``). A host bucket outranks every path route, and holds a copy of every
-path-only route beside its host routes (a path-only route matches any host),
-so inside it the longest match wins exactly as it does without the tree. With
-JupyterHub's subdomains every route has a host, so the copies are few or none.
+under buckets of their first label's leading characters within their domain
+instead (``HostRegexp`` of ``^a[^.]*`` then ``^al[^.]*``, each followed by
+``\\.hub\\.example$``), so a bucket never takes another domain's requests (another
+Hub's, on the same Traefik). A host bucket outranks every path route, and
+holds a copy of every path-only route beside its host routes (a path-only
+route matches any host), so inside it the longest match wins exactly as it
+does without the tree. With JupyterHub's subdomains every route has a host,
+so the copies are few or none.
 """
 
 from __future__ import annotations
@@ -59,13 +62,16 @@ class Bucket(msgspec.Struct, frozen=True, order=True):
     """A node of the tree: every bucketed route whose decoded path (or, for a
     host bucket, whose lower-case hostname) starts with ``prefix``."""
 
-    prefix: str  # decoded path, e.g. "/user/al"; or a hostname's start, e.g. "al"
+    prefix: str  # decoded path, e.g. "/user/al"; or a host's first label's start, "al"
     level: int  # 1 on the entrypoint, 2 under a level-1 bucket, ...
     host: bool = False
+    #: a host bucket's domain, after the first label: "hub.example" for
+    #: alice.hub.example, so that it never takes another domain's requests
+    domain: str = ""
 
     @property
     def parent(self) -> "Bucket":
-        return Bucket(self.prefix[:-1], self.level - 1, self.host)
+        return Bucket(self.prefix[:-1], self.level - 1, self.host, self.domain)
 
     @property
     def directory(self) -> str:
@@ -80,7 +86,10 @@ def bucket_chain(routespec: str, tree_segment: int, tree_depth: int) -> list[Buc
     host, path = split_routespec(routespec)
     if host:
         hostname = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
-        return [Bucket(hostname[:k], k, True) for k in range(1, min(tree_depth, len(hostname)) + 1)]
+        label, _, domain = hostname.partition(".")
+        return [
+            Bucket(label[:k], k, True, domain) for k in range(1, min(tree_depth, len(label)) + 1)
+        ]
     segments = _decode_path(routespec, path).strip("/").split("/")
     if len(segments) <= tree_segment or segments == [""]:
         return []
@@ -100,7 +109,7 @@ def bucket_name(bucket: Bucket, namespace: str) -> str:
     """The Traefik router name of a bucket (``[A-Za-z0-9-]``, unique per prefix,
     never the name of a route)."""
     if bucket.host:
-        digest = hashlib.sha256(f"host:{bucket.prefix}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"host:{bucket.prefix}:{bucket.domain}".encode()).hexdigest()[:16]
         return f"{namespace}{TREE_MARK}{bucket.level}h-{digest}"
     digest = hashlib.sha256(bucket.prefix.encode()).hexdigest()[:16]
     return f"{namespace}{TREE_MARK}{bucket.level}-{digest}"
@@ -164,7 +173,9 @@ def bucket_fragment(
     rule = f"PathPrefix(`{bucket.prefix}`)"
     priority = len(bucket.prefix)
     if bucket.host:
-        rule = f"HostRegexp(`^{re.escape(bucket.prefix)}`)"
+        # the first label starts with the prefix; the rest is exactly the domain
+        domain = re.escape("." + bucket.domain) if bucket.domain else ""
+        rule = f"HostRegexp(`^{re.escape(bucket.prefix)}[^.]*{domain}$`)"
         priority = HOST_BUCKET_PRIORITY
     elif pin_host:  # as traefik_rule and route_priority pin a path route
         rule = f"Host(`{pin_host.rsplit(':', 1)[0] if ':' in pin_host else pin_host}`) && ({rule})"
