@@ -41,7 +41,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -53,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from tests.servers import etcd_binary, valkey_binary
+from tests.servers import etcd_binary, stop_process, valkey_binary
 from .systems import free_port
 from .worker import ProbeBackend, probe
 
@@ -242,13 +241,7 @@ class KVStore:
         if self.client is not None:
             self.client.close()
             self.client = None
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 
@@ -383,13 +376,7 @@ class FloorTraefik:
     async def stop(self) -> None:
         if self.client is not None:
             await self.client.aclose()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def metrics_config() -> dict[str, Any]:

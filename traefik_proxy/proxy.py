@@ -359,12 +359,12 @@ class TraefikProxy(
 
     async def _run_batch(self, ops: Sequence[core.Op]) -> list[BaseException | None]:
         """Write a batch of ops in one change, then wait until Traefik shows it."""
-        settings, table = self.settings, await self._load_route_table()
-        changes = core.changes_for(ops, settings, table)
+        settings = self.settings
+        changes, after = core.plan_batch(ops, settings, await self._load_route_table())
         started = time.perf_counter()
         self._route_table = None  # read again unless this write completes
         await asyncio.wait_for(self._apply_dynamic_config(changes), self.check_route_timeout)
-        self._route_table = table.after(core.final_routes(ops))
+        self._route_table = after
         written = time.perf_counter()
         live = core.expectations(ops, settings)
         missing = await self._wait_for_live(live)

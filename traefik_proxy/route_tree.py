@@ -62,21 +62,26 @@ class RouteTreeMixin(Configurable):
     async def _load_route_table(self) -> core.RouteTable:
         """The routes written so far, from the store's records (once, or after a failed write)."""
         if self._route_table is None:
-            records = await self._get_jupyterhub_dynamic_config()
-            settings = self.settings
-            self._route_table = core.RouteTable(
-                (core.decode_route(raw) for raw in records.values()),
-                tree_segment=settings.tree_segment,
-                tree_depth=settings.tree_depth,
-            )
+            self._fill_route_table(await self._get_jupyterhub_dynamic_config())
+        assert self._route_table is not None
         return self._route_table
+
+    def _fill_route_table(self, records: dict[str, str]) -> None:
+        settings = self.settings
+        self._route_table = core.RouteTable(
+            (core.decode_route(raw) for raw in records.values()),
+            tree_segment=settings.tree_segment,
+            tree_depth=settings.tree_depth,
+        )
 
     async def _relayout_routes(self) -> None:
         """Rewrite the routers that hang elsewhere than these settings say
         (a store from before the tree, or with another depth); drop buckets
-        no route uses. Nothing is written when the store already agrees."""
+        no route uses. Nothing is written when the store already agrees.
+        The route table is filled from the records read here."""
         self._route_table = None
         records = await self._get_jupyterhub_dynamic_config()
+        self._fill_route_table(records)
         if not records and not self.traefik_route_tree_depth:
             return
         stored = await self._get_traefik_dynamic_config()

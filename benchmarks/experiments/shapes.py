@@ -59,6 +59,7 @@ from benchmarks.dataplane import (
     LOAD_CPU, PROXY_CPU, Backend, wait_for_body, wait_for_quiet, wrk,
 )
 from benchmarks.systems import free_port
+from tests.servers import stop_process
 
 # rough share of English surnames by initial (percent); the rest of a name is uniform
 INITIALS = dict(zip("smbchwgprldtkjfanoevyizuqx",
@@ -363,14 +364,8 @@ class Traefik:
         return self
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        stop_process(self.process, 20)
+        self.process = None
 
 
 def time_to_live(lay: Layout, tf: Traefik, base: str, name: str, target: str,

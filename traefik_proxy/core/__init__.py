@@ -24,6 +24,7 @@ from .batch import (
     expectations,
     final_routes,
     net_ops,
+    plan_batch,
     relayout,
 )
 from .config import (
@@ -175,6 +176,7 @@ __all__ = [
     "normalize_routespec",
     "normalize_target",
     "normalize_url",
+    "plan_batch",
     "plan_delete",
     "plan_file_migration",
     "plan_kv_migration",

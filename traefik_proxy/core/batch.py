@@ -96,6 +96,13 @@ def changes_for(ops: Iterable[Op], settings: Settings, table: RouteTable | None 
     which buckets exist, which flat routes the buckets fall back to); without
     it every bucket the batch touches is written as new.
     """
+    return plan_batch(ops, settings, table)[0]
+
+
+def plan_batch(
+    ops: Iterable[Op], settings: Settings, table: RouteTable | None = None
+) -> tuple[Changes, RouteTable]:
+    """:func:`changes_for`, and the route table once the change is written."""
     ops = list(ops)
     final = net_ops(ops)
     before = table if table is not None else empty_table(settings)
@@ -114,7 +121,7 @@ def changes_for(ops: Iterable[Op], settings: Settings, table: RouteTable | None 
     merge, tree_delete = _tree_changes(before, after, settings, merge, list(final), table is None)
     changes.merge = merge
     changes.delete.extend(tree_delete)
-    return changes
+    return changes, after
 
 
 def _tree_changes(

@@ -155,13 +155,13 @@ def plan_delete(keys: Sequence[str], layout: KeyLayout, limits: TxnLimits) -> li
     return _pack([[key] for key in ordered], {}, limits)
 
 
-def _delete_rank(key: str, layout: KeyLayout) -> tuple[int, int, int]:
+def _delete_rank(key: str, layout: KeyLayout) -> tuple[int, bool, int, bool]:
     # route-tree routers go after the routes hanging under them: inner levels
     # first, a bucket's rest and copies before the bucket
     role, name = key_role(key, layout)
     if role == "router" and is_tree_router(name):
-        return (_DELETE_RANK[role], 1 + 1000 - tree_level(name), 1 if is_bucket_router(name) else 0)
-    return (_DELETE_RANK[role], 0, 0)
+        return (_DELETE_RANK[role], True, -tree_level(name), is_bucket_router(name))
+    return (_DELETE_RANK[role], False, 0, False)
 
 
 def _pack(units: list[list[str]], values: Mapping[str, str], limits: TxnLimits) -> list[list[str]]:
