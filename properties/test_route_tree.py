@@ -139,6 +139,7 @@ def test_the_tree_routes_as_the_longest_prefix_does(settings, batches, paths):
 
 @FAST
 @given(tree_settings, batches)
+@example(Settings(tree_segment=1, tree_depth=2), [[(True, "/user/al/")], [(False, "/user/al/")]])
 def test_every_router_hangs_somewhere_and_no_bucket_is_empty(settings, batches):
     document, held, table = run_batches(settings, batches)
     routers = (document.get("http") or {}).get("routers") or {}
