@@ -42,6 +42,11 @@ class Tie(AssertionError):
     """Two matching routers of equal priority: Traefik's order between them is its sort's whim."""
 
 
+def priority(router: dict[str, Any]) -> int:
+    """Traefik's priority of a router: its own, else its rule's length in bytes."""
+    return int(router.get("priority") or len(router["rule"].encode()))
+
+
 def serve(config: dict[str, Any], host: str, path: str) -> str | None:
     """The service a request reaches in Traefik's model, or None for a 404."""
     routers = (config.get("http") or {}).get("routers") or {}
@@ -59,8 +64,8 @@ def serve(config: dict[str, Any], host: str, path: str) -> str | None:
         hits = [n for n in names if matches(routers[n]["rule"], host, path)]
         if not hits:
             return None
-        top = max(int(routers[n]["priority"]) for n in hits)
-        best = [n for n in hits if int(routers[n]["priority"]) == top]
+        top = max(priority(routers[n]) for n in hits)
+        best = [n for n in hits if priority(routers[n]) == top]
         if len(best) > 1:
             raise Tie(f"routers {best} tie at priority {top} for {host}{path}")
         router = routers[best[0]]
@@ -170,6 +175,28 @@ def test_relayout_moves_a_store_written_with_other_settings(before, after, batch
     # and a second relayout has nothing left to do
     again, rewritten, removed = relayout(records, moved, after)
     assert (rewritten, removed) == (0, 0) and again == Changes(merge={}, delete=[], records={}, drop_records=[])
+
+
+def test_relayout_drops_what_earlier_versions_wrote_and_traefik_defaults():
+    """A store from before: each route's router had its priority (in a path
+    bucket, Traefik's default ranks the same) and its service passHostHeader
+    (Traefik's default): relayout deletes both keys, and then rests."""
+    settings = Settings(tree_segment=1, tree_depth=2)
+    document, held, _ = run_batches(settings, [[(True, "/user/alice/"), (True, "/")]])
+    name = route_name("/user/alice/", settings.namespace)
+    hub = route_name("/", settings.namespace)
+    http = document["http"]
+    assert "priority" not in http["routers"][name] and "priority" in http["routers"][hub]
+    http["routers"][name]["priority"] = "12"
+    for service in (name, hub):
+        http["services"][service]["loadBalancer"]["passHostHeader"] = "true"
+    records = document["jupyterhub"]["routes"]
+    changes, rewritten, _ = relayout(records, document, settings)
+    assert ("http", "routers", name, "priority") in changes.delete and rewritten == 1
+    for service in (name, hub):
+        assert ("http", "services", service, "loadBalancer", "passHostHeader") in changes.delete
+    moved = changes.apply_to(document)
+    assert relayout(records, moved, settings)[0] == Changes(merge={}, delete=[], records={}, drop_records=[])
 
 
 @FAST

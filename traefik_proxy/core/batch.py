@@ -19,12 +19,13 @@ from .config import (
     Nested,
     Settings,
     apply_changes,
+    effective_priority,
     flatten,
     route_fragment,
     route_paths,
     route_record,
 )
-from .routespec import Route, decode_route, route_name
+from .routespec import Route, decode_route, route_name, route_priority
 from .routing import (
     TREE_MARK,
     Bucket,
@@ -216,6 +217,8 @@ def _copy(bucket: Bucket, route: Route, settings: Settings) -> tuple[str, Nested
     for key in ("entryPoints", "tls", "parentRefs"):
         router.pop(key, None)
     router["parentRefs"] = [bucket_name(bucket, settings.namespace)]
+    # among a host bucket's host routes the default (rule length) would not do
+    router["priority"] = route_priority(route.routespec, settings.pin_host)
     return copy_name(bucket, name, settings.namespace), router
 
 
@@ -250,7 +253,7 @@ def expectations(ops: Iterable[Op], settings: Settings) -> list[Expected]:
                 name=name,
                 rule=router["rule"],
                 target=op.route.target,
-                priority=router["priority"],
+                priority=effective_priority(router),
                 entrypoints=tuple(router.get("entryPoints", ())),
                 tls="tls" in router,
                 parents=tuple(router.get("parentRefs", ())),
@@ -259,8 +262,9 @@ def expectations(ops: Iterable[Op], settings: Settings) -> list[Expected]:
     return live
 
 
-#: router keys whose presence says where a router hangs (and with what)
-_PLACEMENT_KEYS = ("entryPoints", "tls", "parentRefs", "middlewares")
+#: router keys a router can stop having: where it hangs (and with what), and
+#: its priority (a route moving into a path bucket leaves it to Traefik)
+_PLACEMENT_KEYS = ("entryPoints", "tls", "parentRefs", "middlewares", "priority")
 
 
 def relayout(
@@ -272,7 +276,9 @@ def relayout(
     A router whose stored keys differ from what these settings write is
     written again, with the keys it no longer has deleted (a route moving into
     the tree loses ``entryPoints``); buckets (``<namespace>--tree-...``) that no
-    route uses go. Services and records are left as they are.
+    route uses go. A service loses ``passHostHeader = true``, which earlier
+    versions wrote and which is Traefik's default (a key fewer for Traefik to
+    read per route); otherwise services and records are left as they are.
     """
     routes = [decode_route(raw) for raw in records.values()]
     wanted = changes_for([Op("add", r.routespec, r) for r in routes], settings)
@@ -288,6 +294,12 @@ def relayout(
         for key in _PLACEMENT_KEYS:
             if old is not None and key in old and key not in router:
                 delete.append(("http", "routers", name, key))
+    stored_services = (stored.get("http") or {}).get("services") or {}
+    for route in routes:
+        name = route_name(route.routespec, settings.namespace)
+        balancer = (stored_services.get(name) or {}).get("loadBalancer") or {}
+        if str(balancer.get("passHostHeader")).lower() == "true":
+            delete.append(("http", "services", name, "loadBalancer", "passHostHeader"))
     tree_prefix = f"{settings.namespace}{TREE_MARK}"
     unused = [n for n in stored_routers if n.startswith(tree_prefix) and n not in wanted_routers]
     delete += [("http", "routers", n) for n in unused]

@@ -43,12 +43,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def route_fragment(route: Route, settings: Settings) -> Nested:
     """The Traefik dynamic config of one route: a router and its service."""
     name = route_name(route.routespec, settings.namespace)
-    router: Nested = {
-        "rule": traefik_rule(route.routespec, settings.pin_host),
-        "service": name,
-        "priority": route_priority(route.routespec, settings.pin_host),
-    }
+    router: Nested = {"rule": traefik_rule(route.routespec, settings.pin_host), "service": name}
     chain = bucket_chain(route.routespec, settings.tree_segment, settings.tree_depth)
+    if not chain or chain[-1].host:
+        router["priority"] = route_priority(route.routespec, settings.pin_host)
+    # else: in a path bucket, every sibling is a path-only route (pinned alike),
+    # so Traefik's default priority, the rule's length, orders them as
+    # route_priority does, and a key fewer per route is a store event fewer
     if chain:
         # a child router: entrypoints and TLS are its outermost bucket's
         router["parentRefs"] = [bucket_name(chain[-1], settings.namespace)]
@@ -62,10 +63,17 @@ def route_fragment(route: Route, settings: Settings) -> Nested:
         "http": {
             "routers": {name: router},
             "services": {
-                name: {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}}
+                # passHostHeader: Traefik's default (true)
+                name: {"loadBalancer": {"servers": [{"url": route.target}]}}
             },
         }
     }
+
+
+def effective_priority(router: Mapping[str, Any]) -> int:
+    """The priority Traefik gives a router: its own, or the rule's length in
+    bytes when it has none."""
+    return router.get("priority") or len(router["rule"].encode())
 
 
 def route_paths(routespec: str, settings: Settings) -> list[KeyPath]:

@@ -91,7 +91,13 @@ def kv_keys(changes: Changes, layout: KeyLayout) -> tuple[dict[str, str], list[s
     for name, record in changes.records.items():
         to_set[layout.record_key(name)] = record
     to_delete = [layout.record_key(name) for name in changes.drop_records]
-    to_delete += [layout.traefik_key(path) + layout.sep for path in changes.delete]
+    for path in changes.delete:
+        key = layout.traefik_key(path)
+        if len(path) > 3:
+            # a field of a router or service: a leaf (priority, an empty tls)
+            # or a subtree (entryPoints/0): which, the path does not say
+            to_delete.append(key)
+        to_delete.append(key + layout.sep)
     return to_set, to_delete
 
 
