@@ -4,8 +4,8 @@
 size N, in one run:
 
 * ``floor-proxy``: Traefik alone reading N routes that were written straight
-  into the store before it started, in the key layout our proxy writes
-  (``core.route_fragment`` flattened: rule, service, priority, entryPoints/0,
+  into the store before it started, in the key layout our proxy wrote when
+  the scale issue was filed (6 keys: rule, service, priority, entryPoints/0,
   server url, passHostHeader). Then sequential single-route adds, each one
   transaction (etcd txn / Redis MULTI+MSET) written directly, timed until
   ``/api/http/routers/<name>`` and ``/api/http/services/<name>`` (polled every
@@ -69,25 +69,26 @@ TRIGGER_KEY = "traefik.trigger"
 
 
 def route_keys(layout: str, root: str, routespec: str, target: str) -> dict[str, str]:
-    """The keys Traefik needs for one route, under ``root``.
+    """The keys Traefik needs for one route, under ``root``, every route on
+    the public entrypoint (no route tree).
 
-    ``proxy`` is exactly what our proxy writes for Traefik (route records
-    aside); ``min`` drops what asDefault and Traefik's defaults make redundant
-    (entryPoints, passHostHeader=true).
+    ``proxy`` is the 6 keys our proxy wrote per route when the scale issue was
+    filed; ``min`` is the smallest layout that keeps routes off the API
+    entrypoint: rule, service, priority and server url, the public
+    entrypoint being ``asDefault``. (Our proxy now writes 4 keys per route
+    too: rule, service, ``parentRefs/0`` and server url, in the route tree.)
     """
     from traefik_proxy import core
 
     route = core.make_route(routespec, target, {})
     settings = core.Settings(entrypoint=ENTRYPOINT, namespace=NAMESPACE)
+    # rule, service, priority, entryPoints/0, server url
     keys = core.flatten(core.route_fragment(route, settings), "/", root)
     if layout == "proxy":
-        return keys
+        name = core.route_name(routespec, NAMESPACE)
+        return {**keys, f"{root}/http/services/{name}/loadBalancer/passHostHeader": "true"}
     if layout == "min":
-        return {
-            k: v
-            for k, v in keys.items()
-            if not k.endswith(("/entryPoints/0", "/passHostHeader"))
-        }
+        return {k: v for k, v in keys.items() if not k.endswith("/entryPoints/0")}
     raise ValueError(f"unknown layout {layout!r}")
 
 
@@ -98,7 +99,7 @@ def expected_for(routespec: str, target: str) -> Any:
     return core.expectations(
         [core.Op("add", routespec, core.make_route(routespec, target, {}))],
         core.Settings(entrypoint=ENTRYPOINT, namespace=NAMESPACE),
-    )[0][0]
+    )[0]
 
 
 def api_keys(root: str, username: str, password: str, rounds: int) -> dict[str, str]:
@@ -504,7 +505,7 @@ async def measure_floor(kind: str, layout: str, n: int, opts: Options, workdir: 
         cpu = CpuMeter(traefik.process.pid, store.process.pid)
         durations, polls, served = [], [], 0
         for i in range(opts.samples):
-            routespec = f"/bench/s{i}/"
+            routespec = f"/bench/b{n + i}/"
             t = time.perf_counter()
             polls.append(await traefik.add(routespec, backend.url, opts.poll))
             durations.append(time.perf_counter() - t)
@@ -594,7 +595,7 @@ async def ours_bulk(proxy: Any, store: KVStore, n: int, backend: ProbeBackend, r
     await asyncio.gather(*(proxy.add_route(f"/bench/b{i}/", backend.url, {"user": f"b{i}"}) for i in range(n)))
     result["bulk_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    await proxy.add_route("/bench/next/", backend.url, {"user": "next"})
+    await proxy.add_route(f"/bench/b{n}/", backend.url, {"user": f"b{n}"})
     result["next_add_s"] = time.perf_counter() - t
     if settle_after:
         result["bulk_backlog_s"] = await settle(store, proxy.traefik_process.pid)
@@ -613,6 +614,9 @@ async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend:
     proxy, public_url, metrics_url = make_ours(kind, store, opts, workdir)
     await proxy.start()
     try:
+        # the Hub's own route, there before any user's (the route tree's
+        # buckets fall back to it)
+        await proxy.add_route("/", backend.url, {"hub": True})
         await ours_bulk(proxy, store, n, backend, result, settle_after=not fresh)
         if fresh:
             await proxy.stop()
@@ -626,9 +630,11 @@ async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend:
         cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
         durations, served = [], 0
         for i in range(opts.samples):
-            routespec = f"/bench/s{i}/"
+            # a new user among N: in a bucket that exists (at this scale
+            # nearly every new user is), so the add is the route's own keys
+            routespec = f"/bench/b{n + 1 + i}/"
             t = time.perf_counter()
-            await proxy.add_route(routespec, backend.url, {"user": f"s{i}"})
+            await proxy.add_route(routespec, backend.url, {"user": f"b{n + 1 + i}"})
             durations.append(time.perf_counter() - t)
             served += await probe(public_url, f"{routespec}probe")
             await asyncio.sleep(opts.gap)

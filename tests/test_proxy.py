@@ -279,3 +279,29 @@ async def test_template_braces_in_data_do_not_break_the_config(proxy, backends, 
     assert await served_by(proxy, f"{prefix}after-braces/x") == "b"
     with pytest.raises(ValueError, match="template"):
         await proxy.add_route(f"{prefix}%7B%7Bx/", backends["a"].url, {})
+
+
+async def test_a_router_caught_without_its_place_stays_off_the_api_entrypoint(proxy, backends, prefix):
+    """A key-value listing read in pages can catch a child router without its
+    parentRefs: Traefik then puts it on the default entrypoints, which are
+    the public one alone (asDefault), never the API's."""
+    name = f"halfread-{prefix.strip('/')}"
+    half_read = {
+        "http": {
+            "routers": {name: {"rule": f"PathPrefix(`{prefix}`)", "service": name}},
+            "services": {name: {"loadBalancer": {"servers": [{"url": backends["b"].url}]}}},
+        }
+    }
+    await proxy._apply_dynamic_config(core.Changes(merge=half_read))
+    try:
+        await wait_for(lambda: _is(served_by(proxy, f"{prefix}x"), "b"))
+        async with httpx.AsyncClient(base_url=proxy.traefik_api_url, verify=False) as api:
+            assert (await api.get(f"{prefix}x")).status_code == 404
+    finally:
+        await proxy._apply_dynamic_config(
+            core.Changes(delete=[("http", "routers", name), ("http", "services", name)])
+        )
+
+
+async def _is(awaitable, value) -> bool:
+    return await awaitable == value

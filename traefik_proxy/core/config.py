@@ -235,6 +235,10 @@ def static_config(
     ``dashboard`` too is served only where that fragment routes it.
     """
     web = _entrypoint(public_address, tls, encodedCharacters=dict(ALLOWED_ENCODED_CHARACTERS))
+    # a router that names no entrypoint (and no parent) is on this one only,
+    # never on the API's: a key-value listing read in pages can catch a child
+    # router without its parentRefs for one reload
+    web["asDefault"] = True
     config: Nested = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {entrypoint: web, api_entrypoint: _entrypoint(api_address, api_tls)},
