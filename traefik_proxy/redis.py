@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Dict, Integer, List, Unicode, validate
+from traitlets import Bool, Dict, Integer, List, Unicode, validate
 
 from . import core
 from .kv import TKvProxy, check_store_url
@@ -62,6 +62,22 @@ class TraefikRedisProxy(TKvProxy):
         check_route_timeout, then fail naming the store.""",
     )
 
+    redis_one_event_per_write = Bool(
+        True,
+        config=True,
+        help="""Traefik re-reads its whole prefix (SCAN and MGET of every key) on
+        each keyspace event it gets, and Redis sends one per key written: 4 per
+        route, 40,000 for 10,000 routes added at once. With this on, the Hub sets
+        the server's notify-keyspace-events to "Kh" (hash commands only: no
+        event for the string keys Traefik reads) before each write, and ends
+        each write with one HINCRBY of the hash <kv_traefik_prefix>.written,
+        which Traefik's listing skips: one event, one re-read per write.
+        Keyspace events are server-wide (Traefik itself sets KEA when it
+        starts), so other writers of Traefik keys on this Redis must trigger
+        that hash too, or turn this off. Where CONFIG is not allowed, set
+        notify-keyspace-events Kh in every data node's configuration.""",
+    )
+
     @validate("redis_url")
     def _validate_redis_url(self, proposal):
         url = check_store_url(
@@ -107,6 +123,8 @@ class TraefikRedisProxy(TKvProxy):
             separator=self.kv_separator,
             sentinel_master=self.redis_sentinel_master,
             sentinels=self._sentinels(),
+            # inside Traefik's prefix (its listing's SCAN pattern), not under it
+            trigger_key=f"{self.kv_traefik_prefix}.written" if self.redis_one_event_per_write else "",
             log=self.log,
         )
 

@@ -13,6 +13,14 @@ Redis still had what this Hub wrote.
 High availability: the master can be found through Redis Sentinel, and a
 write to a master with replicas is followed by ``WAIT`` on the same
 connection, so it counts as done only once a replica has it.
+
+One keyspace event per write: Traefik re-reads its whole prefix (SCAN and
+MGET) on each keyspace event it sees, and Redis sends one per key written.
+With ``trigger_key``, each write sets ``notify-keyspace-events`` to
+``keyspace_events`` ("Kh": hash commands only, so none for the string keys
+Traefik reads) and ends with one ``HINCRBY`` of that hash under Traefik's
+prefix: one event, one re-read. Traefik's MGET reads the hash as nil and
+skips it.
 """
 
 from __future__ import annotations
@@ -26,9 +34,13 @@ from ..core.config import host_port
 from .base import KVStore, store_call_deadline, url_label, url_secrets
 
 # How many replicas the node has: the writes scripts return it, so that the
-# store knows whether to WAIT for one (see RedisStore._run_write).
+# store knows whether to WAIT for one (see RedisStore._run_write). And the
+# write's one keyspace event for Traefik, when KEYS[2] names a trigger hash.
 _REPLICAS = """
 local replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)'))
+if KEYS[2] then
+  redis.call('HINCRBY', KEYS[2], 'writes', 1)
+end
 """
 
 # KEYS[1]: the index. ARGV: key1, value1, key2, value2, ...
@@ -115,6 +127,8 @@ class RedisStore(KVStore):
         sentinel_master: str = "",
         sentinels: Sequence[tuple[str, int]] = (),
         replica_ack_timeout: float = 1.0,
+        trigger_key: str = "",
+        keyspace_events: str = "Kh",
         log: logging.Logger | None = None,
     ):
         label = url_label("redis", url)
@@ -139,6 +153,10 @@ class RedisStore(KVStore):
         self._replica_ack_timeout = replica_ack_timeout
         #: replicas the master reported at the last write
         self._replicas = 0
+        self.trigger_key = trigger_key
+        self.keyspace_events = keyspace_events
+        #: the server refused CONFIG SET (warned once; not asked again)
+        self._config_refused = False
 
     @property
     def client(self):
@@ -237,12 +255,37 @@ class RedisStore(KVStore):
         commands on one, and redis-py retries a pipeline as a whole.
         """
         pipe = self.client.pipeline(transaction=False)
-        pipe.execute_command("EVAL", script, 1, self.index_key, *args)
+        configure = bool(self.trigger_key) and not self._config_refused
+        if configure:
+            # again at every write: Traefik sets KEA whenever it starts, and a
+            # promoted replica has its own configuration
+            pipe.execute_command("CONFIG", "SET", "notify-keyspace-events", self.keyspace_events)
+        keys = [self.index_key, self.trigger_key] if self.trigger_key else [self.index_key]
+        pipe.execute_command("EVAL", script, len(keys), *keys, *args)
         # WAIT 0 0 answers at once; WAIT 1 0 would wait for ever
         timeout_ms = max(1, int(self._ack_timeout() * 1000)) if wait else 0
         pipe.execute_command("WAIT", 1 if wait else 0, timeout_ms)
-        result, acks = await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
+        if configure:
+            self._config_answer(replies.pop(0))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        result, acks = replies
         return result, int(acks)
+
+    def _config_answer(self, reply: Any) -> None:
+        if not isinstance(reply, Exception):
+            return
+        self._config_refused = True
+        self.log.warning(
+            "%s refused CONFIG SET notify-keyspace-events %s (%s): Traefik re-reads its "
+            "whole prefix once per key written instead of once per write. Allow CONFIG to "
+            "the Hub's Redis user, or set notify-keyspace-events %s in every data node's "
+            "configuration (and keep Traefik's user from CONFIG, with which it sets KEA at "
+            "start), or set c.TraefikRedisProxy.redis_one_event_per_write = False",
+            self.label, self.keyspace_events, reply, self.keyspace_events,
+        )
 
     def _ack_timeout(self) -> float:
         """How long to wait for a replica: replica_ack_timeout, within the call's deadline."""
