@@ -41,3 +41,27 @@ def test_benchmark_file_backend_smoke(tmp_path):
     assert m["live_on_return"] == 1.0  # add_route returned only once traefik served it
     assert (out / "bench.csv").read_text().startswith("system,size,status,")
     assert "add_route p50" in completed.stdout
+
+
+def test_kvfloor_smoke(tmp_path):
+    """Every system of the key-value floor benchmark runs on Redis and etcd at
+    a tiny size, and its table is written (a broken cell reports an error)."""
+    out = tmp_path / "kvfloor.jsonl"
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks.kvfloor", "--stores", "redis,etcd", "--sizes", "20",
+            "--samples", "2", "--systems", "floor-proxy,floor-min,ours-fresh,floor-min-bulk",
+            "--out", str(out),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(results) == 8
+    for result in results:
+        assert "error" not in result, result
+        if result["system"].endswith("-bulk"):
+            assert result["bulk_s"] > 0
+        else:
+            assert result["median_s"] > 0 and result["served"] == 2, result
+    assert "| redis | 20 |" in completed.stdout

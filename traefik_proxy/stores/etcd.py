@@ -160,7 +160,9 @@ class EtcdStore(KVStore):
             details = e.details() if hasattr(e, "details") else e
             if self._username and "auth token" in str(details):
                 return fn(self._connect(index, renew=True))
-            refusals = ("too many operations in txn", "request is too large")
+            # the last: etcd's gRPC server, for a request well over
+            # --max-request-bytes (its receive limit is that plus 512 KiB)
+            refusals = ("too many operations in txn", "request is too large", "received message larger than max")
             if any(refusal in str(details) for refusal in refusals):
                 # the server's limits are lower than the proxy's: say which to change
                 raise ValueError(
