@@ -673,9 +673,18 @@ def fmt_s(value: float | None) -> str:
     return "-" if value is None else (f"{value * 1e3:.0f} ms" if value < 1 else f"{value:.2f} s")
 
 
+def store_label(result: dict[str, Any]) -> str:
+    """The store, and etcd's transaction limit when it is not etcd's default."""
+    ops = (result.get("options") or {}).get("etcd_max_txn_ops", 128)
+    if result["store"] == "etcd" and ops != 128:
+        return f"etcd, --max-txn-ops={ops}"
+    return result["store"]
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown: one row per (store, N): sequential medians, ratio to the
     smallest-layout floor, N concurrent adds (ours) and N at once (floor)."""
+    results = [{**r, "store": store_label(r)} for r in results]
     cells = {(r["store"], r["n"], r["system"]): r for r in results}
     rows = [
         "| store | N | floor-proxy | floor-min | ours (after bulk) | ours (fresh) | ours / min "
@@ -706,6 +715,7 @@ def details(results: list[dict[str, Any]]) -> str:
         "| store | N | system | median | listings | txns | reloads | traefik CPU | store CPU | backlog after |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    results = [{**r, "store": store_label(r)} for r in results]
     for r in sorted(results, key=lambda r: (r["store"], r["n"])):
         for label, costs, seconds, backlog in (
             ("", r.get("per_add") or r.get("total"), r.get("median_s") or r.get("bulk_s"), r.get("backlog_s")),

@@ -206,6 +206,12 @@ def test_relayout_drops_what_earlier_versions_wrote_and_traefik_defaults():
     [[(True, "/user/"), (True, "a.x/user/al/")]],
     [("a.x", "/user/al/x")],
 )
+@example(  # a longer path-only route outranks a host route (as in the flat layout): the
+    # host bucket's routers keep explicit priorities, where rule lengths would differ
+    Settings(tree_segment=1, tree_depth=2),
+    [[(True, "a.x/"), (True, "/user/alice/lab-some-long/")]],
+    [("a.x", "/user/alice/lab-some-long/x")],
+)
 def test_host_buckets_route_as_the_flat_layout_does(settings, batches, requests_):
     """Host routes hang under host buckets, which copy the path-only routes:
     every request reaches what it reaches with every route on the entrypoint."""
