@@ -23,6 +23,7 @@ from traefik_proxy.core import (
     make_route,
     plan_delete,
     plan_set,
+    plan_set_steps,
     route_name,
     unflatten,
 )
@@ -260,3 +261,73 @@ def test_kv_keys_layout(layout, settings, added):
     assert {key_role(k, layout) for k in subtrees} == {
         (role, n) for n in names for role in ("router", "service")
     }
+
+
+# ---------------------------------------------------------------- steps
+
+
+@FAST
+@given(set_cases(), st.data())
+def test_set_steps_any_interleaving_within_a_step_is_a_safe_cut(case, data):
+    """The transactions of a step go out at once and land in any order: after
+    the steps before, any subset of a step's transactions is a cut where no
+    router lacks its service, its record or its parent."""
+    layout, values, limits = case
+    steps = plan_set_steps(values, layout, limits)
+    assert [txn for step in steps for txn in step] == plan_set(values, layout, limits)
+    everything = parts(layout, values)
+    done: dict[str, str] = {}
+    for step in steps:
+        landed = data.draw(st.permutations(step))[: data.draw(st.integers(0, len(step)))]
+        store = dict(done)
+        for txn in landed:
+            store.update(txn)
+        now = parts(layout, store)
+        for name in now["router"]:
+            service = router_service(layout, values, name)
+            if service in everything["service"]:
+                assert everything["service"][service] <= set(store), (name, service)
+            if name in everything["record"] and unit_fits(layout, values, name, limits):
+                assert name in now["record"], f"router {name} without its record"
+        parents_written(layout, store, everything)
+        for txn in step:
+            done.update(txn)
+
+
+def test_set_steps_of_a_large_batch_are_few():
+    """10,000 routes in transactions of 128 operations: hundreds of
+    transactions, but a handful of steps (services; routes)."""
+    layout = KeyLayout()
+    settings = Settings(tree_segment=1, tree_depth=2)
+    ops = [Op("add", "/", make_route("/", "http://h:1", {"hub": True}))]
+    ops += [
+        Op("add", f"/user/u{i}/", make_route(f"/user/u{i}/", f"http://h:{i + 2}", {}))
+        for i in range(10_000)
+    ]
+    to_set, _ = kv_keys(changes_for(ops, settings), layout)
+    steps = plan_set_steps(to_set, layout, TxnLimits(max_ops=128, max_bytes=1_000_000))
+    assert sum(len(step) for step in steps) > 300
+    assert len(steps) <= 20
+    assert max(len(step) for step in steps) > 250
+
+
+def test_set_steps_keep_buckets_and_split_units_in_order():
+    """Small transactions: a bucket's routers (no record) and the pieces of a
+    route too large for one transaction each keep a step of their own, before
+    the route's own transaction."""
+    layout = KeyLayout()
+    settings = Settings(tree_segment=1, tree_depth=2)
+    ops = [
+        Op("add", spec, make_route(spec, "http://h:1", {"hub": spec == "/"}))
+        for spec in ("/", "/user/alice/", "/user/alan/", "/user/bob/")
+    ]
+    to_set, _ = kv_keys(changes_for(ops, settings), layout)
+    steps = plan_set_steps(to_set, layout, TxnLimits(max_ops=3, max_bytes=None))
+    step_of = {key: i for i, step in enumerate(steps) for txn in step for key in txn}
+    for name, keys in parts(layout, to_set)["router"].items():
+        parent = to_set.get(layout.traefik_key(("http", "routers", name, "parentRefs", "0")))
+        if parent is not None:
+            parent_keys = parts(layout, to_set)["router"][parent]
+            assert min(step_of[k] for k in keys) > max(step_of[k] for k in parent_keys), (name, parent)
+        if is_tree_router(name) or len(keys) + 1 > 3:  # split: its pieces in order
+            assert len({step_of[k] for k in keys}) == len({id(t) for s in steps for t in s if set(t) & keys})

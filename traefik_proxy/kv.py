@@ -39,6 +39,9 @@ from .stores.base import KVStore, store_call_deadline
 
 T = TypeVar("T")
 
+#: transactions of one step (core.plan_set_steps) sent at once
+KV_WRITES_IN_FLIGHT = 8
+
 __all__ = ["KVStoreUnavailable", "TKvProxy", "check_store_url", "store_call_deadline"]
 
 
@@ -186,10 +189,32 @@ class TKvProxy(KvMigration, TraefikProxy):
     async def _kv_write(self, to_set: dict[str, str], to_delete: list[str], deadline: float) -> None:
         layout, limits = self.kv_layout, self.kv_store.limits
         # sets first: a bucket's rest moves to its new fallback before the old one goes
-        for values in core.plan_set(to_set, layout, limits):
-            await self._kv_call("write", self._kv_atomic_set, values, deadline=deadline)
+        for step in core.plan_set_steps(to_set, layout, limits):
+            await self._kv_write_step(step, deadline)
         for keys in core.plan_delete(to_delete, layout, limits):
             await self._kv_call("delete", self._kv_atomic_delete, *keys, deadline=deadline)
+
+    async def _kv_write_step(self, step: list[dict[str, str]], deadline: float) -> None:
+        """The transactions of one step, which commute: several in flight.
+
+        A store takes many transactions sooner when they overlap (etcd commits
+        them together), and Traefik then re-reads its prefix fewer times.
+        Every transaction is waited for before an error is raised, so that
+        the route table is read again from what the store holds.
+        """
+        if len(step) == 1:
+            await self._kv_call("write", self._kv_atomic_set, step[0], deadline=deadline)
+            return
+        slots = asyncio.Semaphore(KV_WRITES_IN_FLIGHT)
+
+        async def write(values: dict[str, str]) -> None:
+            async with slots:
+                await self._kv_call("write", self._kv_atomic_set, values, deadline=deadline)
+
+        outcomes = await asyncio.gather(*(write(values) for values in step), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         prefix = self.kv_layout.routes_prefix

@@ -76,7 +76,17 @@ from .routing import (
     rest_name,
     tree_level,
 )
-from .kv import OP_OVERHEAD, KeyLayout, TxnLimits, key_role, kv_keys, plan_delete, plan_set, txn_bytes
+from .kv import (
+    OP_OVERHEAD,
+    KeyLayout,
+    TxnLimits,
+    key_role,
+    kv_keys,
+    plan_delete,
+    plan_set,
+    plan_set_steps,
+    txn_bytes,
+)
 from .providers import (
     DEFAULT_PORTS,
     consul_provider,
@@ -183,6 +193,7 @@ __all__ = [
     "plan_file_migration",
     "plan_kv_migration",
     "plan_set",
+    "plan_set_steps",
     "redis_db",
     "redis_provider",
     "relayout",

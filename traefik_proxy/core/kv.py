@@ -28,6 +28,14 @@ of them. The order makes every such cut harmless:
   without its parent. A change that sets and deletes sets first: a bucket's
   catch-all moves to its new fallback before the old fallback's service goes.
 
+Steps: :func:`plan_set_steps` groups the transactions of a set into steps
+that go one after the other, the transactions of one step in any order (the
+shell sends them at once). A step holds only transactions that commute:
+services and other keys alone, or whole routers each with its record. Route
+tree routers, and the pieces of a unit split for the limits, are steps of
+their own. So a large batch is a few steps, each of many transactions, and
+every cut of any interleaving is still one of the cuts above.
+
 Transactions respect the store's :class:`TxnLimits`. The one exception: a
 unit (one key, or a router with its record) that exceeds the limits even
 alone in a transaction is split key by key, record last, and a single key
@@ -150,6 +158,38 @@ def plan_set(values: Mapping[str, str], layout: KeyLayout, limits: TxnLimits) ->
     tree = [routers.pop(name) for name in sorted(n for n in routers if is_tree_router(n))]
     units = [*services, *others, *tree, *routers.values(), *lone_records]
     return [{key: values[key] for key in txn} for txn in _pack(units, values, limits)]
+
+
+def plan_set_steps(
+    values: Mapping[str, str], layout: KeyLayout, limits: TxnLimits
+) -> list[list[dict[str, str]]]:
+    """:func:`plan_set`'s transactions, in steps (see the module doc)."""
+    steps: list[list[dict[str, str]]] = []
+    last = ""
+    for txn in plan_set(values, layout, limits):
+        kind = _commuting_kind(txn, layout)
+        if kind and kind == last:
+            steps[-1].append(txn)
+        else:
+            steps.append([txn])
+        last = kind
+    return steps
+
+
+def _commuting_kind(txn: Mapping[str, str], layout: KeyLayout) -> str:
+    """"prelude" (services and other keys), "routes" (whole routers, each with
+    its record, and records), or "" for a transaction that must keep its place."""
+    roles = [key_role(key, layout) for key in txn]
+    if all(role in ("service", "other") for role, _ in roles):
+        return "prelude"
+    routers = {name for role, name in roles if role == "router"}
+    records = {name for role, name in roles if role == "record"}
+    # a route tree's routers have no record: they never commute (their
+    # order is outer level first), nor do pieces of a unit split for the
+    # limits, nor routers rewritten without their records (a relayout)
+    if all(role in ("router", "record") for role, _ in roles) and routers <= records:
+        return "routes"
+    return ""
 
 
 _DELETE_RANK = {"router": 0, "other": 1, "service": 2, "record": 3}
