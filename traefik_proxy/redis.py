@@ -5,7 +5,7 @@ and Lua scripts, is :class:`traefik_proxy.stores.redis.RedisStore`.
 
 Traefik's Redis provider, unlike its etcd and Consul ones, does not read
 atomically: it lists keys with SCAN pages, and a write landing between two
-pages can be seen in part (a router with its rule but not yet its priority).
+pages can be seen in part (a router with its rule but not yet its parentRefs).
 That is why a route counts as served only once Traefik reports every
 router field as written (see :func:`traefik_proxy.core.is_live`).
 """
@@ -124,7 +124,7 @@ class TraefikRedisProxy(TKvProxy):
             sentinel_master=self.redis_sentinel_master,
             sentinels=self._sentinels(),
             # inside Traefik's prefix (its listing's SCAN pattern), not under it
-            trigger_key=f"{self.kv_traefik_prefix}.written" if self.redis_one_event_per_write else "",
+            trigger_key=self.kv_traefik_prefix + ".written" if self.redis_one_event_per_write else "",
             log=self.log,
         )
 

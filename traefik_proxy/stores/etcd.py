@@ -162,7 +162,11 @@ class EtcdStore(KVStore):
                 return fn(self._connect(index, renew=True))
             # the last: etcd's gRPC server, for a request well over
             # --max-request-bytes (its receive limit is that plus 512 KiB)
-            refusals = ("too many operations in txn", "request is too large", "received message larger than max")
+            refusals = (
+                "too many operations in txn",
+                "request is too large",
+                "received message larger than max",
+            )
             if any(refusal in str(details) for refusal in refusals):
                 # the server's limits are lower than the proxy's: say which to change
                 raise ValueError(

@@ -34,10 +34,14 @@ from ..core.config import host_port
 from .base import KVStore, store_call_deadline, url_label, url_secrets
 
 # How many replicas the node has: the writes scripts return it, so that the
-# store knows whether to WAIT for one (see RedisStore._run_write). And the
-# write's one keyspace event for Traefik, when KEYS[2] names a trigger hash.
+# store knows whether to WAIT for one (see RedisStore._run_write).
 _REPLICAS = """
 local replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)'))
+"""
+
+# The write's one keyspace event for Traefik, when KEYS[2] names a trigger
+# hash (see the module doc); after every key of the write.
+_TRIGGER = """
 if KEYS[2] then
   redis.call('HINCRBY', KEYS[2], 'writes', 1)
 end
@@ -53,7 +57,7 @@ for i = 1, #ARGV, 2 do
   redis.call('SET', ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
 end
-""" + _REPLICAS + """
+""" + _TRIGGER + _REPLICAS + """
 return {existed, replicas}
 """
 
@@ -76,7 +80,7 @@ for i = 2, #ARGV do
     redis.call('ZREM', KEYS[1], key)
   end
 end
-""" + _REPLICAS + """
+""" + _TRIGGER + _REPLICAS + """
 return {deleted, replicas}
 """
 
