@@ -140,6 +140,23 @@ def unit_fits(layout: KeyLayout, values: dict[str, str], name: str, limits: TxnL
     return within([k for k in unit if k in values], values, limits)
 
 
+def assert_safe_cut(layout: KeyLayout, values: dict[str, str], limits: TxnLimits, store: dict[str, str]) -> None:
+    """What a store holding part of ``values`` may hold: no router before its
+    service, without its record or without its parent; no record before its router."""
+    everything = parts(layout, values)
+    now = parts(layout, store)
+    for name in now["router"]:
+        service = router_service(layout, values, name)
+        if service in everything["service"]:
+            assert everything["service"][service] <= set(store), (name, service)
+        if name in everything["record"] and unit_fits(layout, values, name, limits):
+            assert name in now["record"], f"router {name} without its record"
+    for name in now["record"]:
+        # a record means "this route is written", whatever the limits
+        assert everything["router"].get(name, set()) <= set(store), name
+    parents_written(layout, store, everything)
+
+
 # ---------------------------------------------------------------- set
 
 
@@ -163,21 +180,10 @@ def test_set_plan_writes_every_key_once_within_limits(case):
 @given(set_cases())
 def test_set_cut_anywhere_no_router_before_its_service_or_without_its_record(case):
     layout, values, limits = case
-    everything = parts(layout, values)
     store: dict[str, str] = {}
     for txn in plan_set(values, layout, limits):
         store.update(txn)
-        now = parts(layout, store)
-        for name in now["router"]:
-            service = router_service(layout, values, name)
-            if service in everything["service"]:
-                assert everything["service"][service] <= set(store), (name, service)
-            if name in everything["record"] and unit_fits(layout, values, name, limits):
-                assert name in now["record"], f"router {name} without its record"
-        for name in now["record"]:
-            # a record means "this route is written", whatever the limits
-            assert everything["router"].get(name, set()) <= set(store), name
-        parents_written(layout, store, everything)
+        assert_safe_cut(layout, values, limits, store)
 
 
 @FAST
@@ -275,21 +281,13 @@ def test_set_steps_any_interleaving_within_a_step_is_a_safe_cut(case, data):
     layout, values, limits = case
     steps = plan_set_steps(values, layout, limits)
     assert [txn for step in steps for txn in step] == plan_set(values, layout, limits)
-    everything = parts(layout, values)
     done: dict[str, str] = {}
     for step in steps:
         landed = data.draw(st.permutations(step))[: data.draw(st.integers(0, len(step)))]
         store = dict(done)
         for txn in landed:
             store.update(txn)
-        now = parts(layout, store)
-        for name in now["router"]:
-            service = router_service(layout, values, name)
-            if service in everything["service"]:
-                assert everything["service"][service] <= set(store), (name, service)
-            if name in everything["record"] and unit_fits(layout, values, name, limits):
-                assert name in now["record"], f"router {name} without its record"
-        parents_written(layout, store, everything)
+        assert_safe_cut(layout, values, limits, store)
         for txn in step:
             done.update(txn)
 
