@@ -1,6 +1,6 @@
 #!/bin/bash
 # one run, back to back, on a quiet machine
-cd /work/main
+cd "$(dirname "$0")/../../.."  # the repository root
 OUT=benchmarks/reports/kv-scale/floor-2026-11-27.jsonl
 rm -f $OUT
 date
