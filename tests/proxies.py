@@ -69,3 +69,9 @@ async def served_by(proxy, path: str, host: str | None = None) -> str | None:
     if response.status_code != 200:
         return None
     return response.json()["backend"]
+
+
+async def serves(proxy, path: str, backend: str | None) -> bool:
+    """Whether ``backend`` answers ``path`` now (None: no backend does); for
+    :func:`tests.utils.wait_for`."""
+    return await served_by(proxy, path) == backend

@@ -16,7 +16,7 @@ import websockets
 from traefik_proxy import core
 
 from .instruments import spying
-from .proxies import fetch, served_by
+from .proxies import fetch, served_by, serves
 from .utils import hub_objects, wait_for
 
 
@@ -49,7 +49,7 @@ async def test_add_get_delete_with_neighbours(proxy, backends, prefix):
     await proxy.delete_route(routespec)
     assert await proxy.get_route(routespec) is None
     # the deleted path falls back to the prefix's catch-all; neighbours stay
-    await wait_for(lambda: _is_served(proxy, f"{prefix}user/alice/lab", "hub"))
+    await wait_for(lambda: serves(proxy, f"{prefix}user/alice/lab", "hub"))
     for routespec, (target, data) in neighbours.items():
         assert await proxy.get_route(routespec) == {
             "routespec": routespec,
@@ -57,10 +57,6 @@ async def test_add_get_delete_with_neighbours(proxy, backends, prefix):
             "data": data,
         }
     assert await served_by(proxy, f"{prefix}user/%E7%A7%80%E6%A8%B9/") == "b"
-
-
-async def _is_served(proxy, path, backend):
-    return await served_by(proxy, path) == backend
 
 
 async def test_trailing_slash_semantics(proxy, backends, prefix):
@@ -294,14 +290,10 @@ async def test_a_router_caught_without_its_place_stays_off_the_api_entrypoint(pr
     }
     await proxy._apply_dynamic_config(core.Changes(merge=half_read))
     try:
-        await wait_for(lambda: _is(served_by(proxy, f"{prefix}x"), "b"))
+        await wait_for(lambda: serves(proxy, f"{prefix}x", "b"))
         async with httpx.AsyncClient(base_url=proxy.traefik_api_url, verify=False) as api:
             assert (await api.get(f"{prefix}x")).status_code == 404
     finally:
         await proxy._apply_dynamic_config(
             core.Changes(delete=[("http", "routers", name), ("http", "services", name)])
         )
-
-
-async def _is(awaitable, value) -> bool:
-    return await awaitable == value

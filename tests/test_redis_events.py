@@ -12,8 +12,9 @@ import asyncio
 import logging
 
 import pytest
+import redis.asyncio
 
-from .proxies import make_proxy, served_by
+from .proxies import make_proxy, served_by, serves
 from .utils import Backend, wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -30,8 +31,6 @@ class KeyspaceEvents:
     """Every keyspace event of the keys under a prefix, as Traefik subscribes to them."""
 
     def __init__(self, url: str, prefix: str):
-        import redis.asyncio
-
         self.client = redis.asyncio.from_url(url, decode_responses=True)
         self.pattern = f"__keyspace*:{prefix}*"
         self.events: list[tuple[str, str]] = []
@@ -86,10 +85,8 @@ async def test_one_event_per_write(redis_server, backend, tmp_path, request):
             assert await served_by(proxy, "/user/alan/x") == "a"
             await proxy.delete_route("/user/alice/")
             assert await events.settle() == [(trigger, "hincrby")]
-            await wait_for(lambda: _is_none(served_by(proxy, "/user/alice/x")))
+            await wait_for(lambda: serves(proxy, "/user/alice/x", None))
             assert await served_by(proxy, "/user/alan/x") == "a"
-        import redis.asyncio
-
         async with redis.asyncio.from_url(redis_server.url, decode_responses=True) as client:
             # Redis writes the classes in its own order ("hK")
             assert set((await client.config_get("notify-keyspace-events"))["notify-keyspace-events"]) == set("Kh")
@@ -100,8 +97,6 @@ async def test_one_event_per_write(redis_server, backend, tmp_path, request):
 
 
 async def test_off_each_key_is_an_event(redis_server, backend, tmp_path, request):
-    import redis.asyncio
-
     # as Traefik sets it at start, and our other proxies' writes set it back to Kh
     async with redis.asyncio.from_url(redis_server.url) as client:
         await client.config_set("notify-keyspace-events", "KEA")
@@ -124,8 +119,6 @@ async def test_off_each_key_is_an_event(redis_server, backend, tmp_path, request
 async def test_config_refused_warns_once_and_routes_still_go_live(redis_server, backend, tmp_path, request, caplog):
     """A Hub user without CONFIG (managed Redis, least privilege): every key
     is an event again, as before; the Hub says so once and works on."""
-    import redis.asyncio
-
     async with redis.asyncio.from_url(redis_server.url) as client:
         await client.config_set("notify-keyspace-events", "KEA")
         await client.acl_setuser(
@@ -146,7 +139,3 @@ async def test_config_refused_warns_once_and_routes_still_go_live(redis_server, 
             assert set((await client.config_get("notify-keyspace-events"))["notify-keyspace-events"]) != set("Kh")
     finally:
         await proxy.stop()
-
-
-async def _is_none(awaitable) -> bool:
-    return await awaitable is None

@@ -21,7 +21,7 @@ import websockets
 from traefik_proxy import core
 
 from .kv_support import kv_prefixes
-from .proxies import fetch, make_proxy, served_by
+from .proxies import fetch, make_proxy, served_by, serves
 from .utils import wait_for
 
 
@@ -76,18 +76,14 @@ async def test_a_bucket_falls_back_to_the_flat_route_that_comes_and_goes(proxy, 
     assert await served_by(proxy, f"{prefix}user/bob/") == "a"
     # ...and gives them back when it goes
     await proxy.delete_route(f"{prefix}user/")
-    await wait_for(lambda: _served_is(proxy, f"{prefix}user/bobby/", "hub"))
+    await wait_for(lambda: serves(proxy, f"{prefix}user/bobby/", "hub"))
     # a bucket emptied of its routes goes; its requests still reach the Hub
     await proxy.delete_route(f"{prefix}user/bob/")
-    await wait_for(lambda: _served_is(proxy, f"{prefix}user/bob/", "hub"))
+    await wait_for(lambda: serves(proxy, f"{prefix}user/bob/", "hub"))
     settings = proxy.settings
     for bucket in core.bucket_chain(f"{prefix}user/bob/", settings.tree_segment, settings.tree_depth):
         name = core.bucket_name(bucket, proxy.traefik_namespace)
         await wait_for(lambda: _router_gone(proxy, name))
-
-
-async def _served_is(proxy, path: str, backend: str) -> bool:
-    return await served_by(proxy, path) == backend
 
 
 async def _router_gone(proxy, name: str) -> bool:

@@ -71,9 +71,12 @@ def route_fragment(route: Route, settings: Settings) -> Nested:
 
 
 def effective_priority(router: Mapping[str, Any]) -> int:
-    """The priority Traefik gives a router: its own, or the rule's length in
-    bytes when it has none."""
-    return router.get("priority") or len(router["rule"].encode())
+    """The priority Traefik gives a router: its own, or the rule's length when
+    it has none (Go counts it in bytes)."""
+    priority = router.get("priority")
+    if isinstance(priority, int) and priority > 0:
+        return priority
+    return len(str(router.get("rule", "")).encode())
 
 
 def route_paths(routespec: str, settings: Settings) -> list[KeyPath]:

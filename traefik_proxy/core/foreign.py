@@ -32,6 +32,7 @@ from typing import Any
 
 import msgspec
 
+from .config import effective_priority
 from .routespec import normalize_routespec, route_priority, split_routespec
 
 _SAMPLE = 10
@@ -74,7 +75,8 @@ def foreign_routers(
         if not _candidate(router, provider, namespace, entrypoint):
             continue
         rule = str(router.get("rule", ""))
-        priority = _priority(router, rule)
+        # Traefik's API reports the effective priority; without one, the rule's length
+        priority = effective_priority(router)
         host = _host_limit(rule)
         if any(priority >= p and (host is None or not h or h == host) for h, p in hub):
             found.append(ForeignRouter(str(router.get("name")), str(router.get("provider")), rule, priority))
@@ -103,12 +105,6 @@ def _candidate(router: Mapping[str, Any], provider: str, namespace: str, entrypo
         return False
     return not is_hub_router(router, provider=provider, namespace=namespace)
 
-
-def _priority(router: Mapping[str, Any], rule: str) -> int:
-    # Traefik reports the effective priority; an unset one is the rule's
-    # length, which Go counts in bytes
-    priority = router.get("priority")
-    return priority if isinstance(priority, int) and priority > 0 else len(rule.encode())
 
 
 def _host_and_priority(routespec: str, pin_host: str) -> tuple[str, int]:
