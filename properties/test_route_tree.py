@@ -134,6 +134,11 @@ def run_batches(settings: Settings, batches) -> tuple[dict, set[str], RouteTable
 
 @FAST
 @given(tree_settings, batches, st.lists(requests, min_size=1, max_size=12))
+@example(  # a bucket (/user/a) must outrank the flat route just above it (/user/)
+    Settings(tree_segment=1, tree_depth=2),
+    [[(True, "/user/"), (True, "/user/alice/")]],
+    ["/user/alice/x"],
+)
 def test_the_tree_routes_as_the_longest_prefix_does(settings, batches, paths):
     document, held, _ = run_batches(settings, batches)
     for path in paths:
