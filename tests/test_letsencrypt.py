@@ -26,13 +26,14 @@ import pytest
 from cryptography import x509
 
 from traefik_proxy.core.acme import LETSENCRYPT_PRODUCTION
+from traefik_proxy.default_cert import COMMON_NAME as DEFAULT_CN
 
 from .acme_servers import DOMAIN, Pebble, start_pebble
 from .proxies import make_proxy
 from .hub_process import HubProcess
 from .test_browser import CHROMIUM, IN_CI, browse
 from .test_jupyterhub import PASSWORD, _drive_hub
-from .utils import free_port, wait_for
+from .utils import free_port, served_certificate, wait_for
 
 CERT_TIMEOUT = 60  # seconds; Pebble with no sleeps issues in a few
 
@@ -78,16 +79,6 @@ def acme_proxy(request, directory: Path, pebble: Pebble, kind: str = "file", **o
     return proxy, recorder
 
 
-def served_certificate(port: int, sni: str = DOMAIN) -> x509.Certificate:
-    """The certificate the proxy's HTTPS port presents for ``sni`` (not verified)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=sni) as tls:
-            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-
-
 def chains_to(port: int, root_pem: str, sni: str = DOMAIN) -> bool:
     """Whether the proxy serves, for ``sni``, a certificate verifying against ``root_pem``."""
     context = ssl.create_default_context(cadata=root_pem)
@@ -104,7 +95,7 @@ async def wait_for_certificate(port: int, root_pem: str, timeout: float = CERT_T
     started = time.monotonic()
     while not await asyncio.to_thread(chains_to, port, root_pem):
         if time.monotonic() - started > timeout:
-            subject = served_certificate(port).subject.rfc4514_string()
+            subject = served_certificate(port, DOMAIN).subject.rfc4514_string()
             raise AssertionError(f"no certificate from Pebble within {timeout}s (serving {subject})")
         await asyncio.sleep(0.1)
     return time.monotonic() - started
@@ -145,7 +136,7 @@ async def test_certificate_from_pebble_redirect_and_restart(request, tmp_path, p
         await wait_for_certificate(pebble.tls_port, root)
         elapsed = time.monotonic() - started
         print(f"\n  time from proxy start to HTTPS serving Pebble's certificate (HTTP-01): {elapsed:.1f}s")
-        certificate = served_certificate(pebble.tls_port)
+        certificate = served_certificate(pebble.tls_port, DOMAIN)
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         assert names.value.get_values_for_type(x509.DNSName) == [DOMAIN]
         assert pebble.orders() == orders_before + 1
@@ -171,7 +162,7 @@ async def test_certificate_from_pebble_redirect_and_restart(request, tmp_path, p
         await proxy.add_route("/", backends["hub"].url, {"hub": True})
         assert await wait_for_certificate(pebble.tls_port, root, timeout=10) < 10
         await asyncio.sleep(5)  # time enough for Traefik to order one if it were going to
-        assert served_certificate(pebble.tls_port).serial_number == serial
+        assert served_certificate(pebble.tls_port, DOMAIN).serial_number == serial
         assert pebble.orders() == orders_before + 1
     finally:
         await proxy.stop()
@@ -243,8 +234,8 @@ async def test_failed_validation_is_reported_and_hub_keeps_serving(request, tmp_
             return pebble.orders() > attempts
 
         await wait_for(ordered_again, CERT_TIMEOUT, interval=0.1)
-        # still serving, with Traefik's default certificate
-        assert "TRAEFIK DEFAULT CERT" in served_certificate(pebble.tls_port).subject.rfc4514_string()
+        # still serving, with the default certificate the proxy keeps
+        assert DEFAULT_CN in served_certificate(pebble.tls_port, DOMAIN).subject.rfc4514_string()
         async with https_client(None) as client:
             response = await get_as_hub_test(client, f"https://127.0.0.1:{pebble.tls_port}/hub/")
         assert response.json()["backend"] == "hub"

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 from aiohttp import web
+from cryptography import x509
 
 from .servers import free_port
 
@@ -97,3 +100,13 @@ def hub_objects(prefix: str, backends) -> tuple[dict, SimpleNamespace, object]:
     hub = Hub(ip="127.0.0.1", port=backends["hub"].port, base_url=f"{prefix}hub/")
     hub.routespec = f"{prefix}hub/"
     return users, SimpleNamespace(hub=hub), hub
+
+
+def served_certificate(port: int, sni: str) -> x509.Certificate:
+    """The certificate a TLS port on 127.0.0.1 presents for ``sni`` (not verified)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=sni) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))

@@ -12,7 +12,8 @@ prints or writes:
 - the dynamic config the proxy writes for its API (router, basic auth, TLS,
   ``extra_dynamic_config``), for operators who provide it themselves
   (``enable_setup_dynamic_config = False``). It holds the bcrypt hash of
-  ``traefik_api_password``, so it is left out while no password is set.
+  ``traefik_api_password``, so it is left out while no password is set,
+  and, written to a file, the default TLS certificate (kept beside it).
 
 Nothing is started and no store is contacted.
 """
@@ -58,13 +59,23 @@ def load_proxy(config_file: str | None):
     )
 
 
-def api_dynamic_config(proxy) -> dict[str, Any] | None:
-    """The Hub's own dynamic config, or None while there is no password to hash."""
+def api_dynamic_config(proxy, dynamic_output: str | None = None) -> dict[str, Any] | None:
+    """The Hub's own dynamic config, or None while there is no password to hash.
+
+    The default certificate's key goes only into a file: written to
+    ``dynamic_output``, it is kept beside it (unless
+    ``traefik_default_cert_file`` says where); printed, it is left out.
+    """
     if not (proxy.traefik_api_password or proxy.traefik_api_hashed_password):
         return None
     if not proxy.traefik_api_hashed_password:
         proxy.should_start = False  # hash the configured password, never a generated one
         proxy._generate_password_if_needed()
+    if not dynamic_output:
+        proxy.traefik_default_cert = False
+    elif not proxy.traefik_default_cert_file:
+        kept = Path(dynamic_output).with_name("traefik-default-cert.pem")
+        proxy.traefik_default_cert_file = str(kept)
     return proxy._generate_traefik_dynamic_config()
 
 
@@ -100,7 +111,8 @@ def static_config_command(args: argparse.Namespace) -> int:
     proxy = load_proxy(args.config)
     fmt = args.format or (config_format(Path(args.output)) if args.output else "toml")
     texts = [_emit(proxy.traefik_static_config(), args.output, fmt, "Traefik's static config")]
-    dynamic = api_dynamic_config(proxy)
+    printed_certificate = proxy.traefik_default_cert and not args.dynamic_output
+    dynamic = api_dynamic_config(proxy, args.dynamic_output)
     if dynamic is None:
         print(
             "note: no dynamic config shown: it holds the hash of the API password; "
@@ -110,6 +122,12 @@ def static_config_command(args: argparse.Namespace) -> int:
     else:
         title = "the dynamic config of the Hub's API (for enable_setup_dynamic_config = False)"
         texts.append(_emit(dynamic, args.dynamic_output, fmt, title))
+        if printed_certificate and not core.names_default_certificate(dynamic):
+            print(
+                "note: the default TLS certificate (traefik_default_cert) is not printed, "
+                "since it holds a private key; write it with --dynamic-output",
+                file=sys.stderr,
+            )
     _check_dynamic_file(proxy, args.dynamic_output)
     texts = [t for t in texts if t]
     if texts:

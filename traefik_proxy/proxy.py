@@ -80,6 +80,26 @@ class TraefikProxy(
         dynamic config. Set False when whoever runs traefik already provides them.""",
     )
 
+    traefik_default_cert = Bool(
+        True,
+        config=True,
+        help="""Name a fixed default TLS certificate in the dynamic config when none
+        is given (JupyterHub's ssl_cert/ssl_key, or a tls.stores.default in
+        extra_dynamic_config). Without one, Traefik generates a new RSA key at
+        every configuration reload, which is most of a reload's cost at a few
+        hundred routes. The proxy creates a self-signed ECDSA certificate once,
+        keeps it in traefik_default_cert_file and passes it as PEM content, so
+        replicas reading a key-value store get it too. Set False to leave
+        Traefik's own default (a certificate already written stays).""",
+    )
+    traefik_default_cert_file = Unicode(
+        "",
+        config=True,
+        help="""Where the default certificate and its key are kept (PEM, mode 0600),
+        reused at every start. Default: traefik-default-cert.pem beside
+        static_config_file.""",
+    )
+
     traefik_api_url = Unicode(
         "http://localhost:8099",
         config=True,

@@ -4,7 +4,7 @@
 kept in a file of its own (a mixin reading the proxy's traitlets): the
 settings every route is written with, the API's credentials, the static
 config traefik starts with, and the Hub's own dynamic config (API router and
-its basic auth, TLS certificate, error pages). The fragments come from
+its basic auth, TLS certificates, error pages). The fragments come from
 :mod:`traefik_proxy.core`; this feeds them the settings, refuses settings that
 cannot work, and writes the result.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import core
+from . import core, default_cert
 from .files import atomic_write, dump_config
 from .traefik_api import hash_password
 from .traefik_process import api_address, public_address
@@ -112,6 +112,11 @@ class TraefikConfig:
                     )
                 config = core.deep_merge(config, core.tls_fragment(self.ssl_cert, self.ssl_key))
             config = self._letsencrypt_dynamic_config(config)
+            if self.traefik_default_cert and not core.names_default_certificate(
+                core.deep_merge(config, self.extra_dynamic_config)
+            ):
+                cert = self._default_certificate()
+                config = core.deep_merge(config, core.tls_fragment(cert.cert_pem, cert.key_pem))
         if self.traefik_error_pages:
             if self.hub is None:
                 raise ValueError(
@@ -124,6 +129,17 @@ class TraefikConfig:
                 core.error_pages_fragment(self._error_middleware_name, self.hub.host, error_path),
             )
         return core.deep_merge(config, self.extra_dynamic_config)
+
+    def _default_certificate(self) -> default_cert.DefaultCertificate:
+        """The kept default certificate (created on first use), read once per proxy."""
+        if self._default_cert is None:
+            path = self.traefik_default_cert_file or str(
+                Path(self.static_config_file).with_name("traefik-default-cert.pem")
+            )
+            self._default_cert = default_cert.load_or_create(Path(path), self.log)
+        return self._default_cert
+
+    _default_cert: default_cert.DefaultCertificate | None = None
 
     def _write_static_config(self) -> None:
         """Write :meth:`traefik_static_config` to ``static_config_file``."""

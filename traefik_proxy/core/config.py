@@ -133,6 +133,13 @@ def api_fragment(
     }
 
 
+def names_default_certificate(dynamic_config: Nested) -> bool:
+    """Whether a dynamic config names Traefik's default certificate (without
+    one, Traefik generates a new RSA key at every reload)."""
+    store = dynamic_config.get("tls", {}).get("stores", {}).get("default", {})
+    return bool(store.get("defaultCertificate"))
+
+
 def error_pages_fragment(name: str, hub_url: str, error_path: str) -> Nested:
     """An ``errors`` middleware sending 502-504 answers to the Hub's error page.
 
@@ -153,7 +160,10 @@ def error_pages_fragment(name: str, hub_url: str, error_path: str) -> Nested:
 
 
 def tls_fragment(cert_file: str, key_file: str) -> Nested:
-    """Dynamic config making a certificate Traefik's default one."""
+    """Dynamic config making a certificate Traefik's default one.
+
+    Traefik reads each of ``cert_file`` and ``key_file`` as a path, or as PEM
+    content when it is not the path of a file."""
     return {
         "tls": {
             "stores": {
