@@ -31,6 +31,7 @@ def _bytes_mb(name: str) -> Callable[[dict[str, Any]], float | None]:
 
 METRICS: list[Metric] = [
     Metric("add_p50_ms", "add_route p50 (until live)", "ms", _sub("add_route", "p50_ms")),
+    Metric("add_p90_ms", "add_route p90", "ms", _sub("add_route", "p90_ms")),
     Metric("add_p95_ms", "add_route p95", "ms", _sub("add_route", "p95_ms")),
     Metric("delete_p50_ms", "delete_route p50", "ms", _sub("delete_route", "p50_ms")),
     Metric("delete_p95_ms", "delete_route p95", "ms", _sub("delete_route", "p95_ms")),

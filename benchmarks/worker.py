@@ -96,6 +96,7 @@ def summary_ms(seconds: list[float]) -> dict[str, Any]:
     return {
         "n": len(ms),
         "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
         "p95_ms": percentile(ms, 95),
         "min_ms": min(ms) if ms else None,
         "max_ms": max(ms) if ms else None,
