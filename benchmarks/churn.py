@@ -110,7 +110,10 @@ async def measure_system(system: str, args: argparse.Namespace, backend: Backend
         traits = dict(args.traits)
         spec = {"system": base, "size": args.routes, "chp_command": str(args.chp_command),
                 "store_url": store.url if store else "", "traits": traits}
-        made = systems.make(base, spec, Path(tmp))
+        if variant.startswith("shards"):
+            made = sharded(base, int(variant[len("shards"):]), Path(tmp), traits)
+        else:
+            made = systems.make(base, spec, Path(tmp))
         # the Hub side shares the proxy's core for the whole run
         stack.enter_context(on_cpu(PROXY_CPU))
         await made.proxy.start()
@@ -120,6 +123,21 @@ async def measure_system(system: str, args: argparse.Namespace, backend: Backend
             stopped = made.proxy.stop()
             if asyncio.iscoroutine(stopped):
                 await stopped
+
+
+def sharded(base: str, shards: int, workdir: Path, traits: dict[str, Any]) -> Any:
+    """``ours-file+shardsK``: the shard prototype of benchmarks/experiments/shards.py."""
+    from . import systems
+    from .experiments.shards import ShardedFileProxy
+
+    if base != "ours-file":
+        raise SystemExit(f"{base}+shards: the prototype shards the file provider only")
+    proxy = ShardedFileProxy(shards, workdir, **systems._ours(workdir))
+    proxy.log = systems.log
+    for p in (proxy.front, *proxy.shards):
+        for name, value in traits.items():
+            setattr(p, name, value)
+    return systems.Made(proxy, proxy.public_url)
 
 
 async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
