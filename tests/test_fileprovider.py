@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import os
 import ssl
 import stat
 import tomllib
 
+import bcrypt
 import httpx
 import pytest
 import trustme
 import yaml
+from traitlets import TraitError
 
 from traefik_proxy.fileprovider import TraefikFileProviderProxy
 
@@ -45,15 +49,31 @@ async def test_formats_permissions_and_secrets(suffix, request, tmp_path, backen
     parsed = tomllib.loads(text) if suffix == "toml" else yaml.safe_load(text)
     assert any("user-alice" in name for name in parsed["http"]["routers"])
     assert mode(dynamic) == 0o600
-    # the generated password is random, and only its bcrypt hash is on disk
+    # the generated password is random, and only its hash is on disk: SHA-1,
+    # cheap for Traefik to check on each API request (traefik accepted it above)
     assert len(password) >= 32
     for path in tmp_path.iterdir():
         if path.is_file():
             assert password not in path.read_text(errors="replace"), path
-    assert proxy.traefik_api_hashed_password.startswith("$2")
+    expected = "{SHA}" + base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+    assert proxy.traefik_api_hashed_password == expected
     assert proxy.traefik_api_hashed_password in text
     assert password not in caplog.text
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_chosen_password_is_hashed_with_bcrypt_unless_told(request, tmp_path):
+    """auto: bcrypt for a password someone set (it may be short); sha1 when asked."""
+    proxy = make_proxy("file", request, tmp_path, traefik_api_password="chosen")
+    proxy._generate_password_if_needed()
+    assert bcrypt.checkpw(b"chosen", proxy.traefik_api_hashed_password.encode())
+    proxy = make_proxy(
+        "file", request, tmp_path, traefik_api_password="chosen", traefik_api_password_hash="sha1"
+    )
+    proxy._generate_password_if_needed()
+    assert proxy.traefik_api_hashed_password.startswith("{SHA}")
+    with pytest.raises(TraitError, match="traefik_api_password_hash"):
+        make_proxy("file", request, tmp_path, traefik_api_password_hash="md5")
 
 
 async def test_password_is_new_at_each_start(request, tmp_path):

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from jupyterhub.proxy import Proxy
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe
+from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default, observe
 
 from . import core
 from .activity_tracker import ActivityTracker
@@ -124,6 +124,17 @@ class TraefikProxy(
         every API request, so each step doubles the time of every route
         confirmation. The generated password has 256 random bits, for which
         the cost adds no strength; raise it if you set a weak password.""",
+    )
+    traefik_api_password_hash = Enum(
+        ["auto", "bcrypt", "sha1"],
+        "auto",
+        config=True,
+        help="""How the API password is hashed for Traefik's basic auth, which checks
+        it on every API request (and add_route polls the API while it waits):
+        bcrypt (cost traefik_api_password_hash_rounds; about 1.3 ms of Traefik's
+        CPU per request at cost 4) or htpasswd's SHA-1 (about 0.15 ms), which is
+        safe only for a long random password. auto: SHA-1 for the password the
+        proxy generates (256 random bits), bcrypt for one you set.""",
     )
     traefik_api_validate_cert = Bool(
         True, config=True, help="Verify the TLS certificate of an https traefik_api_url"

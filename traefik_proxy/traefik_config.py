@@ -38,6 +38,9 @@ class TraefikConfig:
             tree_depth=self.traefik_route_tree_depth,
         )
 
+    #: the API password this proxy generated, if it did (hashed with SHA-1 under "auto")
+    _generated_api_password: str | None = None
+
     @property
     def _error_middleware_name(self) -> str:
         return f"{self.traefik_namespace}-hub-errors"
@@ -56,10 +59,15 @@ class TraefikConfig:
                     "c.TraefikProxy.traefik_api_password to the password of the traefik you run"
                 )
             self.traefik_api_password = secrets.token_urlsafe(32)
+            self._generated_api_password = self.traefik_api_password
             self.log.info("Generated a random password for Traefik's API")
         if not self.traefik_api_hashed_password:
+            scheme = self.traefik_api_password_hash
+            if scheme == "auto":
+                generated = self.traefik_api_password == self._generated_api_password
+                scheme = "sha1" if generated else "bcrypt"
             self.traefik_api_hashed_password = hash_password(
-                self.traefik_api_password, self.traefik_api_password_hash_rounds
+                self.traefik_api_password, self.traefik_api_password_hash_rounds, scheme
             )
 
     def traefik_static_config(self) -> dict[str, Any]:
