@@ -94,6 +94,7 @@ async def test_new_proxy_object_reads_existing_routes(request, tmp_path, backend
         later = TraefikFileProviderProxy(
             dynamic_config_file=proxy.dynamic_config_file, should_start=False,
             traefik_api_url=proxy.traefik_api_url, traefik_api_password=proxy.traefik_api_password,
+            static_config_file=proxy.static_config_file,
         )
         assert await later.get_route("/user/kept/") == {
             "routespec": "/user/kept/", "target": backends["a"].url, "data": {"n": 1}
