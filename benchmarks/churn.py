@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -308,8 +309,15 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    # SIGTERM (e.g. from `timeout`) as Ctrl-C: asyncio.run then cancels the
+    # run, whose `finally`s stop every traefik, store and backend it started
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupted)
     results = asyncio.run(amain(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
