@@ -112,7 +112,7 @@ async def measure_system(system: str, args: argparse.Namespace, backend: Backend
         spec = {"system": base, "size": args.routes, "chp_command": str(args.chp_command),
                 "store_url": store.url if store else "", "traits": traits}
         if variant.startswith("shards"):
-            made = sharded(base, int(variant[len("shards"):]), Path(tmp), traits)
+            made = sharded(base, variant, Path(tmp), traits)
         else:
             made = systems.make(base, spec, Path(tmp))
         # the Hub side shares the proxy's core for the whole run
@@ -126,14 +126,20 @@ async def measure_system(system: str, args: argparse.Namespace, backend: Backend
                 await stopped
 
 
-def sharded(base: str, shards: int, workdir: Path, traits: dict[str, Any]) -> Any:
-    """``ours-file+shardsK``: the shard prototype of benchmarks/experiments/shards.py."""
+def sharded(base: str, variant: str, workdir: Path, traits: dict[str, Any]) -> Any:
+    """``ours-file+shardsK[-lazy][-gogc]``: the shard prototype of
+    benchmarks/experiments/shards.py; ``lazy``: deletes wait up to 10 s for
+    their shard's next add; ``gogc``: GOGC=400 for the shard traefiks."""
     from . import systems
     from .experiments.shards import ShardedFileProxy
 
     if base != "ours-file":
         raise SystemExit(f"{base}+shards: the prototype shards the file provider only")
-    proxy = ShardedFileProxy(shards, workdir, **systems._ours(workdir))
+    count, *flags = variant[len("shards"):].split("-")
+    proxy = ShardedFileProxy(
+        int(count), workdir, lazy_deletes=10 if "lazy" in flags else 0,
+        shard_env={"GOGC": "400"} if "gogc" in flags else None, **systems._ours(workdir),
+    )
     proxy.log = systems.log
     for p in (proxy.front, *proxy.shards):
         for name, value in traits.items():
