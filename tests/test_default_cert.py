@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import stat
+from pathlib import Path
 
 import pytest
 import trustme
@@ -45,17 +46,32 @@ def kept_certificate(path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
+async def served_once_started(proxy, backend, port: int | None = None) -> x509.Certificate:
+    """Start ``proxy``, add a route, and return the certificate its API port
+    (or ``port``) serves for "localhost"; stopped again in any case."""
+    await proxy.start()
+    try:
+        await proxy.add_route("/user/cert/", backend.url, {})
+        return served_certificate(port or api_port(proxy), "localhost")
+    finally:
+        await proxy.stop()
+
+
+def operators_certificate(directory, *names: str) -> tuple[str, str]:
+    """(cert file, key file) of a certificate for ``names`` from a test CA."""
+    issued = trustme.CA().issue_cert(*names)
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert_file))
+    issued.private_key_pem.write_to_path(str(key_file))
+    return str(cert_file), str(key_file)
+
+
 @pytest.mark.parametrize("kind", sorted(PROXY_KINDS))
 async def test_traefik_serves_the_kept_certificate_across_restarts(kind, request, tmp_path, backends, caplog):
     caplog.set_level(logging.DEBUG)
     proxy = make_proxy(kind, request, tmp_path, **https_api())
     kept = tmp_path / "traefik-default-cert.pem"
-    await proxy.start()
-    try:
-        await proxy.add_route("/user/cert/", backends["a"].url, {})
-        served = served_certificate(api_port(proxy), "localhost")
-    finally:
-        await proxy.stop()
+    served = await served_once_started(proxy, backends["a"])
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert served == kept_certificate(kept)
     assert default_cert.COMMON_NAME in served.subject.rfc4514_string()
@@ -69,12 +85,7 @@ async def test_traefik_serves_the_kept_certificate_across_restarts(kind, request
 
     # a new proxy object with the same settings: the same certificate, the file untouched
     again = make_proxy(kind, request, tmp_path, **_same_store(proxy))
-    await again.start()
-    try:
-        await again.add_route("/user/cert/", backends["b"].url, {})
-        assert served_certificate(api_port(again), "localhost") == served
-    finally:
-        await again.stop()
+    assert await served_once_started(again, backends["b"]) == served
     assert kept.read_bytes() == content
 
 
@@ -87,62 +98,32 @@ def _same_store(proxy) -> dict:
 
 async def test_the_operators_certificate_wins(request, tmp_path, backends):
     """ssl_cert/ssl_key: Traefik serves them, and the proxy creates no certificate of its own."""
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    issued.cert_chain_pems[0].write_to_path(str(cert_file))
-    issued.private_key_pem.write_to_path(str(key_file))
+    cert_file, key_file = operators_certificate(tmp_path, "127.0.0.1", "localhost")
+    public_port = free_port()
     proxy = make_proxy(
         "file", request, tmp_path / "hub",
-        public_url=f"https://127.0.0.1:{free_port()}",
-        ssl_cert=str(cert_file), ssl_key=str(key_file),
+        public_url=f"https://127.0.0.1:{public_port}", ssl_cert=cert_file, ssl_key=key_file,
     )
-    await proxy.start()
-    try:
-        await proxy.add_route("/user/cert/", backends["a"].url, {})
-        public_port = int(proxy.public_url.rsplit(":", 1)[1])
-        served = served_certificate(public_port, "localhost")
-    finally:
-        await proxy.stop()
-    assert served == x509.load_pem_x509_certificate(cert_file.read_bytes())
+    served = await served_once_started(proxy, backends["a"], public_port)
+    assert served == kept_certificate(Path(cert_file))
     assert not (tmp_path / "hub" / "traefik-default-cert.pem").exists()
 
 
 async def test_the_operators_certificate_replaces_the_kept_one(request, tmp_path, backends):
     """A store written with the proxy's certificate, then started with the operator's."""
     proxy = make_proxy("etcd", request, tmp_path, **https_api())
-    await proxy.start()
-    try:
-        ours = served_certificate(api_port(proxy), "localhost")
-    finally:
-        await proxy.stop()
-    ca = trustme.CA()
-    issued = ca.issue_cert("localhost")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    issued.cert_chain_pems[0].write_to_path(str(cert_file))
-    issued.private_key_pem.write_to_path(str(key_file))
+    ours = await served_once_started(proxy, backends["a"])
+    cert_file, key_file = operators_certificate(tmp_path, "localhost")
     settings = {**_same_store(proxy), "public_url": f"https://127.0.0.1:{free_port()}"}
-    operators = make_proxy(
-        "etcd", request, tmp_path, **settings, ssl_cert=str(cert_file), ssl_key=str(key_file)
-    )
-    await operators.start()
-    try:
-        await operators.add_route("/user/cert/", backends["a"].url, {})
-        served = served_certificate(api_port(operators), "localhost")
-    finally:
-        await operators.stop()
+    operators = make_proxy("etcd", request, tmp_path, **settings, ssl_cert=cert_file, ssl_key=key_file)
+    served = await served_once_started(operators, backends["a"])
     assert default_cert.COMMON_NAME in ours.subject.rfc4514_string()
-    assert served == x509.load_pem_x509_certificate(cert_file.read_bytes())
+    assert served == kept_certificate(Path(cert_file))
 
 
 async def test_turned_off_traefik_serves_its_own(request, tmp_path, backends):
     proxy = make_proxy("file", request, tmp_path, **https_api(traefik_default_cert=False))
-    await proxy.start()
-    try:
-        await proxy.add_route("/user/cert/", backends["a"].url, {})
-        served = served_certificate(api_port(proxy), "localhost")
-    finally:
-        await proxy.stop()
+    served = await served_once_started(proxy, backends["a"])
     assert TRAEFIKS_OWN in served.subject.rfc4514_string()
     assert not (tmp_path / "traefik-default-cert.pem").exists()
 
