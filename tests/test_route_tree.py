@@ -65,7 +65,9 @@ async def test_longest_prefix_wins_across_bucket_levels(proxy, backends, prefix)
 
 
 async def test_a_bucket_falls_back_to_the_flat_route_that_comes_and_goes(proxy, backends, prefix):
-    """The rest of each bucket follows the longest flat route above it."""
+    """Misses in a bucket reach the Hub; a shorter route of the same bucket
+    (``<prefix>user/`` is bucketed here) takes them while it exists; emptied
+    buckets go. The rest following a *flat* route: the next test."""
     hub, b = backends["hub"].url, backends["b"].url
     await proxy.add_route(prefix, hub, {"hub": True})
     await proxy.add_route(f"{prefix}user/bob/", backends["a"].url, {})
@@ -84,6 +86,26 @@ async def test_a_bucket_falls_back_to_the_flat_route_that_comes_and_goes(proxy, 
     for bucket in core.bucket_chain(f"{prefix}user/bob/", settings.tree_segment, settings.tree_depth):
         name = core.bucket_name(bucket, proxy.traefik_namespace)
         await wait_for(lambda: _router_gone(proxy, name))
+
+
+async def test_a_bucket_rest_follows_a_flat_route_between_the_hub_and_the_bucket(request, tmp_path, backends):
+    """In the shared proxy above, ``<prefix>user/`` is itself bucketed (the
+    bucketed segment is the prefix's next one), so it never is the flat route
+    a bucket falls back to. Here the user segment is the third: ``/t/user/`` is
+    flat, between the Hub's ``/t/`` and the buckets of ``/t/user/b...``."""
+    proxy = make_proxy("file", request, tmp_path, traefik_route_tree_segment=2)
+    await proxy.start()
+    try:
+        await proxy.add_route("/t/", backends["hub"].url, {"hub": True})
+        await proxy.add_route("/t/user/bob/", backends["a"].url, {})
+        assert await served_by(proxy, "/t/user/bobby/") == "hub"
+        await proxy.add_route("/t/user/", backends["b"].url, {})
+        assert await served_by(proxy, "/t/user/bobby/") == "b"
+        assert await served_by(proxy, "/t/user/bob/") == "a"
+        await proxy.delete_route("/t/user/")
+        await wait_for(lambda: serves(proxy, "/t/user/bobby/", "hub"))
+    finally:
+        await proxy.stop()
 
 
 async def _router_gone(proxy, name: str) -> bool:
