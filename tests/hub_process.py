@@ -153,6 +153,11 @@ class HubProcess:
             DEMO_TRAEFIK_API_PORT=str(free_port()),
             DEMO_PASSWORD=self.password,
             DEMO_BANNER="0",
+            # the etcd client's gRPC registers fork handlers; JupyterHub's local
+            # spawner forks (preexec_fn), and once in a while a child died in
+            # them before exec ("epoll_wait error: Bad file descriptor", seen in
+            # test_ha_hub): single-user servers need no gRPC
+            GRPC_ENABLE_FORK_SUPPORT="false",
         )
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
