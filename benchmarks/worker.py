@@ -374,10 +374,7 @@ async def amain(spec: dict[str, Any]) -> int:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        os.environ.pop(var, None)
-    # upstream runs "traefik" from PATH: the one installed beside this python
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    systems.local_environment()
     return asyncio.run(amain(spec))
 
 
