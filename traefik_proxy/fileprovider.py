@@ -22,6 +22,7 @@ from .setting_checks import deprecated_alias, deprecated_class
 from .files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, config_format, dump_config, load_config
 from .core.serialize import Memo
 from .proxy import TraefikProxy
+from .sharding import shard_file
 
 RECORDS_KEY = "jupyterhub"
 
@@ -48,6 +49,17 @@ class TraefikFileProviderProxy(TraefikProxy):
     @property
     def _path(self) -> Path:
         return Path(self.dynamic_config_file)
+
+    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+        own = {"dynamic_config_file": shard_file(self.dynamic_config_file, k)}
+        return {**super()._shard_overrides(k, free_ports), **own}
+
+    def _share_store_of(self, other: TraefikProxy) -> None:
+        """Nothing to share: a file is opened for each read."""
+
+    async def _discard_store(self) -> None:
+        """Remove the dynamic config file (a leftover shard's)."""
+        self._path.unlink(missing_ok=True)
 
     def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
         config_format(self._path)  # an unknown extension fails before traefik starts

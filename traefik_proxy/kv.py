@@ -118,6 +118,31 @@ class TKvProxy(KvMigration, TraefikProxy):
         self._kv_setup_keys: dict[str, str] = {}
         self._kv_setup_lost = False
 
+    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+        """Shard k's prefixes: ``hubs/hub1/traefik`` -> ``hubs/hub1/shard-3.traefik``.
+        Never an extension of the front's own (``traefik-shard-3``): Traefik
+        reads a rootKey as a plain string prefix, so the front would read
+        the shards' keys as its own."""
+        def shard_prefix(prefix: str) -> str:
+            head, sep, last = prefix.rpartition(self.kv_separator)
+            return f"{head}{sep}shard-{k}.{last}"
+
+        return {
+            **super()._shard_overrides(k, free_ports),
+            "kv_traefik_prefix": shard_prefix(self.kv_traefik_prefix),
+            "kv_jupyterhub_prefix": shard_prefix(self.kv_jupyterhub_prefix),
+        }
+
+    def _share_store_of(self, other: TKvProxy) -> None:
+        """Use another proxy's store client (its prefixes stay this one's);
+        for a leftover shard's store, read and removed once, never closed."""
+        self._kv_store = other.kv_store
+
+    async def _discard_store(self) -> None:
+        """Delete every key under both prefixes (a leftover shard's)."""
+        subtrees = [p + self.kv_separator for p in (self.kv_traefik_prefix, self.kv_jupyterhub_prefix)]
+        await self._kv_call("delete", self._kv_atomic_delete, *subtrees, deadline=self._kv_deadline())
+
     # ------------------------------------------------------------ the store
 
     def _make_store(self) -> KVStore:

@@ -28,6 +28,13 @@ from .coalesce import Coalescer
 from .letsencrypt import LetsEncryptMixin
 from .route_tree import RouteTreeMixin
 from .setting_checks import SettingChecks
+from .sharding import (
+    ShardingMixin,
+    ShardSet,
+    leftover_shards,
+    move_misplaced,
+    remove_front_tree,
+)
 from .takeover import Takeover
 from .traefik_api import TraefikAPI, not_served
 from .traefik_config import TraefikConfig
@@ -42,7 +49,13 @@ _API_SETTINGS = {
 
 
 class TraefikProxy(
-    LetsEncryptMixin, RouteTreeMixin, TraefikConfig, Takeover, SettingChecks, Proxy
+    LetsEncryptMixin,
+    RouteTreeMixin,
+    ShardingMixin,
+    TraefikConfig,
+    Takeover,
+    SettingChecks,
+    Proxy,
 ):
     """JupyterHub proxy backed by Traefik v3. Use a subclass that picks a provider."""
 
@@ -270,6 +283,8 @@ class TraefikProxy(
     async def start(self) -> None:
         """Write the configs, start traefik, return when its API answers (or stop it)."""
         self._letsencrypt_check()
+        if self.traefik_shards:
+            self._check_shard_settings()
         self._generate_password_if_needed()
         supervisor = self._supervisor = TraefikSupervisor(
             self.traefik_command,
@@ -292,6 +307,7 @@ class TraefikProxy(
             self._ready = True
             supervisor.watch(until_serving=self._wait_for_api)
             await self._on_serving()
+            await self._start_shards()
         except BaseException:
             await self.stop()
             raise
@@ -313,8 +329,21 @@ class TraefikProxy(
                 self._activity = ActivityTracker(fetch, self.provider_name, interval, self.log)
             self._activity.start()
 
+    async def _start_shards(self) -> None:
+        """Start the shards; without, take back the routes of shards from before."""
+        if self.traefik_shards:
+            self._shard_set = ShardSet(self)
+            await self._shard_set.start()
+            return
+        leftovers = await leftover_shards(self, 0)
+        if leftovers:
+            await move_misplaced(self, [], leftovers, lambda: remove_front_tree(self))
+
     async def stop(self) -> None:
         """Stop traefik, remove its static config and pid files (not the routes), close the API."""
+        if self._shard_set is not None:
+            shards, self._shard_set = self._shard_set, None
+            await shards.stop()
         if self._supervisor is not None:
             await self._supervisor.stop()
         await self._letsencrypt_drain_log()
@@ -338,10 +367,13 @@ class TraefikProxy(
             if self._ready:
                 return
             if not self.should_start:
+                if self.traefik_shards:
+                    self._check_shard_settings()
                 self._generate_password_if_needed()
                 await self._setup_traefik_dynamic_config()
                 await self._wait_for_api()
                 await self._on_serving()
+                await self._start_shards()
             self._ready = True
 
     # ------------------------------------------------------------ routes
@@ -351,14 +383,20 @@ class TraefikProxy(
         route = core.make_route(routespec, target, data)
         await self._ensure_ready()
         self.log.debug("Adding route %s -> %s", route.routespec, route.target)
-        await self._coalescer.submit(core.Op("add", route.routespec, route))
+        if self._shard_set is not None:
+            await self._shard_set.add_route(route)
+        else:
+            await self._coalescer.submit(core.Op("add", route.routespec, route))
 
     async def delete_route(self, routespec) -> None:
         """Delete a route; deleting a route that does not exist is not an error."""
         routespec = core.normalize_routespec(routespec)
         await self._ensure_ready()
         self.log.debug("Deleting route %s", routespec)
-        await self._coalescer.submit(core.Op("delete", routespec))
+        if self._shard_set is not None:
+            await self._shard_set.delete_route(routespec)
+        else:
+            await self._coalescer.submit(core.Op("delete", routespec))
 
     async def get_all_routes(self) -> dict[str, dict[str, Any]]:
         """Every route this Hub added: ``{routespec: {routespec, target, data}}``."""
@@ -375,12 +413,16 @@ class TraefikProxy(
             if name in last_activity:
                 route["data"] = {**route["data"], "last_activity": last_activity[name]}
             routes[route["routespec"]] = route
+        if self._shard_set is not None:
+            return await self._shard_set.get_all_routes(routes)
         return routes
 
     async def get_route(self, routespec) -> dict[str, Any] | None:
         """One route as added (without last_activity), or None."""
         routespec = core.normalize_routespec(routespec)
         await self._ensure_ready()
+        if self._shard_set is not None and core.leaf_bucket(routespec, self.settings):
+            return await self._shard_set.get_route(routespec)
         raw = await self._get_route_record(core.route_name(routespec, self.traefik_namespace))
         return core.decode_route(raw).as_dict() if raw is not None else None
 

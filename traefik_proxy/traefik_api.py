@@ -305,6 +305,33 @@ class TraefikAPI:
         checks = await asyncio.gather(*(self.is_live(e, client) for e in pending.values()))
         return [n for n, ok in zip(list(pending), checks) if ok]
 
+    async def wait_for_routers(self, names: Sequence[str]) -> set[str]:
+        """Wait until Traefik reports every named router (of this provider)
+        enabled; the names still missing after ``timeout`` seconds. For
+        routers that are not a route's (the shards' front tree)."""
+        pending = set(names)
+        deadline = time.monotonic() + self.timeout
+        while pending:
+            started = time.monotonic()
+            order = sorted(pending)
+            try:
+                if len(order) > RAWDATA_THRESHOLD:
+                    routers = (await self.get_json("/api/rawdata")).get("routers") or {}
+                    found = [routers.get(f"{n}@{self.provider}") for n in order]
+                else:
+                    found = await asyncio.gather(*(
+                        self.get_json(f"/api/http/routers/{n}@{self.provider}", missing_ok=True)
+                        for n in order
+                    ))
+                pending -= {n for n, r in zip(order, found) if r and r.get("status") == "enabled"}
+            except httpx.HTTPError as e:
+                self.log.debug("Traefik API not answering yet: %r", e)
+            now = time.monotonic()
+            if not pending or now > deadline:
+                break
+            await asyncio.sleep(max(self.poll_interval, now - started))
+        return pending
+
     async def is_live(
         self, expected: core.Expected, client: httpx.AsyncClient | None = None
     ) -> bool:

@@ -141,11 +141,14 @@ class TraefikConfig:
     def _default_certificate(self) -> default_cert.DefaultCertificate:
         """The kept default certificate (created on first use), read once per proxy."""
         if self._default_cert is None:
-            path = self.traefik_default_cert_file or str(
-                Path(self.static_config_file).with_name("traefik-default-cert.pem")
-            )
-            self._default_cert = default_cert.load_or_create(Path(path), self.log)
+            self._default_cert = default_cert.load_or_create(self._default_cert_path(), self.log)
         return self._default_cert
+
+    def _default_cert_path(self) -> Path:
+        return Path(
+            self.traefik_default_cert_file
+            or Path(self.static_config_file).with_name("traefik-default-cert.pem")
+        )
 
     _default_cert: default_cert.DefaultCertificate | None = None
 

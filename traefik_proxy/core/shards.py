@@ -1,0 +1,176 @@
+"""Shards: user routes in K shard Traefiks behind a front Traefik.
+
+A Traefik rebuilds its whole configuration on every change, at about 0.1 ms
+of CPU per route it holds (docs/reload-cost.md), so with 10,000 routes each
+spawn costs a CPU-second. Sharded, a route lives in one of K shard Traefiks,
+chosen by the *leaf bucket* of the route tree it hangs under (``/user/al``
+for ``/user/alice/`` at depth 2), and a change reloads that shard alone.
+
+The front Traefik holds the routes without a user segment (the Hub's ``/``,
+``/hub/``: *flat* routes, which every shard holds too, so that a shard's
+bucket rests fall back to them) and the *front tree*: the route tree's
+buckets, under names of their own (:func:`front_namespace`), where
+
+- a bucket at the tree's full depth sends its requests to its shard;
+- a shallower bucket holds its children and a *rest* router sending what
+  matches none of them to its own shard. A user name shorter than the depth
+  ends its chain there, and its route lives in that same shard.
+
+A request that enters a bucket whose routes are all gone still reaches a
+shard, which answers as the flat routes say (the Hub), so front buckets need
+never be removed while the Hub runs; at start the front tree is written anew
+from the routes the shards hold (:func:`front_tree`).
+
+Everything here is pure: which shard a route lives in, the front tree, the
+front's shard services, and which stored routes must move when K changes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from .config import Settings
+from .routespec import Route
+from .routing import Bucket, bucket_chain, bucket_fragment, bucket_name, rest_name
+
+Nested = dict[str, Any]
+
+#: what the front's tree routers are named under: ``<namespace>-front--tree-...``,
+#: so the front's own relayout (which removes ``<namespace>--tree-`` routers no
+#: route of its own uses) never takes them for its own
+FRONT_SUFFIX = "-front"
+
+
+def front_namespace(namespace: str) -> str:
+    return namespace + FRONT_SUFFIX
+
+
+def shard_of(bucket: Bucket, shards: int) -> int:
+    """The shard of a bucket's routes: a stable hash of the bucket, so that
+    shards stay balanced however the names' first characters are spread."""
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, not {shards}")
+    key = f"{int(bucket.host)}:{bucket.domain}:{bucket.prefix}"
+    return zlib.crc32(key.encode()) % shards
+
+
+def route_shard(routespec: str, settings: Settings, shards: int) -> int | None:
+    """The shard a normalized routespec lives in; None for a flat route (the
+    front and every shard hold it)."""
+    chain = bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
+    return shard_of(chain[-1], shards) if chain else None
+
+
+def leaf_bucket(routespec: str, settings: Settings) -> Bucket | None:
+    """The deepest bucket a routespec hangs under (what the front routes by); None if flat."""
+    chain = bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
+    return chain[-1] if chain else None
+
+
+def shard_service_name(namespace: str, k: int) -> str:
+    """The front's service for shard ``k``."""
+    return f"{namespace}-shard-{k}"
+
+
+def front_services(namespace: str, shard_urls: list[str]) -> Nested:
+    """The front's services, one per shard: its public entrypoint's URL."""
+    services = {
+        shard_service_name(namespace, k): {"loadBalancer": {"servers": [{"url": url}]}}
+        for k, url in enumerate(shard_urls)
+    }
+    return {"http": {"services": services}}
+
+
+def with_parents(buckets: Iterable[Bucket]) -> set[Bucket]:
+    """The buckets and every bucket above them."""
+    found: set[Bucket] = set()
+    for bucket in buckets:
+        while bucket not in found:
+            found.add(bucket)
+            if bucket.level == 1:
+                break
+            bucket = bucket.parent
+    return found
+
+
+def front_tree(buckets: Iterable[Bucket], settings: Settings, shards: int) -> Nested:
+    """The front's routers for these buckets and those above them (see the
+    module's docstring): a bucket at ``settings.tree_depth`` routes to its
+    shard, a shallower one holds a rest router to its own shard."""
+    namespace = front_namespace(settings.namespace)
+    routers: Nested = {}
+    for bucket in sorted(with_parents(buckets)):
+        fragment = bucket_fragment(
+            bucket,
+            namespace=namespace,
+            entrypoint=settings.entrypoint,
+            tls=settings.tls,
+            pin_host=settings.pin_host,
+            fallback=None,
+            error_middleware="",
+        )
+        name = bucket_name(bucket, namespace)
+        service = shard_service_name(settings.namespace, shard_of(bucket, shards))
+        own = fragment["http"]["routers"]
+        if bucket.level >= settings.tree_depth:
+            own[name]["service"] = service
+        else:
+            own[rest_name(bucket, namespace)] = {
+                "rule": "PathPrefix(`/`)",
+                "priority": 1,
+                "service": service,
+                "parentRefs": [name],
+            }
+        routers.update(own)
+    return {"http": {"routers": routers}} if routers else {}
+
+
+class Move(msgspec.Struct, frozen=True):
+    """A stored route that is not where the layout puts it: set it in
+    ``to`` (a shard, or None for every place that holds flat routes), then
+    delete it from ``drop`` (stores that hold it but should not)."""
+
+    route: Route
+    to: tuple[int | None, ...]
+    drop: tuple[int | None, ...]
+
+
+def misplaced(
+    held: Mapping[int | None, Iterable[Route]], settings: Settings, shards: int
+) -> list[Move]:
+    """What must move so that every route is where K = ``shards`` puts it.
+
+    ``held`` maps each store to the routes its records hold: None for the
+    front's, k for shard k's (including shards beyond the new K, whose
+    stores are left over from a larger K). A user route belongs to
+    :func:`route_shard` alone; a flat route to the front and every shard
+    below K. With ``shards = 0`` every route belongs to the front alone. When two stores hold different versions of a route (a write
+    interrupted between them), the one its own place holds wins, else the
+    front's.
+    """
+    places: dict[str, dict[int | None, Route]] = {}
+    for store, routes in held.items():
+        for route in routes:
+            places.setdefault(route.routespec, {})[store] = route
+    every: tuple[int | None, ...] = (None, *range(shards))
+    moves: list[Move] = []
+    for routespec in sorted(places):
+        found = places[routespec]
+        k = route_shard(routespec, settings, shards) if shards else None
+        wanted = every if k is None else (k,)
+        canonical = next((found[s] for s in wanted if s in found), None)
+        if canonical is None:
+            canonical = found.get(None) or found[min(found, key=_order)]
+        to = tuple(s for s in wanted if found.get(s) != canonical)
+        drop = tuple(sorted((s for s in found if s not in wanted), key=_order))
+        if to or drop:
+            moves.append(Move(canonical, to, drop))
+    return moves
+
+
+def _order(store: int | None) -> int:
+    return -1 if store is None else store

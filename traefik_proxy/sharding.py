@@ -1,0 +1,446 @@
+"""Shards in the shell: K shard proxies behind this proxy's Traefik (the front).
+
+:mod:`traefik_proxy.core.shards` decides where a route lives and what the
+front routes where; this module runs it. With ``traefik_shards = K`` the
+proxy the Hub made is the *front*: its own Traefik, store and records hold
+the flat routes (the Hub's ``/``) and the front tree. It makes K *shard*
+proxies of its own class, each a whole proxy with its own Traefik (public
+entrypoint and API on loopback), its own dynamic config (a file beside the
+front's, or its own prefixes of the same key-value store) and its own route
+records, and hands every route to the ones that must serve it:
+
+- a user route to its shard; once the shard serves it, the front's bucket
+  for it (when new), and add_route returns once the front serves that too;
+- a flat route to the front and every shard;
+- a user route's delete waits (``traefik_shard_delete_delay``) for the next
+  add to its shard and is written with it: a spawn storm's add and delete
+  then cost one reload, not two. Meanwhile the route is already gone from
+  get_all_routes and get_route, and only its router lingers, pointing at a
+  server that stopped. A Hub killed meanwhile leaves the route in the store;
+  JupyterHub's check_routes deletes it again.
+
+At start, routes found elsewhere than K says (a store written without
+shards, or with another K) move: set where they belong, then deleted where
+they were. Each shard's traefik is supervised like the front's: restarted
+when it dies, it reads its store again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+from traitlets import Dict, Float, Integer, List, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from . import core
+from .coalesce import Coalescer
+from .traefik_process import TraefikSupervisor
+
+#: TraefikProxy settings a shard copies from the front (the rest are the
+#: front's alone: public URL, TLS, Let's Encrypt, replicas, extra configs)
+SHARED_SETTINGS = (
+    "check_route_timeout",
+    "concurrency",
+    "enable_setup_dynamic_config",
+    "should_start",
+    "traefik_activity_interval",
+    "traefik_api_entrypoint",
+    "traefik_api_hashed_password",
+    "traefik_api_password",
+    "traefik_api_password_hash",
+    "traefik_api_password_hash_rounds",
+    "traefik_api_username",
+    "traefik_command",
+    "traefik_default_cert",
+    "traefik_error_pages",
+    "traefik_log_level",
+    "traefik_namespace",
+    "traefik_pin_host",
+    "traefik_poll_interval",
+    "traefik_providers_throttle_duration",
+    "traefik_route_tree_depth",
+    "traefik_route_tree_segment",
+    "traefik_track_activity",
+)
+
+
+def shard_file(path: str, k: int) -> str:
+    """``rules.toml`` -> ``rules.shard-3.toml``: shard k's file beside the front's."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.shard-{k}{p.suffix}"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ShardingMixin(Configurable):
+    """Mixin of :class:`~traefik_proxy.proxy.TraefikProxy`: the shard settings,
+    and how a shard proxy is made from the front (see the module's docstring)."""
+
+    traefik_shards = Integer(
+        0,
+        config=True,
+        help="""Spread user routes over this many shard Traefiks behind this one
+        (the front), so that a route change reloads one shard's few hundred
+        routes instead of the whole table: for Hubs with thousands of routes
+        whose servers start and stop often (docs/spawn-storm.md). Every
+        request then crosses two Traefiks. 0: one Traefik holds everything.
+        Needs the route tree (traefik_route_tree_depth >= 1).""",
+    )
+    traefik_shard_delete_delay = Float(
+        10.0,
+        config=True,
+        help="""Seconds a user route's delete may wait for the next add to its shard,
+        to be written with it (one reload instead of two). The route leaves
+        get_all_routes at once; its router lingers at most this long. 0 writes
+        every delete at once.""",
+    )
+    traefik_shard_env = Dict(
+        {"GOGC": "400"},
+        config=True,
+        help="""Environment of the shard traefiks, over traefik_env. GOGC=400 cuts the
+        garbage collection that is a quarter of a reload's CPU, for a few MB
+        more per shard.""",
+    )
+    traefik_shard_port = Integer(
+        0,
+        config=True,
+        help="""First of the loopback ports of the shards: shard k's public entrypoint
+        listens on this + 2k, its API on this + 2k + 1. 0: free ports, picked at
+        each start. Needed with should_start = False.""",
+    )
+    traefik_shard_trusted_ips = List(
+        Unicode(),
+        ["127.0.0.1/32", "::1/128"],
+        config=True,
+        help="""Where a shard's entrypoint trusts X-Forwarded-* headers from: the
+        front's address.""",
+    )
+
+    @validate("traefik_shards")
+    def _shards_not_negative(self, proposal):
+        if proposal.value < 0:
+            raise TraitError(
+                f"traefik_shards = {proposal.value} is negative; set c.TraefikProxy.traefik_shards "
+                "to 0 (one Traefik) or the number of shard Traefiks"
+            )
+        return proposal.value
+
+    _shard_set: ShardSet | None = None
+
+    def _check_shard_settings(self) -> None:
+        if not self.traefik_route_tree_depth:
+            raise ValueError(
+                f"traefik_shards = {self.traefik_shards} needs the route tree, which shards "
+                "split by bucket, but traefik_route_tree_depth is 0; set it to 1 or more"
+            )
+        if self.traefik_replica_api_urls:
+            raise ValueError(
+                "traefik_shards does not support traefik_replica_api_urls yet; "
+                "set one of them to its default"
+            )
+        if not self.should_start and not self.traefik_shard_port:
+            raise ValueError(
+                "traefik_shards with should_start = False needs the shards' ports: "
+                "set c.TraefikProxy.traefik_shard_port"
+            )
+
+    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+        """What shard k's proxy has of its own; subclasses add where its
+        dynamic config lives."""
+        if self.traefik_shard_port or not free_ports:
+            public, api = self.traefik_shard_port + 2 * k, self.traefik_shard_port + 2 * k + 1
+        else:
+            public, api = free_port(), free_port()
+        trusted = {"forwardedHeaders": {"trustedIPs": list(self.traefik_shard_trusted_ips)}}
+        return {
+            "traefik_shards": 0,
+            "public_url": f"http://127.0.0.1:{public}",
+            "traefik_api_url": f"http://127.0.0.1:{api}",
+            "traefik_entrypoint": "http",
+            "static_config_file": shard_file(self.static_config_file, k),
+            "traefik_pid_file": shard_file(self.traefik_pid_file, k),
+            "traefik_default_cert_file": str(self._default_cert_path()),
+            "traefik_env": {**self.traefik_env, **self.traefik_shard_env},
+            "extra_static_config": {"entryPoints": {"http": trusted}},
+        }
+
+    def _make_shard(self, k: int, free_ports: bool = True) -> Any:
+        """Shard k's proxy: this class, the shared settings, its own places
+        (``free_ports=False``: only to read or remove its store)."""
+        from .proxy import TraefikProxy
+
+        cls = type(self)
+        own = set(cls.class_trait_names(config=True)) - set(
+            TraefikProxy.class_trait_names(config=True)
+        )
+        copied = {
+            name: getattr(self, name)
+            for name in (*SHARED_SETTINGS, *sorted(own))
+            if not cls.class_traits()[name].metadata.get("deprecated_for")
+        }
+        settings = {**copied, **self._shard_overrides(k, free_ports)}
+        return cls(log=self.log, hub=self.hub, app=self.app, **settings)
+
+
+async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
+    """The shard stores from a larger K than now (shard ``first`` on, up
+    to the first that holds no route records), as unstarted shard
+    proxies; a traefik a killed Hub left running for one is stopped."""
+    found: dict[int, Any] = {}
+    k = first
+    while True:
+        shard = front._make_shard(k, free_ports=False)
+        shard._share_store_of(front)
+        if not await shard._get_jupyterhub_dynamic_config():
+            return found
+        if front.should_start:
+            supervisor = TraefikSupervisor(
+                shard.traefik_command, shard.static_config_file, shard.traefik_pid_file, {},
+                front.log,
+            )
+            await supervisor.stop_leftover()
+        found[k] = shard
+        k += 1
+
+
+async def remove_front_tree(front: Any, keep: set[str] = frozenset()) -> None:
+    """Delete the front tree's routers (but ``keep``) and, with them, the
+    shard services of a front that no longer has (as many) shards."""
+    stored = (await front._get_traefik_dynamic_config()).get("http") or {}
+    namespace = front.traefik_namespace
+    mark = core.front_namespace(namespace) + core.TREE_MARK
+    services = [n for n in stored.get("services") or {} if n.startswith(f"{namespace}-shard-")]
+    shards = front.traefik_shards
+    delete: list[core.KeyPath] = [
+        ("http", "routers", name)
+        for name in stored.get("routers") or {}
+        if name.startswith(mark) and name not in keep
+    ] + [
+        ("http", "services", name)
+        for name in services
+        if name not in {core.shard_service_name(namespace, k) for k in range(shards)}
+    ]
+    if delete:
+        await front._apply_dynamic_config(core.Changes(delete=delete))
+
+
+async def move_misplaced(
+    front: Any, shards: list[Any], leftovers: dict[int, Any], write_front: Any = None
+) -> None:
+    """Routes stored elsewhere than K = len(shards) puts them (in the front,
+    another shard, a leftover shard): set where they belong; then
+    ``write_front`` (the front tree, once the shards serve them); then
+    deleted where they were, and leftover stores removed."""
+    stores: dict[int | None, Any] = {None: front, **dict(enumerate(shards)), **leftovers}
+    held: dict[int | None, list[core.Route]] = {}
+    for place, proxy in stores.items():
+        records = await proxy._get_jupyterhub_dynamic_config()
+        held[place] = [core.decode_route(raw) for raw in records.values()]
+    moves = core.misplaced(held, front.settings, len(shards))
+    if moves or leftovers:
+        front.log.info(
+            "Moving %d routes to where %d shards put them (%d shard stores left over)",
+            len(moves), len(shards), len(leftovers),
+        )
+
+    def submit(place: int | None, op: core.Op) -> Any:
+        # the proxies' own queues, under the front's: these are its routes' moves
+        return stores[place]._coalescer.submit(op)
+
+    await asyncio.gather(
+        *(submit(p, core.Op("add", m.route.routespec, m.route)) for m in moves for p in m.to)
+    )
+    if write_front is not None:
+        await write_front()
+    await asyncio.gather(
+        *(
+            submit(p, core.Op("delete", m.route.routespec))
+            for m in moves
+            for p in m.drop
+            if p not in leftovers
+        )
+    )
+    for k, shard in sorted(leftovers.items()):
+        await shard._discard_store()
+        front.log.info("Removed the store of shard %d, left over from a larger traefik_shards", k)
+
+
+class ShardSet:
+    """The running shards of one front proxy (see the module's docstring)."""
+
+    def __init__(self, front: Any):
+        self.front = front
+        self.shards = [front._make_shard(k) for k in range(front.traefik_shards)]
+        self.log = front.log
+        self._front_buckets: set[core.Bucket] = set()
+        self._front_writes: Coalescer[core.Bucket] = Coalescer(self._write_front)
+        #: per shard, the routespecs whose delete waits for its next add
+        self._pending: dict[int, set[str]] = {}
+        self._flushers: dict[int, asyncio.Task[None]] = {}
+
+    @property
+    def settings(self) -> core.Settings:
+        return self.front.settings
+
+    def _shard(self, routespec: str) -> int | None:
+        return core.route_shard(routespec, self.settings, len(self.shards))
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every shard; move the routes stored elsewhere than K says;
+        write the front's services and tree; return when the front serves them."""
+        count = len(self.shards)
+        self.log.info("Starting %d shard traefiks", count)
+        try:
+            if self.front.should_start:
+                await asyncio.gather(*(shard.start() for shard in self.shards))
+            else:
+                await asyncio.gather(*(shard._ensure_ready() for shard in self.shards))
+            urls = [shard.public_url for shard in self.shards]
+            await self.front._apply_dynamic_config(
+                core.Changes(merge=core.front_services(self.settings.namespace, urls))
+            )
+            leftovers = await leftover_shards(self.front, len(self.shards))
+            await move_misplaced(self.front, self.shards, leftovers, self._write_whole_front)
+        except BaseException:
+            await self.stop(flush=False)
+            raise
+        self.log.info(
+            "%d shard traefiks serve %d buckets of user routes", count, len(self._front_buckets)
+        )
+
+    async def stop(self, flush: bool = True) -> None:
+        """Write the deletes still waiting (unless stopping after a failure), stop the shards."""
+        for task in self._flushers.values():
+            task.cancel()
+        self._flushers = {}
+        if flush and self._pending:
+            pending, self._pending = self._pending, {}
+            await asyncio.gather(
+                *(self.shards[k].delete_route(r) for k, rs in pending.items() for r in rs),
+                return_exceptions=True,
+            )
+        await asyncio.gather(*(shard.stop() for shard in self.shards), return_exceptions=True)
+
+    # ------------------------------------------------------------ routes
+
+    async def add_route(self, route: core.Route) -> None:
+        k = self._shard(route.routespec)
+        if k is None:
+            op = core.Op("add", route.routespec, route)
+            await asyncio.gather(
+                self.front._coalescer.submit(op),
+                *(shard.add_route(route.routespec, route.target, route.data) for shard in self.shards),
+            )
+            return
+        shard = self.shards[k]
+        deletes = self._pending.pop(k, set())
+        deletes.discard(route.routespec)
+        # submitted together, the shard's coalescer writes them in one batch
+        outcomes = await asyncio.gather(
+            shard.add_route(route.routespec, route.target, route.data),
+            *(shard.delete_route(r) for r in deletes),
+            return_exceptions=True,
+        )
+        for routespec, outcome in zip(deletes, outcomes[1:]):
+            if isinstance(outcome, BaseException):
+                self.log.warning("Deleting route %s in shard %d failed: %s", routespec, k, outcome)
+        if isinstance(outcomes[0], BaseException):
+            raise outcomes[0]
+        leaf = core.leaf_bucket(route.routespec, self.settings)
+        if leaf not in self._front_buckets:
+            await self._front_writes.submit(leaf)
+
+    async def delete_route(self, routespec: str) -> None:
+        k = self._shard(routespec)
+        if k is None:
+            await asyncio.gather(
+                self.front._coalescer.submit(core.Op("delete", routespec)),
+                *(shard.delete_route(routespec) for shard in self.shards),
+            )
+            return
+        delay = self.front.traefik_shard_delete_delay
+        if delay <= 0:
+            await self.shards[k].delete_route(routespec)
+            return
+        self._pending.setdefault(k, set()).add(routespec)
+        if k not in self._flushers or self._flushers[k].done():
+            self._flushers[k] = asyncio.create_task(self._flush_later(k, delay))
+
+    async def _flush_later(self, k: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        pending = self._pending.pop(k, set())
+        outcomes = await asyncio.gather(
+            *(self.shards[k].delete_route(r) for r in pending), return_exceptions=True
+        )
+        for routespec, outcome in zip(pending, outcomes):
+            if isinstance(outcome, BaseException):
+                self.log.warning("Deleting route %s in shard %d failed: %s", routespec, k, outcome)
+
+    def _waiting_delete(self, routespec: str) -> bool:
+        return any(routespec in pending for pending in self._pending.values())
+
+    async def get_all_routes(self, front_routes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The front's routes (flat) and every shard's, less the deletes waiting."""
+        found = await asyncio.gather(*(shard.get_all_routes() for shard in self.shards))
+        routes: dict[str, Any] = {}
+        for shard_routes in found:
+            routes.update(shard_routes)
+        routes.update(front_routes)
+        return {r: v for r, v in routes.items() if not self._waiting_delete(r)}
+
+    async def get_route(self, routespec: str) -> dict[str, Any] | None:
+        """A user route as its shard holds it (None while its delete waits)."""
+        k = self._shard(routespec)
+        assert k is not None, "flat routes are the front's"
+        if routespec in self._pending.get(k, ()):
+            return None
+        return await self.shards[k].get_route(routespec)
+
+    # ------------------------------------------------------------ the front tree
+
+    async def _write_whole_front(self) -> None:
+        """The front tree for every route the shards hold, replacing the stored one."""
+        held = [await shard._get_jupyterhub_dynamic_config() for shard in self.shards]
+        leaves = {
+            core.leaf_bucket(core.decode_route(raw).routespec, self.settings)
+            for records in held
+            for raw in records.values()
+        } - {None}
+        for error in await self._write_front(sorted(leaves), rewrite=True):
+            if error is not None:
+                raise error
+            break
+
+    async def _write_front(
+        self, leaves: list[core.Bucket], rewrite: bool = False
+    ) -> list[BaseException | None]:
+        """The front's routers for new leaf buckets (and the buckets above
+        them), then wait until the front serves them. ``rewrite``: the whole
+        tree, replacing whatever front tree the store held."""
+        new = core.with_parents(leaves)
+        if not rewrite:
+            new -= self._front_buckets
+        tree = core.front_tree(new, self.settings, len(self.shards))
+        routers = sorted((tree.get("http") or {}).get("routers") or {})
+        if tree:
+            await self.front._apply_dynamic_config(core.Changes(merge=tree))
+        if rewrite:
+            await remove_front_tree(self.front, keep=set(routers))
+        missing = await self.front._api.wait_for_routers(routers)
+        if missing:
+            error = TimeoutError(
+                f"the front Traefik did not serve {len(missing)} bucket routers within "
+                f"check_route_timeout ({self.front.check_route_timeout} s), e.g. {min(missing)}"
+            )
+            return [error] * len(leaves)
+        self._front_buckets |= new
+        return [None] * len(leaves)
