@@ -180,10 +180,14 @@ class ShardingMixin(Configurable):
         own = set(cls.class_trait_names(config=True)) - set(
             TraefikProxy.class_trait_names(config=True)
         )
+        # the subclass's own settings (its store's) that differ from their
+        # defaults: never an old name left at its default (a warning per shard)
+        traits = cls.class_traits()
+        own = {name for name in own if getattr(self, name) != traits[name].default_value}
         copied = {
             name: getattr(self, name)
             for name in (*SHARED_SETTINGS, *sorted(own))
-            if not cls.class_traits()[name].metadata.get("deprecated_for")
+            if not traits[name].metadata.get("deprecated_for")
         }
         settings = {**copied, **self._shard_overrides(k, free_ports)}
         return cls(log=self.log, hub=self.hub, app=self.app, **settings)

@@ -1,0 +1,285 @@
+"""Shards (issue 22) through real traefiks: a front and K shard Traefiks, every backend kind.
+
+A request crosses the front Traefik, which routes a bucket of the route tree
+to the shard holding its routes, and then that shard. These tests check,
+through the front's public entrypoint, that routing is what one Traefik
+gives (longest prefix, bucket rests falling back to flat routes), that
+add_route returns only once both Traefiks serve the route, that a delete
+leaves get_all_routes at once and the router soon after (joined to the
+shard's next add), that a killed Traefik (shard or front) comes back with
+its routes, and that changing ``traefik_shards`` moves every stored route
+to where the new count puts it. ``properties/test_shards.py`` checks the
+layout itself against a model, over many more shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from traitlets import TraitError
+
+from traefik_proxy import core
+
+from .proxies import PROXY_KINDS, fetch, make_proxy, served_by, serves
+from .utils import wait_for
+
+SHARDS = 3
+DELAY = 1.0
+
+
+def sharded_proxy(kind: str, request, directory: Path, **overrides):
+    """A proxy with SHARDS shards; the per-test prefix is segment 0, so user
+    names are segment 2 (``<prefix>user/<name>/``)."""
+    settings = {
+        "traefik_shards": SHARDS,
+        "traefik_route_tree_segment": 2,
+        "traefik_shard_delete_delay": DELAY,
+        **overrides,
+    }
+    return make_proxy(kind, request, directory, **settings)
+
+
+@pytest.fixture(scope="module", params=sorted(PROXY_KINDS))
+async def sharded(request, tmp_path_factory):
+    proxy = sharded_proxy(request.param, request, tmp_path_factory.mktemp(f"shards-{request.param}"))
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+def names_in_shards(proxy, prefix: str, count: int, *, same: bool = False) -> list[str]:
+    """``count`` user names whose routes live in different shards (``same``: one shard)."""
+    found: dict[int, str] = {}
+    names: list[str] = []
+    for i in range(1000):
+        name = f"{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}user{i}"
+        k = core.route_shard(f"{prefix}user/{name}/", proxy.settings, SHARDS)
+        if same:
+            if not names or core.route_shard(f"{prefix}user/{names[0]}/", proxy.settings, SHARDS) == k:
+                names.append(name)
+        elif k not in found:
+            found[k] = name
+            names.append(name)
+        if len(names) == count:
+            return names
+    raise AssertionError("no such names")
+
+
+async def test_routing_through_front_and_shards_is_one_traefiks(sharded, backends, prefix):
+    a, b, hub = backends["a"].url, backends["b"].url, backends["hub"].url
+    alice, bob, _ = names_in_shards(sharded, prefix, 3)
+    routes = {
+        prefix: hub,  # flat: the front's and every shard's
+        f"{prefix}user/": b,  # flat too: every bucket's rest falls back to it
+        f"{prefix}user/{alice}/": a,
+        f"{prefix}user/{alice}/server2/": b,
+        f"{prefix}user/{bob}/": a,
+        f"{prefix}user/z/": a,  # shorter than the tree: lives in /user/z's shard
+    }
+    shards = {core.route_shard(r, sharded.settings, SHARDS) for r in routes}
+    assert len(shards - {None}) >= 2, "the routes must spread over shards"
+    for routespec, target in routes.items():
+        await sharded.add_route(routespec, target, {"hub": True} if target == hub else {})
+        # add_route returned: the front and the shard serve it, no waiting here
+        assert await served_by(sharded, routespec + "x") == _name(backends, target), routespec
+    expected = {
+        f"user/{alice}/server2/lab": "b",
+        f"user/{alice}/server23": "a",
+        f"user/{alice}": "a",
+        f"user/{bob}/tree": "a",
+        f"user/{alice[:2]}x/": "b",  # alice's bucket, no route: its rest, /user/
+        "user/z": "a",
+        "user/zq/": "b",  # in /user/z (a front bucket with a rest), no route
+        "user/": "b",
+        "use": "hub",
+        "hub/home": "hub",
+    }
+    for path, backend in expected.items():
+        assert await served_by(sharded, prefix + path) == backend, path
+    routes_now = await sharded.get_all_routes()
+    for routespec, target in routes.items():
+        assert routes_now[routespec]["target"] == target
+        assert (await sharded.get_route(routespec))["target"] == target
+
+
+def _name(backends, url: str) -> str:
+    return next(name for name, server in backends.items() if server.url == url)
+
+
+async def test_a_request_reaches_the_server_as_the_client_sent_it(sharded, backends, prefix):
+    (name,) = names_in_shards(sharded, prefix, 1)
+    routespec = f"{prefix}user/{name}/"
+    await sharded.add_route(routespec, backends["a"].url, {})
+    response = await fetch(
+        sharded, f"{routespec}a%2Fb?x=1", host="hub.example", **{"X-Forwarded-For": "6.6.6.6"}
+    )
+    seen = response.json()
+    assert seen["path"] == f"{routespec}a%2Fb?x=1"
+    assert seen["host"] == "hub.example"
+    assert seen["x_forwarded_host"] == "hub.example"
+    assert seen["x_forwarded_proto"] == "http"
+    # the front does not trust the client's X-Forwarded-For; the shard trusts the front's
+    assert "6.6.6.6" not in seen["x_forwarded_for"]
+    ws_url = sharded.public_url.replace("http", "ws", 1) + routespec + "ws"
+    async with websockets.connect(ws_url) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "a:hello"
+
+
+async def test_a_delete_leaves_the_routes_at_once_and_the_router_soon(sharded, backends, prefix):
+    hub = backends["hub"].url
+    await sharded.add_route(f"{prefix}user/", hub, {"hub": True})
+    gone, kept, next_add = (f"{prefix}user/{n}/" for n in names_in_shards(sharded, prefix, 3, same=True))
+    for routespec in (gone, kept):
+        await sharded.add_route(routespec, backends["a"].url, {})
+    await sharded.delete_route(gone)
+    assert gone not in await sharded.get_all_routes()
+    assert await sharded.get_route(gone) is None
+    # the next add to the same shard writes the delete with it
+    await sharded.add_route(next_add, backends["b"].url, {})
+    assert await served_by(sharded, gone) == "hub"
+    assert await served_by(sharded, kept) == "a"
+    assert await served_by(sharded, next_add) == "b"
+
+
+async def test_a_delete_alone_is_written_within_the_delay(sharded, backends, prefix):
+    await sharded.add_route(f"{prefix}user/", backends["hub"].url, {"hub": True})
+    (name,) = names_in_shards(sharded, prefix, 1)
+    routespec = f"{prefix}user/{name}/"
+    await sharded.add_route(routespec, backends["a"].url, {})
+    await sharded.delete_route(routespec)
+    await wait_for(lambda: serves(sharded, routespec, "hub"), timeout=DELAY + 5)
+
+
+async def test_a_route_added_again_while_its_delete_waits_stays(sharded, backends, prefix):
+    routespec = f"{prefix}user/{names_in_shards(sharded, prefix, 1)[0]}/"
+    await sharded.add_route(routespec, backends["a"].url, {})
+    await sharded.delete_route(routespec)
+    await sharded.add_route(routespec, backends["b"].url, {"again": 1})
+    assert (await sharded.get_route(routespec))["data"] == {"again": 1}
+    await asyncio.sleep(DELAY + 0.5)
+    assert await served_by(sharded, routespec) == "b"
+    assert routespec in await sharded.get_all_routes()
+
+
+async def test_a_killed_shard_traefik_comes_back_with_its_routes(sharded, backends, prefix):
+    names = names_in_shards(sharded, prefix, SHARDS)
+    routespecs = [f"{prefix}user/{n}/" for n in names]
+    for routespec in routespecs:
+        await sharded.add_route(routespec, backends["a"].url, {})
+    victim = core.route_shard(routespecs[0], sharded.settings, SHARDS)
+    shard = sharded._shard_set.shards[victim]
+    shard.traefik_process.send_signal(signal.SIGKILL)
+    await shard.traefik_process.wait()
+    # the other shards keep serving while it is down
+    for routespec in routespecs[1:]:
+        assert await served_by(sharded, routespec) == "a"
+    await wait_for(lambda: serves(sharded, routespecs[0], "a"), timeout=20)
+
+
+async def test_a_killed_front_traefik_comes_back_with_the_tree(sharded, backends, prefix):
+    routespecs = [f"{prefix}user/{n}/" for n in names_in_shards(sharded, prefix, 2)]
+    for routespec in routespecs:
+        await sharded.add_route(routespec, backends["b"].url, {})
+    sharded.traefik_process.send_signal(signal.SIGKILL)
+    await sharded.traefik_process.wait()
+
+    async def back(routespec: str) -> bool:
+        try:
+            return await serves(sharded, routespec, "b")
+        except httpx.ConnectError:
+            return False
+
+    for routespec in routespecs:
+        await wait_for(lambda: back(routespec), timeout=20)
+
+
+@pytest.mark.parametrize("kind", ["file", "etcd"])
+async def test_changing_the_shard_count_moves_every_route(kind, request, tmp_path, backends):
+    """0 -> 3 -> 2 -> 0 shards over one store: every route served and listed
+    at each step; a smaller count removes the stores it no longer uses and,
+    at 0, the front tree."""
+    hub, a = backends["hub"].url, backends["a"].url
+    settings = {"traefik_shard_delete_delay": 0.0}
+    if kind != "file":  # one store for every step
+        settings.update(PROXY_KINDS[kind](request, tmp_path)[1])
+    routes = {"/": hub, "/hub/": hub, **{f"/user/{n}{i}/": a for i, n in enumerate("abcdefgh")}}
+    for step, count in enumerate([0, 3, 2, 0]):
+        proxy = make_proxy(kind, request, tmp_path, traefik_shards=count, **settings)
+        await proxy.start()
+        try:
+            if step == 0:
+                for routespec, target in routes.items():
+                    await proxy.add_route(routespec, target, {"step": 0})
+            listed = await proxy.get_all_routes()
+            assert {r: v["target"] for r, v in listed.items()} == routes, f"{count} shards"
+            for routespec, target in routes.items():
+                path = routespec + "lab"
+                assert await served_by(proxy, path) == _name(backends, target), (count, path)
+            stored = (await proxy._get_traefik_dynamic_config())["http"]
+            front_routers = [n for n in stored["routers"] if n.startswith("jupyterhub-front--tree-")]
+            shard_services = [n for n in stored["services"] if n.startswith("jupyterhub-shard-")]
+            assert len(shard_services) == count
+            assert bool(front_routers) == bool(count)
+            if kind == "file":
+                left = sorted(p.name for p in tmp_path.glob("rules.shard-*.toml"))
+                assert left == [f"rules.shard-{k}.toml" for k in range(count)]
+        finally:
+            await proxy.stop()
+
+
+async def test_shard_settings_that_cannot_work_are_named(tmp_path):
+    with pytest.raises(TraitError, match="traefik_shards = -1"):
+        make_proxy("file", None, tmp_path, traefik_shards=-1)
+    flat = make_proxy("file", None, tmp_path, traefik_shards=2, traefik_route_tree_depth=0)
+    with pytest.raises(ValueError, match="traefik_route_tree_depth"):
+        await flat.start()
+    external = make_proxy(
+        "file", None, tmp_path, traefik_shards=2, should_start=False, traefik_api_password="x"
+    )
+    with pytest.raises(ValueError, match="traefik_shard_port"):
+        await external.add_route("/user/a/", "http://127.0.0.1:1", {})
+    assert flat.traefik_process is None
+
+
+async def test_shard_proxies_share_the_fronts_settings_not_its_places(tmp_path):
+    proxy = make_proxy(
+        "file", None, tmp_path, traefik_shards=2, traefik_shard_port=40100,
+        traefik_namespace="hub7", traefik_log_level="INFO",
+        extra_static_config={"entryPoints": {"web": {"address": ":80"}}},
+    )
+    shard = proxy._make_shard(1)
+    assert shard.traefik_shards == 0
+    assert shard.public_url == "http://127.0.0.1:40102"
+    assert shard.traefik_api_url == "http://127.0.0.1:40103"
+    assert shard.traefik_namespace == "hub7" and shard.traefik_log_level == "INFO"
+    assert shard.dynamic_config_file == str(tmp_path / "rules.shard-1.toml")
+    assert shard.static_config_file == str(tmp_path / "traefik.shard-1.toml")
+    assert shard.traefik_default_cert_file == str(tmp_path / "traefik-default-cert.pem")
+    assert shard.traefik_env["GOGC"] == "400"
+    static = shard.traefik_static_config()
+    assert "web" not in static["entryPoints"]
+    assert static["entryPoints"]["http"]["forwardedHeaders"]["trustedIPs"][0] == "127.0.0.1/32"
+    logging.getLogger(__name__).debug("shard static config: %s", static)
+
+
+def test_kv_shard_prefixes_are_never_extensions_of_the_fronts():
+    from traefik_proxy.etcd import TraefikEtcdProxy
+
+    proxy = TraefikEtcdProxy(
+        traefik_shards=12, kv_traefik_prefix="hubs/hub1/traefik", kv_jupyterhub_prefix="hubs/hub1/jh"
+    )
+    prefixes = [proxy._make_shard(k, free_ports=False).kv_traefik_prefix for k in range(12)]
+    assert prefixes[3] == "hubs/hub1/shard-3.traefik"
+    everyone = [proxy.kv_traefik_prefix, *prefixes]
+    for p in everyone:
+        for q in everyone:
+            assert p == q or not q.startswith(p), (p, q)
