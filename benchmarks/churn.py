@@ -98,7 +98,7 @@ class Churn:
 async def measure_system(system: str, args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
     from . import systems
 
-    kind = store_kind(system)
+    kind = store_kind(system.partition("+")[0])
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix=f"churn-{system}-") as tmp:
         with on_cpu(PROXY_CPU):  # the store runs on the proxy's core too
             store = stack.enter_context(StoreServer(kind)) if kind else None
@@ -107,9 +107,12 @@ async def measure_system(system: str, args: argparse.Namespace, backend: Backend
         spec = {"system": base, "size": args.routes, "chp_command": str(args.chp_command),
                 "store_url": store.url if store else "", "traits": traits}
         if variant.startswith("shards"):
-            made = sharded(base, variant, Path(tmp), traits)
-        else:
-            made = systems.make(base, spec, Path(tmp))
+            if not base.startswith("ours-"):
+                raise SystemExit(f"{system}: only our proxies have shards")
+            traits.update(shard_traits(variant))
+        elif variant:
+            raise SystemExit(f"{system}: unknown variant +{variant}")
+        made = systems.make(base, spec, Path(tmp))
         # the Hub side shares the proxy's core for the whole run
         stack.enter_context(on_cpu(PROXY_CPU))
         await made.proxy.start()
@@ -121,25 +124,20 @@ async def measure_system(system: str, args: argparse.Namespace, backend: Backend
                 await stopped
 
 
-def sharded(base: str, variant: str, workdir: Path, traits: dict[str, Any]) -> Any:
-    """``ours-file+shardsK[-lazy][-gogc]``: the shard prototype of
-    benchmarks/experiments/shards.py; ``lazy``: deletes wait up to 10 s for
-    their shard's next add; ``gogc``: GOGC=400 for the shard traefiks."""
-    from . import systems
-    from .experiments.shards import ShardedFileProxy
-
-    if base != "ours-file":
-        raise SystemExit(f"{base}+shards: the prototype shards the file provider only")
+def shard_traits(variant: str) -> dict[str, Any]:
+    """``+shardsK[-eager][-gc]``: traefik_shards = K (any of our stores);
+    ``eager``: every delete written at once (traefik_shard_delete_delay = 0);
+    ``gc``: the shard traefiks with Go's default GOGC instead of 400."""
     count, *flags = variant[len("shards"):].split("-")
-    proxy = ShardedFileProxy(
-        int(count), workdir, lazy_deletes=10 if "lazy" in flags else 0,
-        shard_env={"GOGC": "400"} if "gogc" in flags else None, **systems._ours(workdir),
-    )
-    proxy.log = systems.log
-    for p in (proxy.front, *proxy.shards):
-        for name, value in traits.items():
-            setattr(p, name, value)
-    return systems.Made(proxy, proxy.public_url)
+    unknown = set(flags) - {"eager", "gc"}
+    if not count.isdigit() or unknown:
+        raise SystemExit(f"+{variant}: expected +shardsK[-eager][-gc]")
+    traits: dict[str, Any] = {"traefik_shards": int(count)}
+    if "eager" in flags:
+        traits["traefik_shard_delete_delay"] = 0.0
+    if "gc" in flags:
+        traits["traefik_shard_env"] = {}
+    return traits
 
 
 async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
@@ -161,6 +159,14 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     say(args, f"  {system}: idle, wrk {args.duration:g} s")
     await asyncio.sleep(args.settle)
     result["idle"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid)
+
+    # one add at a time, nothing else changing: what a lone spawn waits
+    lone: list[float] = []
+    for routespec in new_users(5, set(routes), seed=11):
+        started = time.monotonic()
+        await proxy.add_route(routespec, backend.url("user"), {})
+        lone.append(time.monotonic() - started)
+    result["add_idle_ms"] = 1e3 * percentile(lone, 50)
 
     count = int(args.rate * args.duration) + 1
     held = [r for r in routes if r != f"/user/{measured}/"]
@@ -189,7 +195,8 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     )
     idle, busy = result["idle"], result["churn"]
     result["ratio"] = busy["rps"] / idle["rps"] if idle["rps"] else None
-    say(args, f"  {system}: idle {idle['rps']:,.0f} req/s (p99 {idle['p99_ms']:.1f} ms), "
+    say(args, f"  {system}: loaded in {load_s:.1f} s, one add alone {result['add_idle_ms']:.0f} ms; "
+              f"idle {idle['rps']:,.0f} req/s (p99 {idle['p99_ms']:.1f} ms), "
               f"churn {busy['rps']:,.0f} (p99 {busy['p99_ms']:.1f} ms, x{result['ratio']:.2f}), "
               f"add p50 {fmt_ms(result['add_p50_ms'])} p99 {fmt_ms(result['add_p99_ms'])}, "
               f"{result['changes_done']}/{result['changes_started']} changes, "
@@ -210,18 +217,19 @@ def say(args: argparse.Namespace, text: str) -> None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    header = ["system", "N", "changes/s", "req/s idle", "req/s churn", "ratio", "p99 idle",
+    header = ["system", "N", "load", "add alone", "changes/s", "req/s idle", "req/s churn", "ratio", "p99 idle",
               "p99 churn", "add p50", "add p99", "changes done/started", "failed changes",
               "failed requests"]
     rows = [header]
     for r in results:
         if "error" in r:
-            rows.append([r["system"], f"{r['routes']:,}", f"{r['rate']:g}", "error: " + r["error"][:60]]
-                        + [""] * (len(header) - 4))
+            rows.append([r["system"], f"{r['routes']:,}", "", "", f"{r['rate']:g}",
+                         "error: " + r["error"][:60]] + [""] * (len(header) - 6))
             continue
         idle, busy = r["idle"], r["churn"]
         rows.append([
-            r["system"], f"{r['routes']:,}", f"{r['rate']:g}", f"{idle['rps']:,.0f}",
+            r["system"], f"{r['routes']:,}", f"{r['load_s']:.1f} s", fmt_ms(r.get("add_idle_ms")),
+            f"{r['rate']:g}", f"{idle['rps']:,.0f}",
             f"{busy['rps']:,.0f}", f"x{r['ratio']:.2f}", f"{idle['p99_ms']:.1f} ms",
             f"{busy['p99_ms']:.1f} ms", fmt_ms(r["add_p50_ms"]), fmt_ms(r["add_p99_ms"]),
             f"{r['changes_done']}/{r['changes_started']}", str(r["changes_failed"]),

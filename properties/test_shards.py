@@ -1,0 +1,535 @@
+"""Properties of the shards (traefik_proxy.core.shards).
+
+User routes live in K shard Traefiks, chosen by the leaf bucket of the route
+tree; the front Traefik holds the flat routes and the *front tree*, whose
+buckets send requests to their shards. Here:
+
+- which shard a bucket and a route belong to (:func:`shard_of`,
+  :func:`route_shard`);
+- the front tree's routers, one by one (:func:`front_tree`);
+- requests routed as the Hub's Traefiks would: first the front's config (its
+  flat routes, written by ``changes_for``, and the front tree), then, when the
+  front answers with a shard's service, that shard's config (its routes and
+  every flat route, written by ``changes_for`` as any proxy's), both through
+  the layered-routing model of ``test_route_tree.serve``; they must reach
+  what one Traefik holding every route reaches;
+- the moves that put stored routes where K says (:func:`misplaced`);
+- :func:`with_parents`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from traefik_proxy.core import (
+    TREE_MARK,
+    Bucket,
+    Route,
+    Op,
+    Settings,
+    bucket_chain,
+    bucket_name,
+    changes_for,
+    deep_merge,
+    front_namespace,
+    front_services,
+    front_tree,
+    leaf_bucket,
+    make_route,
+    misplaced,
+    normalize_routespec,
+    relayout,
+    rest_name,
+    route_name,
+    route_shard,
+    shard_of,
+    shard_service_name,
+    with_parents,
+)
+
+from .rule_model import matches
+from .strategies import FAST
+from .strategies import routespecs as any_routespecs
+from .test_route_tree import (
+    ENTRYPOINT,
+    Tie,
+    host_routespecs,
+    longest_prefix,
+    request_hosts,
+    requests,
+    route_for,
+    routespecs,
+    serve,
+)
+
+# ------------------------------------------------------------------ strategies
+
+#: the routes a Hub has beside its users' (flat with tree_segment 1)
+flat_routespecs = st.sampled_from(["/", "/hub/", "/user/"])
+#: small alphabets (test_route_tree's), so that routes share buckets
+path_routespecs = routespecs | flat_routespecs
+#: any accepted routespec (unicode, percent-encoding, hosts with ports), normalized
+rich_routespecs = any_routespecs().map(lambda parts: normalize_routespec(parts[0]))
+
+namespaces = st.sampled_from(["jupyterhub", "hub2", "a"])
+#: settings a sharded proxy may have (shards need tree_depth >= 1); the entrypoint
+#: is the one serve() routes from
+shard_settings = st.builds(
+    Settings,
+    namespace=namespaces,
+    tls=st.booleans(),
+    pin_host=st.sampled_from(["", "hub.test", "hub.test:8000"]),
+    error_middleware=st.sampled_from(["", "errors"]),
+    tree_segment=st.integers(0, 2),
+    tree_depth=st.integers(1, 3),
+)
+#: the same, with other entrypoints (for checks that do not route)
+any_shard_settings = st.builds(
+    Settings,
+    entrypoint=st.sampled_from(["http", "websecure"]),
+    namespace=namespaces,
+    tls=st.booleans(),
+    pin_host=st.sampled_from(["", "hub.test", "hub.test:8000"]),
+    tree_segment=st.integers(1, 2),
+    tree_depth=st.integers(1, 3),
+)
+shard_counts = st.integers(1, 5)
+
+
+def chain(routespec: str, settings: Settings) -> list[Bucket]:
+    return bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
+
+
+@st.composite
+def bucket_sets(draw, settings: Settings) -> set[Bucket]:
+    """Buckets of random routes' chains: for each route its leaf or a bucket above it."""
+    specs = draw(
+        st.lists(path_routespecs | host_routespecs | rich_routespecs, min_size=1, max_size=8)
+    )
+    buckets: set[Bucket] = set()
+    for spec in specs:
+        found = chain(spec, settings)
+        if found:
+            buckets.add(found[draw(st.integers(-len(found), -1))])
+    return buckets
+
+
+# ------------------------------------------------------------------ 1. shard_of, route_shard
+
+
+@FAST
+@given(path_routespecs | host_routespecs | rich_routespecs, st.integers(0, 2), st.integers(1, 3),
+       st.integers(1, 64))
+def test_a_bucket_has_one_shard_in_range(routespec, tree_segment, tree_depth, shards):
+    """shard_of is in range(K) and depends on the bucket's value alone (an equal
+    bucket built apart has the same shard)."""
+    for bucket in bucket_chain(routespec, tree_segment, tree_depth):
+        k = shard_of(bucket, shards)
+        assert isinstance(k, int) and 0 <= k < shards
+        twin = Bucket(str(bucket.prefix), int(bucket.level), bool(bucket.host), str(bucket.domain))
+        assert shard_of(twin, shards) == k == shard_of(bucket, shards)
+
+
+@given(st.integers(-3, 0))
+def test_shard_of_refuses_fewer_than_one_shard(shards):
+    with pytest.raises(ValueError):
+        shard_of(Bucket("/user/a", 1), shards)
+
+
+def test_shard_of_is_the_same_in_another_process():
+    """Shards must agree between Hub restarts (routes stay in their shard's
+    store): no dependence on Python's per-process string hash."""
+    buckets = [
+        Bucket(prefix, level, host, domain)
+        for prefix, level, host, domain in [
+            ("/user/a", 1, False, ""), ("/user/al", 2, False, ""), ("/user/é", 1, False, ""),
+            ("a", 1, True, "hub.example"), ("al", 2, True, ""), ("/t/user/b", 1, False, ""),
+        ]
+    ]
+    here = [[shard_of(b, k) for k in (2, 3, 7, 16)] for b in buckets]
+    code = (
+        "import json, sys\n"
+        "from traefik_proxy.core import Bucket, shard_of\n"
+        "buckets = [Bucket(*b) for b in json.loads(sys.argv[1])]\n"
+        "print(json.dumps([[shard_of(b, k) for k in (2, 3, 7, 16)] for b in buckets]))\n"
+    )
+    seed = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([[b.prefix, b.level, b.host, b.domain] for b in buckets])],
+        env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True,
+    )
+    assert json.loads(out.stdout) == here
+
+
+def test_shards_are_balanced_over_two_letter_buckets():
+    """676 buckets /user/aa .. /user/zz over 4 shards: none gets under half
+    or over twice its share (a stable hash spreads them; a first-character
+    rule or a constant would not)."""
+    buckets = [Bucket(f"/user/{a}{b}", 2) for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnopqrstuvwxyz"]
+    counts = [0] * 4
+    for bucket in buckets:
+        counts[shard_of(bucket, 4)] += 1
+    assert all(len(buckets) / 8 < c < len(buckets) / 2 for c in counts), counts
+
+
+@FAST
+@given(path_routespecs | host_routespecs | rich_routespecs, any_shard_settings, shard_counts)
+def test_route_shard_is_the_shard_of_the_leaf_bucket(routespec, settings, shards):
+    """None exactly for a flat route (no bucket), else the shard of its chain's
+    last bucket; leaf_bucket is that bucket."""
+    found = chain(routespec, settings)
+    if not found:
+        assert route_shard(routespec, settings, shards) is None
+        assert leaf_bucket(routespec, settings) is None
+    else:
+        assert route_shard(routespec, settings, shards) == shard_of(found[-1], shards)
+        assert leaf_bucket(routespec, settings) == found[-1]
+
+
+# ------------------------------------------------------------------ 2. the front tree
+
+
+@FAST
+@given(any_shard_settings, shard_counts, st.data())
+@example(Settings(tree_segment=1, tree_depth=2), 3, None)
+def test_the_front_tree_routes_each_bucket_to_its_shard(settings, shards, data):
+    """One router per bucket and per bucket above it, named in the front's
+    namespace; a leaf-level bucket serves its shard, a shallower one has
+    children and a rest (priority 1, everything) serving its own shard;
+    every parent exists; level 1 is on the entrypoint; no name is one the
+    front's own relayout would take for its own buckets."""
+    if data is None:  # the example: a deep name, a short one, and a host
+        buckets = {chain("/user/alice/", settings)[-1], chain("/user/a/", settings)[-1],
+                   chain("al.x/", settings)[-1]}
+    else:
+        buckets = data.draw(bucket_sets(settings))
+    ns = settings.namespace
+    fns = front_namespace(ns)
+    tree = front_tree(buckets, settings, shards)
+    routers = (tree.get("http") or {}).get("routers") or {}
+    every = with_parents(buckets)
+    assert bool(routers) == bool(buckets)
+    # exactly the buckets and the rests of the shallower ones
+    wanted = {bucket_name(b, fns) for b in every} | {
+        rest_name(b, fns) for b in every if b.level < settings.tree_depth
+    }
+    assert set(routers) == wanted
+    services = front_services(ns, [f"http://127.0.0.1:{9000 + k}" for k in range(shards)])
+    for bucket in every:
+        name = bucket_name(bucket, fns)
+        router = routers[name]
+        service = shard_service_name(ns, shard_of(bucket, shards))
+        assert service in services["http"]["services"]
+        if bucket.level == settings.tree_depth:
+            assert router["service"] == service
+            assert rest_name(bucket, fns) not in routers
+        else:
+            assert bucket.level < settings.tree_depth
+            assert "service" not in router
+            rest = routers[rest_name(bucket, fns)]
+            assert rest["priority"] == 1 and rest["service"] == service
+            assert rest["parentRefs"] == [name]
+            assert matches(rest["rule"], "any.host", "/any/path")
+        if bucket.level == 1:
+            assert router["entryPoints"] == [settings.entrypoint]
+            assert "parentRefs" not in router
+            assert ("tls" in router) == settings.tls
+        else:
+            assert router["parentRefs"] == [bucket_name(bucket.parent, fns)]
+            assert "entryPoints" not in router
+        # the bucket's rule takes its own requests
+        if bucket.host:
+            host = bucket.prefix + ("." + bucket.domain if bucket.domain else "")
+            assert matches(router["rule"], host, "/")
+        else:
+            host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "any.host"
+            assert matches(router["rule"], host, bucket.prefix + "x/")
+    for name, router in routers.items():
+        for parent in router.get("parentRefs") or ():
+            assert parent in routers, f"{name} hangs under missing {parent}"
+        assert not name.startswith(f"{ns}{TREE_MARK}"), name
+        # what sharding.remove_front_tree looks for
+        assert name.startswith(f"{fns}{TREE_MARK}"), name
+    # a pure function of the set: order and duplicates do not matter
+    assert front_tree(sorted(buckets, reverse=True) * 2, settings, shards) == tree
+
+
+@FAST
+@given(shard_settings, shard_counts, st.sets(path_routespecs | host_routespecs, max_size=8))
+def test_the_fronts_relayout_leaves_the_front_tree_alone(settings, shards, specs):
+    """The front's store (its flat routes' records and routers, the front tree,
+    the shard services) is what the front's relayout finds at start: it
+    must remove none of the front tree's routers."""
+    flat = [s for s in specs if route_shard(s, settings, shards) is None]
+    document = changes_for([Op("add", s, route_for(s)) for s in flat], settings).apply_to({})
+    leaves = {leaf_bucket(s, settings) for s in specs} - {None}
+    tree = front_tree(leaves, settings, shards)
+    document = deep_merge(document, tree)
+    document = deep_merge(document, front_services(settings.namespace, ["http://127.0.0.1:1"] * shards))
+    records = (document.get("jupyterhub") or {}).get("routes") or {}
+    changes, _, removed = relayout(records, document, settings)
+    touched = {path[2] for path in changes.delete if path[:2] == ("http", "routers")}
+    touched |= set(((changes.merge.get("http") or {}).get("routers") or {}))
+    assert removed == 0
+    assert not touched & set(((tree.get("http") or {}).get("routers") or {}))
+
+
+# ------------------------------------------------------------------ 3. routing through front and shard
+
+
+def config_of(routespecs_: set[str] | list[str], settings: Settings) -> dict:
+    """An ordinary proxy's dynamic config holding these routes."""
+    ops = [Op("add", r, route_for(r)) for r in sorted(routespecs_)]
+    return changes_for(ops, settings).apply_to({}) if ops else {}
+
+
+def sharded(settings: Settings, shards: int, held: set[str], stale: set[str] = frozenset()):
+    """(front config, shard configs) for these routes. The front tree has the
+    buckets of ``stale`` routes too: front buckets stay when routes go. A
+    shard is a proxy of the front's settings but its own entrypoint (no TLS)."""
+    front = config_of([r for r in held if route_shard(r, settings, shards) is None], settings)
+    leaves = {leaf_bucket(r, settings) for r in held | stale} - {None}
+    front = deep_merge(front, front_tree(leaves, settings, shards))
+    front = deep_merge(front, front_services(settings.namespace, [f"shard-{k}" for k in range(shards)]))
+    shard = Settings(
+        entrypoint=ENTRYPOINT, namespace=settings.namespace, pin_host=settings.pin_host,
+        error_middleware=settings.error_middleware,
+        tree_segment=settings.tree_segment, tree_depth=settings.tree_depth,
+    )
+    configs = [
+        config_of([r for r in held if route_shard(r, settings, shards) in (None, k)], shard)
+        for k in range(shards)
+    ]
+    return front, configs
+
+
+def through_shards(settings: Settings, front: dict, configs: list[dict], host: str, path: str):
+    """The service a request reaches: the front's answer, or the answer of the
+    shard whose service the front answered with."""
+    by_service = {shard_service_name(settings.namespace, k): k for k in range(len(configs))}
+    answer = serve(front, host, path)
+    if answer in by_service:
+        return serve(configs[by_service[answer]], host, path)
+    return answer
+
+
+@FAST
+@given(
+    shard_settings,
+    shard_counts,
+    st.sets(path_routespecs, max_size=8),
+    st.sets(routespecs, max_size=3),
+    st.lists(requests, min_size=1, max_size=12),
+)
+@example(  # a short name ends its chain above the leaf level: it lives in the rest's shard
+    Settings(tree_segment=1, tree_depth=2), 3,
+    {"/", "/hub/", "/user/", "/user/alice/", "/user/a/", "/user/al/"}, {"/user/bob/", "/user/alx/"},
+    ["/user/alice/x", "/user/a/x", "/user/a", "/user/al", "/user/al/x", "/user/alx/x", "/user/bob/",
+     "/user/b", "/hub/x", "/x"],
+)
+def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale, paths):
+    """A request through the front tree to a shard and through that shard's
+    own routes reaches the routespec that longest-prefix matching over all
+    routes reaches (configurable-http-proxy's answer, and that of one
+    Traefik holding every route); buckets of routes that are gone still
+    lead to a shard, which answers as the flat routes do."""
+    front, configs = sharded(settings, shards, held, stale - held)
+    host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
+    for path in paths:
+        expected = longest_prefix(held, path)
+        want = route_name(expected, settings.namespace) if expected else None
+        assert through_shards(settings, front, configs, host, path) == want, (path, sorted(held))
+
+
+host_settings = st.builds(
+    Settings, tree_segment=st.integers(0, 2), tree_depth=st.integers(1, 3),
+    error_middleware=st.sampled_from(["", "errors"]),
+)
+#: with these, "/", "/hub/" and "/user/" are flat
+hub_settings = st.builds(
+    Settings, tree_segment=st.integers(1, 2), tree_depth=st.integers(1, 3),
+    error_middleware=st.sampled_from(["", "errors"]),
+)
+
+
+def flat_layout(settings: Settings, held: set[str]) -> dict:
+    """One Traefik holding every route on its entrypoint (no tree, no shards)."""
+    return config_of(held, Settings(
+        namespace=settings.namespace, error_middleware=settings.error_middleware,
+        tree_segment=settings.tree_segment, tree_depth=0,
+    ))
+
+
+def check_as_flat(settings, shards, held, stale, requests_):
+    front, configs = sharded(settings, shards, held, stale - held)
+    flat = flat_layout(settings, held)
+    for host, path in requests_:
+        try:
+            want = serve(flat, host, path)
+        except Tie:
+            continue  # the flat layout itself is ambiguous here (equal priorities)
+        assert through_shards(settings, front, configs, host, path) == want, (host, path, sorted(held))
+
+
+@FAST
+@given(
+    hub_settings,
+    shard_counts,
+    st.sets(host_routespecs, max_size=8),
+    st.sets(flat_routespecs, max_size=3),
+    st.sets(host_routespecs, max_size=3),
+    st.lists(st.tuples(request_hosts, requests), min_size=1, max_size=12),
+)
+def test_subdomain_routes_through_shards_route_as_one_traefik(
+    settings, shards, users, flat, stale, requests_
+):
+    """JupyterHub's subdomains: every user route has a host, beside the
+    Hub's flat path routes. Through front and shard, every request reaches
+    what one Traefik holding every route on its entrypoint reaches."""
+    check_as_flat(settings, shards, users | flat, stale, requests_)
+
+
+@FAST
+@given(
+    host_settings,
+    shard_counts,
+    st.sets(path_routespecs | host_routespecs, max_size=8),
+    st.sets(routespecs | host_routespecs, max_size=3),
+    st.lists(st.tuples(request_hosts, requests), min_size=1, max_size=12),
+)
+@example(  # a path-only user route in another shard than a host bucket it also matches under
+    Settings(tree_segment=1, tree_depth=1), 3, {"a.x/", "/user/alice/"}, set(),
+    [("a.x", "/user/alice/x")],
+)
+def test_host_and_path_routes_through_shards_route_as_one_traefik(
+    settings, shards, held, stale, requests_
+):
+    """Host routes mixed with path-only user routes: a path-only route
+    matches any host, so a request to a host bucket may be meant for a path
+    route (the longer prefix wins without shards, and within one Traefik the
+    host bucket holds a copy of it). Through front and shard, every request
+    reaches what one Traefik holding every route reaches."""
+    check_as_flat(settings, shards, held, stale, requests_)
+
+
+# ------------------------------------------------------------------ 4. misplaced
+
+targets = st.sampled_from(["http://127.0.0.1:9000", "http://127.0.0.1:9001"])
+
+
+@st.composite
+def placements(draw):
+    """(settings, K, held): random versions of random routes over the front
+    (None) and the shard stores of an old K (larger, smaller or equal)."""
+    settings = draw(shard_settings)
+    shards = draw(st.integers(0, 4))
+    old = draw(st.integers(0, 5))
+    stores: list[int | None] = [None, *range(old)]
+    specs = draw(st.sets(path_routespecs | host_routespecs, min_size=1, max_size=8))
+    held: dict[int | None, dict[str, Route]] = {s: {} for s in stores}
+    for spec in sorted(specs):
+        for place in draw(st.sets(st.sampled_from(stores), min_size=1)):
+            held[place][spec] = make_route(spec, draw(targets), {})
+    return settings, shards, held
+
+
+def places_of(routespec: str, settings: Settings, shards: int) -> tuple[int | None, set[int | None]]:
+    """(a route's own place, every place that should hold it)."""
+    if not shards:
+        return None, {None}
+    k = route_shard(routespec, settings, shards)
+    return (None, {None, *range(shards)}) if k is None else (k, {k})
+
+
+@FAST
+@given(placements())
+@example(  # a write interrupted between stores: the route's own shard has the newer version
+    (Settings(tree_segment=1, tree_depth=1), 2, {
+        None: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9000", {})},
+        0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
+        1: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
+    }),
+)
+def test_moves_put_every_route_where_k_says(placement):
+    """Applying the moves (set in each ``to``, delete from each ``drop``)
+    leaves each user route in its shard alone (in the front alone for K = 0),
+    each flat route in the front and every shard below K, nothing in a shard
+    >= K; every place holds one version: its own place's if that held
+    one, else the front's. Moves touch only what is wrong, and a second
+    look finds nothing to move."""
+    settings, shards, held = placement
+    before = {s: dict(routes) for s, routes in held.items()}
+    moves = misplaced({s: list(r.values()) for s, r in held.items()}, settings, shards)
+    state = {s: dict(routes) for s, routes in held.items()}
+    for move in moves:
+        spec = move.route.routespec
+        assert not set(move.to) & set(move.drop), move
+        for place in move.to:
+            assert before.get(place, {}).get(spec) != move.route, f"{move}: {place} already right"
+            state.setdefault(place, {})[spec] = move.route
+        for place in move.drop:
+            assert spec in before.get(place, {}), f"{move}: {place} does not hold it"
+            del state[place][spec]
+    specs = {spec for routes in before.values() for spec in routes}
+    for spec in specs:
+        own, wanted = places_of(spec, settings, shards)
+        where = {s for s, routes in state.items() if spec in routes}
+        assert where == wanted, (spec, where, wanted)
+        (version, *others) = [state[s][spec] for s in sorted(where, key=lambda s: -1 if s is None else s)]
+        assert all(other == version for other in others), (spec, version, others)
+        if spec in before.get(own, {}):
+            assert version == before[own][spec], (spec, "its own place's version must win")
+        elif spec in before[None]:
+            assert version == before[None][spec], (spec, "the front's version must win")
+        else:
+            assert version in [routes[spec] for routes in before.values() if spec in routes]
+    assert all(s is None or s < shards for s, routes in state.items() if routes)
+    assert misplaced({s: list(r.values()) for s, r in state.items()}, settings, shards) == []
+
+
+def test_the_front_version_wins_when_the_own_place_has_none():
+    """A user route in the front (a store from before shards) and in a wrong
+    shard with another target: the front's goes to its shard."""
+    settings = Settings(tree_segment=1, tree_depth=1)
+    spec = "/user/alice/"
+    k = route_shard(spec, settings, 3)
+    other = (k + 1) % 3
+    old = make_route(spec, "http://127.0.0.1:9000", {})
+    new = make_route(spec, "http://127.0.0.1:9001", {})
+    (move,) = misplaced({None: [new], other: [old]}, settings, 3)
+    assert move.route == new and move.to == (k,) and set(move.drop) == {None, other}
+
+
+# ------------------------------------------------------------------ 5. with_parents
+
+
+def above(bucket: Bucket, level: int) -> Bucket:
+    """The bucket at ``level`` on the way up from ``bucket``."""
+    while bucket.level > level:
+        bucket = bucket.parent
+    return bucket
+
+
+@FAST
+@given(any_shard_settings, st.data())
+def test_with_parents_is_the_closure_under_parent(settings, data):
+    """A superset of the buckets, closed under .parent down to level 1, and
+    nothing else: every bucket in it is one given or above one given."""
+    buckets = data.draw(bucket_sets(settings))
+    found = with_parents(buckets)
+    assert buckets <= found
+    for bucket in found:
+        assert bucket.level >= 1
+        if bucket.level > 1:
+            assert bucket.parent in found
+        assert any(above(b, bucket.level) == bucket for b in buckets if b.level >= bucket.level), (
+            f"{bucket} is above none of {buckets}"
+        )
+    assert with_parents(list(buckets) * 2) == found
