@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from traefik_proxy.core import (
@@ -48,6 +48,7 @@ from traefik_proxy.core import (
     relayout,
     rest_name,
     route_name,
+    split_routespec,
     route_shard,
     shard_of,
     shard_service_name,
@@ -66,6 +67,7 @@ from .test_route_tree import (
     requests,
     route_for,
     routespecs,
+    segment,
     serve,
 )
 
@@ -73,12 +75,19 @@ from .test_route_tree import (
 
 #: the routes a Hub has beside its users' (flat with tree_segment 1)
 flat_routespecs = st.sampled_from(["/", "/hub/", "/user/"])
+#: user routes under the directories tree_segment 0, 1 and 2 bucket the names of
+user_routespecs = st.builds(
+    lambda directory, name, rest: directory + name + "/" + rest,
+    st.sampled_from(["/", "/user/", "/t/user/"]), segment, st.sampled_from(["", "lab/"]),
+)
 #: small alphabets (test_route_tree's), so that routes share buckets
-path_routespecs = routespecs | flat_routespecs
+path_routespecs = routespecs | user_routespecs | flat_routespecs
 #: any accepted routespec (unicode, percent-encoding, hosts with ports), normalized
 rich_routespecs = any_routespecs().map(lambda parts: normalize_routespec(parts[0]))
 
 namespaces = st.sampled_from(["jupyterhub", "hub2", "a"])
+#: 3 most often: only there do rests hang below level 1
+depths = st.sampled_from([1, 2, 3, 3])
 #: settings a sharded proxy may have (shards need tree_depth >= 1); the entrypoint
 #: is the one serve() routes from
 shard_settings = st.builds(
@@ -88,7 +97,7 @@ shard_settings = st.builds(
     pin_host=st.sampled_from(["", "hub.test", "hub.test:8000"]),
     error_middleware=st.sampled_from(["", "errors"]),
     tree_segment=st.integers(0, 2),
-    tree_depth=st.integers(1, 3),
+    tree_depth=depths,
 )
 #: the same, with other entrypoints (for checks that do not route)
 any_shard_settings = st.builds(
@@ -98,9 +107,12 @@ any_shard_settings = st.builds(
     tls=st.booleans(),
     pin_host=st.sampled_from(["", "hub.test", "hub.test:8000"]),
     tree_segment=st.integers(1, 2),
-    tree_depth=st.integers(1, 3),
+    tree_depth=depths,
 )
 shard_counts = st.integers(1, 5)
+#: the routing properties: a misrouted request needs a deep chain, a name that
+#: ends it above the leaf level, shards that differ, and a request under it
+ROUTING = hypothesis_settings(FAST, max_examples=300)
 
 
 def chain(routespec: str, settings: Settings) -> list[Bucket]:
@@ -198,7 +210,7 @@ def test_route_shard_is_the_shard_of_the_leaf_bucket(routespec, settings, shards
 
 @FAST
 @given(any_shard_settings, shard_counts, st.data())
-@example(Settings(tree_segment=1, tree_depth=2), 3, None)
+@example(Settings(tree_segment=1, tree_depth=3), 3, None)
 def test_the_front_tree_routes_each_bucket_to_its_shard(settings, shards, data):
     """One router per bucket and per bucket above it, named in the front's
     namespace; a leaf-level bucket serves its shard, a shallower one has
@@ -320,13 +332,35 @@ def through_shards(settings: Settings, front: dict, configs: list[dict], host: s
     return answer
 
 
-@FAST
+@st.composite
+def near(draw, held: set[str], hosts=request_hosts) -> tuple[str, str]:
+    """A request at or near a held route: a prefix of its path (a shorter
+    name, the path without its slash) or the whole, then maybe more; for
+    its host, the route's own or another."""
+    host, path = split_routespec(draw(st.sampled_from(sorted(held))))
+    cut = draw(st.integers(1, len(path)))
+    tail = draw(st.sampled_from(["", "/", "x", "x/", "/x", "/x/y"]))
+    return (host if host and draw(st.booleans()) else draw(hosts)), path[:cut] + tail
+
+
+@st.composite
+def request_lists(draw, held: set[str], hosts=request_hosts) -> list[tuple[str, str]]:
+    """Requests near the held routes and anywhere else."""
+    anywhere = st.tuples(hosts, requests)
+    return draw(st.lists(near(held, hosts) | anywhere if held else anywhere, min_size=1, max_size=12))
+
+
+#: more shards than one, mostly: with one, every route is in shard 0
+many_shards = st.sampled_from([1, 2, 3, 3, 4, 5, 5])
+
+
+@ROUTING
 @given(
     shard_settings,
-    shard_counts,
+    many_shards,
     st.sets(path_routespecs, max_size=8),
     st.sets(routespecs, max_size=3),
-    st.lists(requests, min_size=1, max_size=12),
+    st.data(),
 )
 @example(  # a short name ends its chain above the leaf level: it lives in the rest's shard
     Settings(tree_segment=1, tree_depth=2), 3,
@@ -334,12 +368,20 @@ def through_shards(settings: Settings, front: dict, configs: list[dict], host: s
     ["/user/alice/x", "/user/a/x", "/user/a", "/user/al", "/user/al/x", "/user/alx/x", "/user/bob/",
      "/user/b", "/hub/x", "/x"],
 )
-def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale, paths):
+@example(  # three levels: /user/a, /user/al and /user/ali are in three different shards of 3
+    Settings(tree_segment=1, tree_depth=3), 3, {"/", "/user/", "/user/alice/", "/user/al/", "/user/a/"},
+    set(), ["/user/alice/x", "/user/al/x", "/user/al", "/user/a/x", "/user/alx/", "/user/b/"],
+)
+def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale, data):
     """A request through the front tree to a shard and through that shard's
     own routes reaches the routespec that longest-prefix matching over all
     routes reaches (configurable-http-proxy's answer, and that of one
     Traefik holding every route); buckets of routes that are gone still
     lead to a shard, which answers as the flat routes do."""
+    if isinstance(data, list):  # an explicit example's paths
+        paths = data
+    else:
+        paths = [path for _, path in data.draw(request_lists(held | stale, st.just("")))]
     front, configs = sharded(settings, shards, held, stale - held)
     host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
     for path in paths:
@@ -349,12 +391,12 @@ def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale
 
 
 host_settings = st.builds(
-    Settings, tree_segment=st.integers(0, 2), tree_depth=st.integers(1, 3),
+    Settings, tree_segment=st.integers(0, 2), tree_depth=depths,
     error_middleware=st.sampled_from(["", "errors"]),
 )
 #: with these, "/", "/hub/" and "/user/" are flat
 hub_settings = st.builds(
-    Settings, tree_segment=st.integers(1, 2), tree_depth=st.integers(1, 3),
+    Settings, tree_segment=st.integers(1, 2), tree_depth=depths,
     error_middleware=st.sampled_from(["", "errors"]),
 )
 
@@ -368,6 +410,10 @@ def flat_layout(settings: Settings, held: set[str]) -> dict:
 
 
 def check_as_flat(settings, shards, held, stale, requests_):
+    """Through front and shard as through one Traefik with every route on its
+    entrypoint; ``requests_`` an explicit list, or st.data() to draw them."""
+    if not isinstance(requests_, list):
+        requests_ = requests_.draw(request_lists(held | stale))
     front, configs = sharded(settings, shards, held, stale - held)
     flat = flat_layout(settings, held)
     for host, path in requests_:
@@ -378,14 +424,14 @@ def check_as_flat(settings, shards, held, stale, requests_):
         assert through_shards(settings, front, configs, host, path) == want, (host, path, sorted(held))
 
 
-@FAST
+@ROUTING
 @given(
     hub_settings,
-    shard_counts,
+    many_shards,
     st.sets(host_routespecs, max_size=8),
     st.sets(flat_routespecs, max_size=3),
     st.sets(host_routespecs, max_size=3),
-    st.lists(st.tuples(request_hosts, requests), min_size=1, max_size=12),
+    st.data(),
 )
 def test_subdomain_routes_through_shards_route_as_one_traefik(
     settings, shards, users, flat, stale, requests_
@@ -396,13 +442,13 @@ def test_subdomain_routes_through_shards_route_as_one_traefik(
     check_as_flat(settings, shards, users | flat, stale, requests_)
 
 
-@FAST
+@ROUTING
 @given(
     host_settings,
-    shard_counts,
+    many_shards,
     st.sets(path_routespecs | host_routespecs, max_size=8),
     st.sets(routespecs | host_routespecs, max_size=3),
-    st.lists(st.tuples(request_hosts, requests), min_size=1, max_size=12),
+    st.data(),
 )
 @example(  # a path-only user route in another shard than a host bucket it also matches under
     Settings(tree_segment=1, tree_depth=1), 3, {"a.x/", "/user/alice/"}, set(),

@@ -239,6 +239,8 @@ def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVS
         # Traefik's redis provider watches keyspace notifications (it also
         # sets this itself when allowed to)
         "notify-keyspace-events KEA",
+        # a database per shard (traefik_shards), beside the front's
+        "databases 64",
         "loglevel warning",
     ]
     if acl_user:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import bcrypt
 import httpx
+import pytest
 import yaml
 
 from traefik_proxy.cli import load_proxy, main
@@ -111,3 +112,62 @@ async def test_a_traefik_started_with_the_written_config_serves_the_hub(tmp_path
         await proxy._close()
         traefik.terminate()
         traefik.wait(10)
+
+
+async def test_shard_traefiks_started_with_the_written_configs_serve_the_hub(tmp_path, backends):
+    """should_start = False with traefik_shards: the operator writes the configs
+    of the front and of each shard, runs their traefiks, and the Hub's routes
+    are served through the front."""
+    shard_port = free_port()
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c.JupyterHub.proxy_class = 'traefik_file'\n"
+        f"c.JupyterHub.bind_url = 'http://127.0.0.1:{free_port()}'\n"
+        "c.TraefikFileProviderProxy.should_start = False\n"
+        "c.TraefikFileProviderProxy.traefik_shards = 2\n"
+        f"c.TraefikFileProviderProxy.traefik_shard_port = {shard_port}\n"
+        f"c.TraefikFileProviderProxy.traefik_api_url = 'http://127.0.0.1:{free_port()}'\n"
+        "c.TraefikFileProviderProxy.traefik_api_password = 'operator secret'\n"
+        f"c.TraefikFileProviderProxy.dynamic_config_file = '{tmp_path / 'rules.toml'}'\n"
+        "c.TraefikFileProviderProxy.traefik_log_level = 'ERROR'\n"
+        f"c.TraefikFileProviderProxy.static_config_file = '{tmp_path / 'traefik.toml'}'\n"
+    )
+    traefiks = []
+    try:
+        for shard, name in [([], ""), (["--shard", "0"], ".shard-0"), (["--shard", "1"], ".shard-1")]:
+            static_file = tmp_path / f"traefik{name}.toml"
+            main(["static-config", "-f", str(config), "-o", str(static_file),
+                  "--dynamic-output", str(tmp_path / f"rules{name}.toml"), *shard])
+            traefiks.append(subprocess.Popen(
+                [find_traefik("traefik"), f"--configfile={static_file}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        shard_static = tomllib.loads((tmp_path / "traefik.shard-1.toml").read_text())
+        assert shard_static["entryPoints"]["http"]["address"] == f"127.0.0.1:{shard_port + 2}"
+        proxy = load_proxy(str(config))
+        try:
+            await proxy.add_route("/", backends["hub"].url, {"hub": True})
+            for user in ("ops", "zoe", "amy"):
+                await proxy.add_route(f"/user/{user}/", backends["a"].url, {})
+            async with httpx.AsyncClient() as client:
+                for path, backend in [("/user/ops/x", "a"), ("/user/zoe/", "a"), ("/hub/", "hub")]:
+                    response = await client.get(proxy.public_url + path)
+                    assert response.json()["backend"] == backend, path
+            assert set(await proxy.get_all_routes()) == {"/", "/user/ops/", "/user/zoe/", "/user/amy/"}
+        finally:
+            await proxy.stop()
+    finally:
+        for traefik in traefiks:
+            traefik.terminate()
+            traefik.wait(10)
+
+
+def test_a_shard_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c.JupyterHub.proxy_class = 'traefik_file'\n"
+        "c.TraefikFileProviderProxy.traefik_shards = 2\n"
+        "c.TraefikFileProviderProxy.traefik_shard_port = 40000\n"
+    )
+    with pytest.raises(SystemExit, match="--shard 2: traefik_shards is 2"):
+        main(["static-config", "-f", str(config), "--shard", "2"])

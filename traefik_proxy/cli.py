@@ -9,6 +9,9 @@ prints or writes:
 
 - the static config to start traefik with (entrypoints, API, provider), as
   :meth:`~traefik_proxy.proxy.TraefikProxy.traefik_static_config` gives it;
+- with ``--shard K``, the same for shard K's traefik (``traefik_shards``:
+  one traefik per shard beside the front's, on ``traefik_shard_port`` + 2K
+  and + 2K + 1);
 - the dynamic config the proxy writes for its API (router, basic auth, TLS,
   ``extra_dynamic_config``), for operators who provide it themselves
   (``enable_setup_dynamic_config = False``). It holds the bcrypt hash of
@@ -107,8 +110,24 @@ def _check_dynamic_file(proxy, dynamic_output: str | None) -> None:
     )
 
 
+def shard_proxy(proxy, k: int):
+    """Shard k's proxy, whose traefik the operator runs beside the front's."""
+    if not 0 <= k < proxy.traefik_shards:
+        raise ValueError(
+            f"--shard {k}: traefik_shards is {proxy.traefik_shards}, so shards are "
+            f"0 to {proxy.traefik_shards - 1}; set c.TraefikProxy.traefik_shards"
+        )
+    if not proxy.traefik_shard_port:
+        raise ValueError(
+            "--shard needs fixed ports for the shards: set c.TraefikProxy.traefik_shard_port"
+        )
+    return proxy._make_shard(k, free_ports=False)
+
+
 def static_config_command(args: argparse.Namespace) -> int:
     proxy = load_proxy(args.config)
+    if args.shard is not None:
+        proxy = shard_proxy(proxy, args.shard)
     fmt = args.format or (config_format(Path(args.output)) if args.output else "toml")
     texts = [_emit(proxy.traefik_static_config(), args.output, fmt, "Traefik's static config")]
     printed_certificate = proxy.traefik_default_cert and not args.dynamic_output
@@ -150,6 +169,12 @@ def parser() -> argparse.ArgumentParser:
     static.add_argument("-f", "--config", help="the jupyterhub_config.py to read")
     static.add_argument("-o", "--output", help="write the static config here (.toml/.yaml/.yml)")
     static.add_argument("--dynamic-output", help="write the API's dynamic config here")
+    static.add_argument(
+        "--shard",
+        type=int,
+        metavar="K",
+        help="the configs of shard K's traefik (with traefik_shards; 0-based)",
+    )
     static.add_argument(
         "--format", choices=["toml", "yaml"], help="format on stdout (default: --output's; toml)"
     )

@@ -13,6 +13,7 @@ router field as written (see :func:`traefik_proxy.core.is_live`).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from traitlets import Bool, Dict, Integer, List, Unicode, validate
 
@@ -30,7 +31,9 @@ class TraefikRedisProxy(TKvProxy):
         "redis://127.0.0.1:6379",
         config=True,
         help="""URL of the Redis server: redis://host:port/db or rediss:// for TLS.
-        The database number in the path is used by the Hub and by Traefik.""",
+        The database number in the path is used by the Hub and by Traefik. With
+        traefik_shards = K, shard k uses database db + 1 + k: the server needs
+        `databases` >= db + K + 1 in its config (Redis' default is 16).""",
     )
     redis_username = Unicode("", config=True, help="Redis ACL user (with redis_password)")
     redis_password = Unicode("", config=True, help="Redis password (AUTH)")
@@ -104,6 +107,16 @@ class TraefikRedisProxy(TKvProxy):
                 f"{self.redis_sentinel_urls!r}"
             )
         return [core.sentinel_address(url) for url in self.redis_sentinel_urls]
+
+    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+        """Shard k in database db + 1 + k of the same server. Traefik's Redis
+        provider reads its keys with a SCAN, which walks the whole database
+        whatever its pattern: shards sharing one database would each walk
+        every shard's keys on every change."""
+        url = urlsplit(self.redis_url)
+        db = core.redis_db(self.redis_url) + 1 + k
+        own = {"redis_url": url._replace(path=f"/{db}").geturl()}
+        return {**super()._shard_overrides(k, free_ports), **own}
 
     def _kv_url_trait(self) -> str:
         return "redis_sentinel_urls" if self.redis_sentinel_master else "redis_url"
