@@ -1,19 +1,32 @@
 """Properties of the shards (traefik_proxy.core.shards).
 
 User routes live in K shard Traefiks, chosen by the leaf bucket of the route
-tree; the front Traefik holds the flat routes and the *front tree*, whose
-buckets send requests to their shards. Here:
+tree; the front Traefik holds the replicated routes and the *front tree*,
+whose buckets send requests to their shards. Which routes are sharded follows
+the Hub's routing mode (``host_routing``, JupyterHub's ``subdomain_host``):
+
+- by path (host_routing False): the routes with a bucket chain are sharded,
+  flat ones are replicated (the front and every shard hold them), and a host
+  route is refused (:class:`HostRouteWithoutHostRouting`);
+- by host (host_routing True): the host routes with a chain are sharded and
+  every path-only route, bucketed or not, is replicated, so that every
+  shard's host buckets hold a copy of it (see :mod:`traefik_proxy.core.routing`).
+
+Here:
 
 - which shard a bucket and a route belong to (:func:`shard_of`,
-  :func:`route_shard`);
+  :func:`route_shard`), in both modes, and the refusal of host routes
+  without host routing (by :func:`route_shard` and :func:`misplaced`);
 - the front tree's routers, one by one (:func:`front_tree`);
 - requests routed as the Hub's Traefiks would: first the front's config (its
-  flat routes, written by ``changes_for``, and the front tree), then, when the
-  front answers with a shard's service, that shard's config (its routes and
-  every flat route, written by ``changes_for`` as any proxy's), both through
-  the layered-routing model of ``test_route_tree.serve``; they must reach
-  what one Traefik holding every route reaches;
-- the moves that put stored routes where K says (:func:`misplaced`);
+  replicated routes, written by ``changes_for``, the front tree over the leaf
+  buckets of the sharded routes and of some deleted ones, and the shard
+  services), then, when the front answers with a shard's service, that
+  shard's config (its sharded routes and every replicated route, written by
+  ``changes_for`` as any proxy's), both through the layered-routing model of
+  ``test_route_tree.serve``; they must reach what one Traefik holding every
+  route reaches;
+- the moves that put stored routes where K and the mode say (:func:`misplaced`);
 - :func:`with_parents`.
 """
 
@@ -25,14 +38,16 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import example, given, settings as hypothesis_settings
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from traefik_proxy.core import (
     TREE_MARK,
     Bucket,
-    Route,
+    HostRouteWithoutHostRouting,
     Op,
+    Route,
     Settings,
     bucket_chain,
     bucket_name,
@@ -48,15 +63,16 @@ from traefik_proxy.core import (
     relayout,
     rest_name,
     route_name,
-    split_routespec,
     route_shard,
     shard_of,
     shard_service_name,
+    split_routespec,
     with_parents,
 )
 
 from .rule_model import matches
 from .strategies import FAST
+from .strategies import hosts as any_hosts
 from .strategies import routespecs as any_routespecs
 from .test_route_tree import (
     ENTRYPOINT,
@@ -82,8 +98,16 @@ user_routespecs = st.builds(
 )
 #: small alphabets (test_route_tree's), so that routes share buckets
 path_routespecs = routespecs | user_routespecs | flat_routespecs
+#: the Hub's and services' path-only routes that are bucketed with tree_segment 1
+hub_path_routespecs = st.sampled_from(
+    ["/services/x/", "/services/announce/", "/user/alice/", "/user/a/", "/user/al/lab/"]
+)
 #: any accepted routespec (unicode, percent-encoding, hosts with ports), normalized
 rich_routespecs = any_routespecs().map(lambda parts: normalize_routespec(parts[0]))
+#: the same, always with a host
+rich_host_routespecs = any_hosts.flatmap(lambda host: any_routespecs(host=host)).map(
+    lambda parts: normalize_routespec(parts[0])
+)
 
 namespaces = st.sampled_from(["jupyterhub", "hub2", "a"])
 #: 3 most often: only there do rests hang below level 1
@@ -110,6 +134,8 @@ any_shard_settings = st.builds(
     tree_depth=depths,
 )
 shard_counts = st.integers(1, 5)
+#: a stored route's target: two, so that stores may hold different versions
+targets = st.sampled_from(["http://127.0.0.1:9000", "http://127.0.0.1:9001"])
 #: the routing properties: a misrouted request needs a deep chain, a name that
 #: ends it above the leaf level, shards that differ, and a request under it
 ROUTING = hypothesis_settings(FAST, max_examples=300)
@@ -184,7 +210,8 @@ def test_shards_are_balanced_over_two_letter_buckets():
     """676 buckets /user/aa .. /user/zz over 4 shards: none gets under half
     or over twice its share (a stable hash spreads them; a first-character
     rule or a constant would not)."""
-    buckets = [Bucket(f"/user/{a}{b}", 2) for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnopqrstuvwxyz"]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    buckets = [Bucket(f"/user/{a}{b}", 2) for a in letters for b in letters]
     counts = [0] * 4
     for bucket in buckets:
         counts[shard_of(bucket, 4)] += 1
@@ -192,17 +219,90 @@ def test_shards_are_balanced_over_two_letter_buckets():
 
 
 @FAST
-@given(path_routespecs | host_routespecs | rich_routespecs, any_shard_settings, shard_counts)
-def test_route_shard_is_the_shard_of_the_leaf_bucket(routespec, settings, shards):
-    """None exactly for a flat route (no bucket), else the shard of its chain's
-    last bucket; leaf_bucket is that bucket."""
+@given(
+    path_routespecs | hub_path_routespecs | host_routespecs | rich_routespecs,
+    any_shard_settings,
+    shard_counts,
+    st.booleans(),
+)
+def test_route_shard_is_the_shard_of_the_leaf_bucket(routespec, settings, shards, host_routing):
+    """leaf_bucket is the chain's last bucket (None if flat), whatever the mode.
+    By path, route_shard is None exactly for a flat route, else the shard of
+    that bucket, and a host route raises; by host, it is the shard of that
+    bucket for a host route with a chain, None for every other route (every
+    path-only route is replicated)."""
     found = chain(routespec, settings)
-    if not found:
-        assert route_shard(routespec, settings, shards) is None
-        assert leaf_bucket(routespec, settings) is None
+    host, _ = split_routespec(routespec)
+    assert leaf_bucket(routespec, settings) == (found[-1] if found else None)
+    if host and not host_routing:
+        with pytest.raises(HostRouteWithoutHostRouting):
+            route_shard(routespec, settings, shards, host_routing)
+        return
+    sharded_ = bool(found) and (bool(host) if host_routing else True)
+    k = route_shard(routespec, settings, shards, host_routing)
+    assert k == (shard_of(found[-1], shards) if sharded_ else None), (routespec, host_routing)
+    if not host_routing:  # the default is routing by path
+        assert route_shard(routespec, settings, shards) == k
+
+
+@st.composite
+def stores_holding(draw, specs: list[str], stores: list[int | None]) -> dict[int | None, list[Route]]:
+    """Each routespec held by one or more of the stores, in random versions."""
+    held: dict[int | None, list[Route]] = {s: [] for s in stores}
+    for spec in specs:
+        for place in draw(st.sets(st.sampled_from(stores), min_size=1)):
+            held[place].append(make_route(spec, draw(targets), {}))
+    return held
+
+
+@FAST
+@given(
+    host_routespecs | rich_host_routespecs,
+    st.sets(path_routespecs | hub_path_routespecs, max_size=4),
+    any_shard_settings,
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.data(),
+)
+@example("a.x/", set(), Settings(tree_segment=1, tree_depth=1), 1, 0, None)
+@example("a.x/", {"/user/alice/"}, Settings(tree_segment=1, tree_depth=1), 0, 2, None)
+def test_a_host_route_without_host_routing_is_refused(host_spec, paths, settings, shards, old, data):
+    """By path, a routespec naming a host raises HostRouteWithoutHostRouting (a
+    ValueError, so callers that catch ValueError keep working) from
+    route_shard, whatever its chain, and from misplaced whenever K > 0,
+    wherever the route is stored and whatever else is; with K = 0 misplaced
+    sharded nothing and raises nothing: every route goes to the front alone,
+    as in either mode. By host, neither raises."""
+    assert issubclass(HostRouteWithoutHostRouting, ValueError)
+    with pytest.raises(HostRouteWithoutHostRouting):
+        route_shard(host_spec, settings, max(shards, 1))
+    with pytest.raises(HostRouteWithoutHostRouting):
+        route_shard(host_spec, settings, max(shards, 1), False)
+    route_shard(host_spec, settings, max(shards, 1), True)  # no raise
+    stores: list[int | None] = [None, *range(old)]
+    specs = sorted({host_spec, *paths})
+    if data is None:  # the examples: everything in every store
+        held = {s: [make_route(spec, "http://127.0.0.1:9000", {}) for spec in specs] for s in stores}
     else:
-        assert route_shard(routespec, settings, shards) == shard_of(found[-1], shards)
-        assert leaf_bucket(routespec, settings) == found[-1]
+        held = data.draw(stores_holding(specs, stores))
+    if shards:
+        with pytest.raises(HostRouteWithoutHostRouting):
+            misplaced(held, settings, shards)
+        with pytest.raises(HostRouteWithoutHostRouting):
+            misplaced(held, settings, shards, False)
+        misplaced(held, settings, shards, True)  # no raise
+        return
+    moves = misplaced(held, settings, 0, False)
+    assert moves == misplaced(held, settings, 0) == misplaced(held, settings, 0, True)
+    state = {s: {r.routespec for r in routes} for s, routes in held.items()}
+    for move in moves:
+        assert move.to in ((), (None,)), move
+        for place in move.to:
+            state[place].add(move.route.routespec)
+        for place in move.drop:
+            state[place].discard(move.route.routespec)
+    assert state[None] == set(specs)
+    assert not any(routes for s, routes in state.items() if s is not None), state
 
 
 # ------------------------------------------------------------------ 2. the front tree
@@ -274,23 +374,30 @@ def test_the_front_tree_routes_each_bucket_to_its_shard(settings, shards, data):
 
 
 @FAST
-@given(shard_settings, shard_counts, st.sets(path_routespecs | host_routespecs, max_size=8))
-def test_the_fronts_relayout_leaves_the_front_tree_alone(settings, shards, specs):
-    """The front's store (its flat routes' records and routers, the front tree,
-    the shard services) is what the front's relayout finds at start: it
-    must remove none of the front tree's routers."""
-    flat = [s for s in specs if route_shard(s, settings, shards) is None]
-    document = changes_for([Op("add", s, route_for(s)) for s in flat], settings).apply_to({})
-    leaves = {leaf_bucket(s, settings) for s in specs} - {None}
+@given(shard_settings, shard_counts, st.booleans(), st.data())
+def test_the_fronts_relayout_leaves_the_front_tree_alone(settings, shards, host_routing, data):
+    """The front's store (its replicated routes' records and routers, which by
+    host include bucketed path routes and so a route tree of the front's
+    own; the front tree; the shard services) is what the front's relayout
+    finds at start: it must remove none of the front tree's routers."""
+    if host_routing:
+        specs = data.draw(st.sets(path_routespecs | hub_path_routespecs | host_routespecs, max_size=8))
+    else:
+        specs = data.draw(st.sets(path_routespecs | hub_path_routespecs, max_size=8))
+    replicated = [s for s in specs if route_shard(s, settings, shards, host_routing) is None]
+    document = changes_for([Op("add", s, route_for(s)) for s in replicated], settings).apply_to({})
+    leaves = {
+        leaf_bucket(s, settings) for s in specs if route_shard(s, settings, shards, host_routing) is not None
+    }
     tree = front_tree(leaves, settings, shards)
     document = deep_merge(document, tree)
     document = deep_merge(document, front_services(settings.namespace, ["http://127.0.0.1:1"] * shards))
     records = (document.get("jupyterhub") or {}).get("routes") or {}
     changes, _, removed = relayout(records, document, settings)
     touched = {path[2] for path in changes.delete if path[:2] == ("http", "routers")}
-    touched |= set(((changes.merge.get("http") or {}).get("routers") or {}))
+    touched |= set((changes.merge.get("http") or {}).get("routers") or {})
     assert removed == 0
-    assert not touched & set(((tree.get("http") or {}).get("routers") or {}))
+    assert not touched & set((tree.get("http") or {}).get("routers") or {})
 
 
 # ------------------------------------------------------------------ 3. routing through front and shard
@@ -302,12 +409,26 @@ def config_of(routespecs_: set[str] | list[str], settings: Settings) -> dict:
     return changes_for(ops, settings).apply_to({}) if ops else {}
 
 
-def sharded(settings: Settings, shards: int, held: set[str], stale: set[str] = frozenset()):
-    """(front config, shard configs) for these routes. The front tree has the
-    buckets of ``stale`` routes too: front buckets stay when routes go. A
-    shard is a proxy of the front's settings but its own entrypoint (no TLS)."""
-    front = config_of([r for r in held if route_shard(r, settings, shards) is None], settings)
-    leaves = {leaf_bucket(r, settings) for r in held | stale} - {None}
+def sharded(
+    settings: Settings,
+    shards: int,
+    held: set[str],
+    stale: set[str] = frozenset(),
+    host_routing: bool = False,
+):
+    """(front config, shard configs) for these routes, as the shell lays them
+    out: the front holds every replicated route (route_shard None), the
+    front tree over the leaf buckets of the sharded routes, and the shard
+    services; shard k holds its sharded routes and every replicated route.
+    The front tree has the buckets of the sharded ``stale`` routes too:
+    front buckets stay when routes go. A shard is a proxy of the front's
+    settings but its own entrypoint (no TLS)."""
+
+    def place(routespec: str) -> int | None:
+        return route_shard(routespec, settings, shards, host_routing)
+
+    front = config_of([r for r in held if place(r) is None], settings)
+    leaves = {leaf_bucket(r, settings) for r in held | stale if place(r) is not None}
     front = deep_merge(front, front_tree(leaves, settings, shards))
     front = deep_merge(front, front_services(settings.namespace, [f"shard-{k}" for k in range(shards)]))
     shard = Settings(
@@ -315,10 +436,7 @@ def sharded(settings: Settings, shards: int, held: set[str], stale: set[str] = f
         error_middleware=settings.error_middleware,
         tree_segment=settings.tree_segment, tree_depth=settings.tree_depth,
     )
-    configs = [
-        config_of([r for r in held if route_shard(r, settings, shards) in (None, k)], shard)
-        for k in range(shards)
-    ]
+    configs = [config_of([r for r in held if place(r) in (None, k)], shard) for k in range(shards)]
     return front, configs
 
 
@@ -338,7 +456,7 @@ def near(draw, held: set[str], hosts=request_hosts) -> tuple[str, str]:
     name, the path without its slash) or the whole, then maybe more; for
     its host, the route's own or another."""
     host, path = split_routespec(draw(st.sampled_from(sorted(held))))
-    cut = draw(st.integers(1, len(path)))
+    cut = len(path) if draw(st.booleans()) else draw(st.integers(1, len(path)))
     tail = draw(st.sampled_from(["", "/", "x", "x/", "/x", "/x/y"]))
     return (host if host and draw(st.booleans()) else draw(hosts)), path[:cut] + tail
 
@@ -373,16 +491,16 @@ many_shards = st.sampled_from([1, 2, 3, 3, 4, 5, 5])
     set(), ["/user/alice/x", "/user/al/x", "/user/al", "/user/a/x", "/user/alx/", "/user/b/"],
 )
 def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale, data):
-    """A request through the front tree to a shard and through that shard's
-    own routes reaches the routespec that longest-prefix matching over all
-    routes reaches (configurable-http-proxy's answer, and that of one
-    Traefik holding every route); buckets of routes that are gone still
-    lead to a shard, which answers as the flat routes do."""
+    """By path (host_routing False): a request through the front tree to a
+    shard and through that shard's own routes reaches the routespec that
+    longest-prefix matching over all routes reaches (configurable-http-proxy's
+    answer, and that of one Traefik holding every route); buckets of routes
+    that are gone still lead to a shard, which answers as the flat routes do."""
     if isinstance(data, list):  # an explicit example's paths
         paths = data
     else:
         paths = [path for _, path in data.draw(request_lists(held | stale, st.just("")))]
-    front, configs = sharded(settings, shards, held, stale - held)
+    front, configs = sharded(settings, shards, held, stale - held, host_routing=False)
     host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
     for path in paths:
         expected = longest_prefix(held, path)
@@ -409,12 +527,12 @@ def flat_layout(settings: Settings, held: set[str]) -> dict:
     ))
 
 
-def check_as_flat(settings, shards, held, stale, requests_):
+def check_as_flat(settings, shards, held, stale, requests_, host_routing):
     """Through front and shard as through one Traefik with every route on its
     entrypoint; ``requests_`` an explicit list, or st.data() to draw them."""
     if not isinstance(requests_, list):
         requests_ = requests_.draw(request_lists(held | stale))
-    front, configs = sharded(settings, shards, held, stale - held)
+    front, configs = sharded(settings, shards, held, stale - held, host_routing)
     flat = flat_layout(settings, held)
     for host, path in requests_:
         try:
@@ -436,83 +554,103 @@ def check_as_flat(settings, shards, held, stale, requests_):
 def test_subdomain_routes_through_shards_route_as_one_traefik(
     settings, shards, users, flat, stale, requests_
 ):
-    """JupyterHub's subdomains: every user route has a host, beside the
-    Hub's flat path routes. Through front and shard, every request reaches
-    what one Traefik holding every route on its entrypoint reaches."""
-    check_as_flat(settings, shards, users | flat, stale, requests_)
+    """JupyterHub's subdomains (host_routing True): every user route has a
+    host, beside the Hub's flat path routes. Through front and shard, every
+    request reaches what one Traefik holding every route on its entrypoint
+    reaches."""
+    check_as_flat(settings, shards, users | flat, stale, requests_, host_routing=True)
 
 
 @ROUTING
 @given(
     host_settings,
     many_shards,
-    st.sets(path_routespecs | host_routespecs, max_size=8),
+    st.sets(host_routespecs, max_size=5),
+    st.sets(path_routespecs | hub_path_routespecs, max_size=5),
     st.sets(routespecs | host_routespecs, max_size=3),
     st.data(),
 )
-@example(  # a path-only user route in another shard than a host bucket it also matches under
-    Settings(tree_segment=1, tree_depth=1), 3, {"a.x/", "/user/alice/"}, set(),
+@example(  # a path-only user route sharded apart from a host bucket it also matches under
+    Settings(tree_segment=1, tree_depth=1), 3, {"a.x/"}, {"/user/alice/"}, set(),
     [("a.x", "/user/alice/x")],
 )
+@example(  # a service's route under a host bucket of two levels, whose rest is in another shard
+    Settings(tree_segment=1, tree_depth=2), 3, {"a.x/", "al.x/"}, {"/", "/services/x/", "/user/al/lab/"},
+    {"alx.x/"}, [("a.x", "/services/x/y"), ("al.x", "/user/al/lab/z"), ("alx.x", "/services/x"),
+                 ("zz.x", "/user/al/lab/"), ("a.x", "/hub/")],
+)
 def test_host_and_path_routes_through_shards_route_as_one_traefik(
-    settings, shards, held, stale, requests_
+    settings, shards, users, paths, stale, requests_
 ):
-    """Host routes mixed with path-only user routes: a path-only route
-    matches any host, so a request to a host bucket may be meant for a path
-    route (the longer prefix wins without shards, and within one Traefik the
-    host bucket holds a copy of it). Through front and shard, every request
-    reaches what one Traefik holding every route reaches."""
-    check_as_flat(settings, shards, held, stale, requests_)
+    """Host routing (host_routing True) with path-only routes beside the host
+    user routes, bucketed ones too (/services/x/, /user/alice/): a path-only
+    route matches any host, so a request to a host bucket may be meant for a
+    path route (the longer prefix wins without shards, and within one Traefik
+    the host bucket holds a copy of it). Every path-only route is replicated,
+    so each shard's host buckets copy it. Through front and shard, every
+    request reaches what one Traefik holding every route reaches."""
+    check_as_flat(settings, shards, users | paths, stale, requests_, host_routing=True)
 
 
 # ------------------------------------------------------------------ 4. misplaced
 
-targets = st.sampled_from(["http://127.0.0.1:9000", "http://127.0.0.1:9001"])
-
-
 @st.composite
 def placements(draw):
-    """(settings, K, held): random versions of random routes over the front
-    (None) and the shard stores of an old K (larger, smaller or equal)."""
+    """(settings, K, host_routing, held): random versions of random routes
+    over the front (None) and the shard stores of an old K (larger, smaller
+    or equal); host routes only with host routing."""
     settings = draw(shard_settings)
     shards = draw(st.integers(0, 4))
+    host_routing = draw(st.booleans())
     old = draw(st.integers(0, 5))
     stores: list[int | None] = [None, *range(old)]
-    specs = draw(st.sets(path_routespecs | host_routespecs, min_size=1, max_size=8))
+    kinds = path_routespecs | hub_path_routespecs
+    if host_routing:
+        kinds = kinds | host_routespecs
+    specs = draw(st.sets(kinds, min_size=1, max_size=8))
     held: dict[int | None, dict[str, Route]] = {s: {} for s in stores}
     for spec in sorted(specs):
         for place in draw(st.sets(st.sampled_from(stores), min_size=1)):
             held[place][spec] = make_route(spec, draw(targets), {})
-    return settings, shards, held
+    return settings, shards, host_routing, held
 
 
-def places_of(routespec: str, settings: Settings, shards: int) -> tuple[int | None, set[int | None]]:
+def places_of(
+    routespec: str, settings: Settings, shards: int, host_routing: bool
+) -> tuple[int | None, set[int | None]]:
     """(a route's own place, every place that should hold it)."""
     if not shards:
         return None, {None}
-    k = route_shard(routespec, settings, shards)
+    k = route_shard(routespec, settings, shards, host_routing)
     return (None, {None, *range(shards)}) if k is None else (k, {k})
 
 
 @FAST
 @given(placements())
-@example(  # a write interrupted between stores: the route's own shard has the newer version
-    (Settings(tree_segment=1, tree_depth=1), 2, {
+@example(  # a write interrupted between stores: its own shard (1 of 2) has the newer version
+    (Settings(tree_segment=1, tree_depth=1), 2, False, {
         None: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9000", {})},
-        0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
+        0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9002", {})},
         1: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
+    }),
+)
+@example(  # by host, a path user route sharded by an earlier version goes back everywhere
+    (Settings(tree_segment=1, tree_depth=1), 2, True, {
+        None: {"a.x/": make_route("a.x/", "http://127.0.0.1:9000", {})},
+        0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
+        1: {"a.x/": make_route("a.x/", "http://127.0.0.1:9000", {})},
     }),
 )
 def test_moves_put_every_route_where_k_says(placement):
     """Applying the moves (set in each ``to``, delete from each ``drop``)
-    leaves each user route in its shard alone (in the front alone for K = 0),
-    each flat route in the front and every shard below K, nothing in a shard
-    >= K; every place holds one version: its own place's if that held
-    one, else the front's. Moves touch only what is wrong, and a second
-    look finds nothing to move."""
-    settings, shards, held = placement
+    leaves each sharded route (route_shard in the Hub's mode) in its shard
+    alone (in the front alone for K = 0), each replicated route in the front
+    and every shard below K, nothing in a shard >= K; every place holds one
+    version: its own place's if that held one, else the front's. Moves touch
+    only what is wrong, and a second look finds nothing to move."""
+    settings, shards, host_routing, held = placement
     before = {s: dict(routes) for s, routes in held.items()}
-    moves = misplaced({s: list(r.values()) for s, r in held.items()}, settings, shards)
+    moves = misplaced({s: list(r.values()) for s, r in held.items()}, settings, shards, host_routing)
     state = {s: dict(routes) for s, routes in held.items()}
     for move in moves:
         spec = move.route.routespec
@@ -525,7 +663,7 @@ def test_moves_put_every_route_where_k_says(placement):
             del state[place][spec]
     specs = {spec for routes in before.values() for spec in routes}
     for spec in specs:
-        own, wanted = places_of(spec, settings, shards)
+        own, wanted = places_of(spec, settings, shards, host_routing)
         where = {s for s, routes in state.items() if spec in routes}
         assert where == wanted, (spec, where, wanted)
         (version, *others) = [state[s][spec] for s in sorted(where, key=lambda s: -1 if s is None else s)]
@@ -537,7 +675,8 @@ def test_moves_put_every_route_where_k_says(placement):
         else:
             assert version in [routes[spec] for routes in before.values() if spec in routes]
     assert all(s is None or s < shards for s, routes in state.items() if routes)
-    assert misplaced({s: list(r.values()) for s, r in state.items()}, settings, shards) == []
+    again = misplaced({s: list(r.values()) for s, r in state.items()}, settings, shards, host_routing)
+    assert again == []
 
 
 def test_the_front_version_wins_when_the_own_place_has_none():

@@ -283,3 +283,42 @@ def test_kv_shard_prefixes_are_never_extensions_of_the_fronts():
     for p in everyone:
         for q in everyone:
             assert p == q or not q.startswith(p), (p, q)
+
+
+async def test_with_host_routing_host_routes_are_sharded_and_path_routes_everywhere(
+    request, tmp_path, backends
+):
+    """JupyterHub's subdomain_host: user routes name hosts and live in shards;
+    path-only routes (the Hub's, services') are held by the front and every
+    shard, so a user's host reaches a service's path where one Traefik would."""
+    a, b, hub = backends["a"].url, backends["b"].url, backends["hub"].url
+    proxy = make_proxy("file", request, tmp_path, traefik_shards=SHARDS, host_routing=True)
+    await proxy.start()
+    try:
+        users = ["alice", "bob", "carol", "dave", "erin", "zed"]
+        # a route's priority is its length, host included: on alice's host
+        # /services/x/ loses to alice.hub.example/, the long one wins
+        service = "/services/a-service-with-a-long-name/"
+        routes = {"/": hub, "/services/x/": b, service: b, **{f"{u}.hub.example/": a for u in users}}
+        placed = {core.route_shard(r, proxy.settings, SHARDS, True) for r in routes}
+        assert None in placed and len(placed - {None}) >= 2
+        for routespec, target in routes.items():
+            await proxy.add_route(routespec, target, {"hub": True} if target == hub else {})
+        for user in users:
+            host = f"{user}.hub.example"
+            assert await served_by(proxy, "/lab", host=host) == "a", host
+            assert await served_by(proxy, "/services/x/api", host=host) == "a", host
+            assert await served_by(proxy, f"{service}api", host=host) == "b", host
+        assert await served_by(proxy, "/services/x/", host="hub.example") == "b"
+        assert await served_by(proxy, "/hub/home", host="hub.example") == "hub"
+        assert await served_by(proxy, "/lab", host="nobody.hub.example") == "hub"
+        listed = await proxy.get_all_routes()
+        assert {r: v["target"] for r, v in listed.items()} == routes
+    finally:
+        await proxy.stop()
+
+
+async def test_without_host_routing_a_host_route_is_refused_by_name(sharded, backends):
+    with pytest.raises(ValueError, match="'alice.hub.example/' names a host.*subdomain_host"):
+        await sharded.add_route("alice.hub.example/", backends["a"].url, {})
+    assert "alice.hub.example/" not in await sharded.get_all_routes()

@@ -421,7 +421,7 @@ class TraefikProxy(
         """One route as added (without last_activity), or None."""
         routespec = core.normalize_routespec(routespec)
         await self._ensure_ready()
-        if self._shard_set is not None and core.leaf_bucket(routespec, self.settings):
+        if self._shard_set is not None and self._shard_set.holds_alone(routespec):
             return await self._shard_set.get_route(routespec)
         raw = await self._get_route_record(core.route_name(routespec, self.traefik_namespace))
         return core.decode_route(raw).as_dict() if raw is not None else None

@@ -247,7 +247,7 @@ async def move_misplaced(
     for place, proxy in stores.items():
         records = await proxy._get_jupyterhub_dynamic_config()
         held[place] = [core.decode_route(raw) for raw in records.values()]
-    moves = core.misplaced(held, front.settings, len(shards))
+    moves = core.misplaced(held, front.settings, len(shards), front.host_routing)
     if moves or leftovers:
         front.log.info(
             "Moving %d routes to where %d shards put them (%d shard stores left over)",
@@ -294,7 +294,9 @@ class ShardSet:
         return self.front.settings
 
     def _shard(self, routespec: str) -> int | None:
-        return core.route_shard(routespec, self.settings, len(self.shards))
+        return core.route_shard(
+            routespec, self.settings, len(self.shards), self.front.host_routing
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -401,6 +403,13 @@ class ShardSet:
         routes.update(front_routes)
         return {r: v for r, v in routes.items() if not self._waiting_delete(r)}
 
+    def holds_alone(self, routespec: str) -> bool:
+        """Is a route one shard's (not the front's and every shard's)?"""
+        try:
+            return self._shard(routespec) is not None
+        except core.HostRouteWithoutHostRouting:
+            return False
+
     async def get_route(self, routespec: str) -> dict[str, Any] | None:
         """A user route as its shard holds it (None while its delete waits)."""
         k = self._shard(routespec)
@@ -414,11 +423,12 @@ class ShardSet:
     async def _write_whole_front(self) -> None:
         """The front tree for every route the shards hold, replacing the stored one."""
         held = [await shard._get_jupyterhub_dynamic_config() for shard in self.shards]
+        routespecs = {core.decode_route(raw).routespec for records in held for raw in records.values()}
         leaves = {
-            core.leaf_bucket(core.decode_route(raw).routespec, self.settings)
-            for records in held
-            for raw in records.values()
-        } - {None}
+            core.leaf_bucket(routespec, self.settings)
+            for routespec in routespecs
+            if self._shard(routespec) is not None
+        }
         for error in await self._write_front(sorted(leaves), rewrite=True):
             if error is not None:
                 raise error

@@ -119,6 +119,7 @@ from .routespec import (
 from .serialize import Memo, to_toml, to_yaml
 from .shards import (
     FRONT_SUFFIX,
+    HostRouteWithoutHostRouting,
     Move,
     front_namespace,
     front_services,
@@ -147,6 +148,7 @@ __all__ = [
     "Changes",
     "Expected",
     "ForeignRouter",
+    "HostRouteWithoutHostRouting",
     "InvalidRecord",
     "InvalidRoute",
     "KeyLayout",

@@ -8,8 +8,9 @@ for ``/user/alice/`` at depth 2), and a change reloads that shard alone.
 
 The front Traefik holds the routes without a user segment (the Hub's ``/``,
 ``/hub/``: *flat* routes, which every shard holds too, so that a shard's
-bucket rests fall back to them) and the *front tree*: the route tree's
-buckets, under names of their own (:func:`front_namespace`), where
+bucket rests fall back to them; with host routing, every path-only route:
+see :func:`route_shard`) and the *front tree*: the route tree's buckets,
+under names of their own (:func:`front_namespace`), where
 
 - a bucket at the tree's full depth sends its requests to its shard;
 - a shallower bucket holds its children and a *rest* router sending what
@@ -33,11 +34,9 @@ from typing import Any
 
 import msgspec
 
-from .config import Settings
-from .routespec import Route
+from .config import Nested, Settings
+from .routespec import Route, split_routespec
 from .routing import Bucket, bucket_chain, bucket_fragment, bucket_name, rest_name
-
-Nested = dict[str, Any]
 
 #: what the front's tree routers are named under: ``<namespace>-front--tree-...``,
 #: so the front's own relayout (which removes ``<namespace>--tree-`` routers no
@@ -58,11 +57,36 @@ def shard_of(bucket: Bucket, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards
 
 
-def route_shard(routespec: str, settings: Settings, shards: int) -> int | None:
-    """The shard a normalized routespec lives in; None for a flat route (the
-    front and every shard hold it)."""
+class HostRouteWithoutHostRouting(ValueError):
+    """A host route for a sharded proxy whose Hub routes by path."""
+
+
+def route_shard(
+    routespec: str, settings: Settings, shards: int, host_routing: bool = False
+) -> int | None:
+    """The shard a normalized routespec lives in; None for a route that the
+    front and every shard hold.
+
+    Which routes are sharded follows the Hub's routing (JupyterHub's
+    ``subdomain_host``, the proxy's ``host_routing``): by path, the routes
+    with a bucket; by host, the host routes, and every path-only route (the
+    Hub's, services') is held everywhere, because a host bucket must see
+    every path-only route to keep the longest match (see
+    :mod:`.routing`). A host route without host routing raises
+    :class:`HostRouteWithoutHostRouting`: the front could not send its
+    requests to one shard and keep the longest match.
+    """
     chain = bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
-    return shard_of(chain[-1], shards) if chain else None
+    host, _ = split_routespec(routespec)
+    if host and not host_routing:
+        raise HostRouteWithoutHostRouting(
+            f"routespec {routespec!r} names a host, but with traefik_shards only a Hub "
+            "with host routing (JupyterHub's subdomain_host) may add host routes; "
+            "set c.JupyterHub.subdomain_host or c.TraefikProxy.traefik_shards = 0"
+        )
+    if not chain or (host_routing and not host):
+        return None
+    return shard_of(chain[-1], shards)
 
 
 def leaf_bucket(routespec: str, settings: Settings) -> Bucket | None:
@@ -140,15 +164,19 @@ class Move(msgspec.Struct, frozen=True):
 
 
 def misplaced(
-    held: Mapping[int | None, Iterable[Route]], settings: Settings, shards: int
+    held: Mapping[int | None, Iterable[Route]],
+    settings: Settings,
+    shards: int,
+    host_routing: bool = False,
 ) -> list[Move]:
     """What must move so that every route is where K = ``shards`` puts it.
 
     ``held`` maps each store to the routes its records hold: None for the
     front's, k for shard k's (including shards beyond the new K, whose
     stores are left over from a larger K). A user route belongs to
-    :func:`route_shard` alone; a flat route to the front and every shard
-    below K. With ``shards = 0`` every route belongs to the front alone. When two stores hold different versions of a route (a write
+    :func:`route_shard` alone; any other route to the front and every shard
+    below K. With ``shards = 0`` every route belongs to the front alone. A
+    host route that :func:`route_shard` refuses raises, before anything moves. When two stores hold different versions of a route (a write
     interrupted between them), the one its own place holds wins, else the
     front's.
     """
@@ -160,7 +188,7 @@ def misplaced(
     moves: list[Move] = []
     for routespec in sorted(places):
         found = places[routespec]
-        k = route_shard(routespec, settings, shards) if shards else None
+        k = route_shard(routespec, settings, shards, host_routing) if shards else None
         wanted = every if k is None else (k,)
         canonical = next((found[s] for s in wanted if s in found), None)
         if canonical is None:
