@@ -14,7 +14,13 @@ Reported per system: req/s and p99 idle and during churn (and their ratio),
 failed requests (wrk's errors and non-2xx answers), ``add_route`` p50 / p99
 (until it returned: live on every Traefik that must serve it), and how many
 changes were started, done and failed. Changes still running when wrk ends
-are waited for (``--drain``), so a slow one counts.
+are waited for (``--drain``), so a slow one counts. Also: the time to load
+the N routes (``--load-batch`` concurrent adds at a time), one add alone
+before the churn (median of 5), and the resident memory of every server
+process (with ``+shardsK``, the front's traefik and each shard's).
+
+``ours-<store>+shardsK[-eager][-gc]`` runs that proxy with
+``traefik_shards = K`` (see :func:`shard_traits`).
 
 Cores: the proxy's server (traefik, CHP's node), its store, and this process
 (the Hub side, calling the Proxy API) share CPU 0; wrk and the backend
@@ -155,6 +161,10 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     pid = server_pid(proxy)
     result: dict[str, Any] = {"system": system, "routes": args.routes, "rate": args.rate,
                               "duration": args.duration, "load_s": load_s, "measured": url}
+    # every server process's memory: the front's and each shard's traefik
+    shards = getattr(getattr(proxy, "_shard_set", None), "shards", [])
+    pids = [pid, *(server_pid(shard) for shard in shards)]
+    result["rss_mb"] = sum(dataplane.rss_mb(p) or 0 for p in pids)
 
     say(args, f"  {system}: idle, wrk {args.duration:g} s")
     await asyncio.sleep(args.settle)
@@ -217,18 +227,19 @@ def say(args: argparse.Namespace, text: str) -> None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    header = ["system", "N", "load", "add alone", "changes/s", "req/s idle", "req/s churn", "ratio", "p99 idle",
+    header = ["system", "N", "RSS", "load", "add alone", "changes/s", "req/s idle", "req/s churn", "ratio", "p99 idle",
               "p99 churn", "add p50", "add p99", "changes done/started", "failed changes",
               "failed requests"]
     rows = [header]
     for r in results:
         if "error" in r:
-            rows.append([r["system"], f"{r['routes']:,}", "", "", f"{r['rate']:g}",
-                         "error: " + r["error"][:60]] + [""] * (len(header) - 6))
+            rows.append([r["system"], f"{r['routes']:,}", "", "", "", f"{r['rate']:g}",
+                         "error: " + r["error"][:60]] + [""] * (len(header) - 7))
             continue
         idle, busy = r["idle"], r["churn"]
         rows.append([
-            r["system"], f"{r['routes']:,}", f"{r['load_s']:.1f} s", fmt_ms(r.get("add_idle_ms")),
+            r["system"], f"{r['routes']:,}", f"{r.get('rss_mb', 0):,.0f} MB",
+            f"{r['load_s']:.1f} s", fmt_ms(r.get("add_idle_ms")),
             f"{r['rate']:g}", f"{idle['rps']:,.0f}",
             f"{busy['rps']:,.0f}", f"x{r['ratio']:.2f}", f"{idle['p99_ms']:.1f} ms",
             f"{busy['p99_ms']:.1f} ms", fmt_ms(r["add_p50_ms"]), fmt_ms(r["add_p99_ms"]),

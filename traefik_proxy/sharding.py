@@ -59,6 +59,7 @@ SHARED_SETTINGS = (
     "traefik_log_level",
     "traefik_namespace",
     "traefik_pin_host",
+    "traefik_poll_backoff",
     "traefik_poll_interval",
     "traefik_providers_throttle_duration",
     "traefik_route_tree_depth",

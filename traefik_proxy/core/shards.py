@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import msgspec
 
