@@ -54,9 +54,6 @@ class TraefikFileProviderProxy(TraefikProxy):
         own = {"dynamic_config_file": shard_file(self.dynamic_config_file, k)}
         return {**super()._shard_overrides(k, free_ports), **own}
 
-    def _share_store_of(self, other: TraefikProxy) -> None:
-        """Nothing to share: a file is opened for each read."""
-
     async def _discard_store(self) -> None:
         """Remove the dynamic config file (a leftover shard's)."""
         self._path.unlink(missing_ok=True)
@@ -132,6 +129,9 @@ class TraefikTomlProxy(TraefikFileProviderProxy):
     kept for configs written for jupyterhub-traefik-proxy."""
 
     toml_dynamic_config_file = deprecated_alias("dynamic_config_file", "1.0")
+
+    def _shard_class(self) -> type:
+        return TraefikFileProviderProxy
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

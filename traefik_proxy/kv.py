@@ -133,11 +133,6 @@ class TKvProxy(KvMigration, TraefikProxy):
             "kv_jupyterhub_prefix": shard_prefix(self.kv_jupyterhub_prefix),
         }
 
-    def _share_store_of(self, other: TKvProxy) -> None:
-        """Use another proxy's store client (its prefixes stay this one's);
-        for a leftover shard's store, read and removed once, never closed."""
-        self._kv_store = other.kv_store
-
     async def _discard_store(self) -> None:
         """Delete every key under both prefixes (a leftover shard's)."""
         subtrees = [p + self.kv_separator for p in (self.kv_traefik_prefix, self.kv_jupyterhub_prefix)]

@@ -172,12 +172,16 @@ class ShardingMixin(Configurable):
             "extra_static_config": {"entryPoints": {"http": trusted}},
         }
 
+    def _shard_class(self) -> type:
+        """The class of the shard proxies: this one (an old name's: its new one)."""
+        return type(self)
+
     def _make_shard(self, k: int, free_ports: bool = True) -> Any:
         """Shard k's proxy: this class, the shared settings, its own places
         (``free_ports=False``: only to read or remove its store)."""
         from .proxy import TraefikProxy
 
-        cls = type(self)
+        cls = self._shard_class()
         own = set(cls.class_trait_names(config=True)) - set(
             TraefikProxy.class_trait_names(config=True)
         )
@@ -202,9 +206,11 @@ async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
     k = first
     while True:
         shard = front._make_shard(k, free_ports=False)
-        shard._share_store_of(front)
-        if not await shard._get_jupyterhub_dynamic_config():
-            return found
+        try:
+            if not await shard._get_jupyterhub_dynamic_config():
+                return found
+        finally:
+            await shard._close()  # opened again to move its routes, if any
         if front.should_start:
             supervisor = TraefikSupervisor(
                 shard.traefik_command, shard.static_config_file, shard.traefik_pid_file, {},
@@ -274,6 +280,7 @@ async def move_misplaced(
     )
     for k, shard in sorted(leftovers.items()):
         await shard._discard_store()
+        await shard._close()
         front.log.info("Removed the store of shard %d, left over from a larger traefik_shards", k)
 
 
