@@ -277,7 +277,7 @@ def test_kv_shard_prefixes_are_never_extensions_of_the_fronts():
     proxy = TraefikEtcdProxy(
         traefik_shards=12, kv_traefik_prefix="hubs/hub1/traefik", kv_jupyterhub_prefix="hubs/hub1/jh"
     )
-    prefixes = [proxy._make_shard(k, free_ports=False).kv_traefik_prefix for k in range(12)]
+    prefixes = [proxy._make_shard(k).kv_traefik_prefix for k in range(12)]
     assert prefixes[3] == "hubs/hub1/shard-3.traefik"
     everyone = [proxy.kv_traefik_prefix, *prefixes]
     for p in everyone:

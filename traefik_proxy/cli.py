@@ -121,7 +121,7 @@ def shard_proxy(proxy, k: int):
         raise ValueError(
             "--shard needs fixed ports for the shards: set c.TraefikProxy.traefik_shard_port"
         )
-    return proxy._make_shard(k, free_ports=False)
+    return proxy._make_shard(k)
 
 
 def static_config_command(args: argparse.Namespace) -> int:

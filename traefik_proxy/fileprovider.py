@@ -50,9 +50,9 @@ class TraefikFileProviderProxy(TraefikProxy):
     def _path(self) -> Path:
         return Path(self.dynamic_config_file)
 
-    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+    def _shard_overrides(self, k: int, ports: tuple[int, int] | None = None) -> dict[str, Any]:
         own = {"dynamic_config_file": shard_file(self.dynamic_config_file, k)}
-        return {**super()._shard_overrides(k, free_ports), **own}
+        return {**super()._shard_overrides(k, ports), **own}
 
     async def _discard_store(self) -> None:
         """Remove the dynamic config file (a leftover shard's)."""

@@ -118,7 +118,7 @@ class TKvProxy(KvMigration, TraefikProxy):
         self._kv_setup_keys: dict[str, str] = {}
         self._kv_setup_lost = False
 
-    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+    def _shard_overrides(self, k: int, ports: tuple[int, int] | None = None) -> dict[str, Any]:
         """Shard k's prefixes: ``hubs/hub1/traefik`` -> ``hubs/hub1/shard-3.traefik``.
         Never an extension of the front's own (``traefik-shard-3``): Traefik
         reads a rootKey as a plain string prefix, so the front would read
@@ -128,7 +128,7 @@ class TKvProxy(KvMigration, TraefikProxy):
             return f"{head}{sep}shard-{k}.{last}"
 
         return {
-            **super()._shard_overrides(k, free_ports),
+            **super()._shard_overrides(k, ports),
             "kv_traefik_prefix": shard_prefix(self.kv_traefik_prefix),
             "kv_jupyterhub_prefix": shard_prefix(self.kv_jupyterhub_prefix),
         }

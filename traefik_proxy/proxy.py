@@ -331,7 +331,8 @@ class TraefikProxy(
 
     async def _on_serving(self) -> None:
         """Once traefik serves: name routers that take the Hub's requests; track activity."""
-        await self._warn_about_foreign_routers()
+        if not self._is_shard:  # a shard's entrypoint is the front's alone
+            await self._warn_about_foreign_routers()
         if self.traefik_track_activity:
             if self._activity is None:
                 fetch = lambda: self._api.metrics_text()  # noqa: E731 (new client after stop)

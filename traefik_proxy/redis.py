@@ -108,7 +108,7 @@ class TraefikRedisProxy(TKvProxy):
             )
         return [core.sentinel_address(url) for url in self.redis_sentinel_urls]
 
-    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+    def _shard_overrides(self, k: int, ports: tuple[int, int] | None = None) -> dict[str, Any]:
         """Shard k in database db + 1 + k of the same server. Traefik's Redis
         provider reads its keys with a SCAN, which walks the whole database
         whatever its pattern: shards sharing one database would each walk
@@ -116,7 +116,7 @@ class TraefikRedisProxy(TKvProxy):
         url = urlsplit(self.redis_url)
         db = core.redis_db(self.redis_url) + 1 + k
         own = {"redis_url": url._replace(path=f"/{db}").geturl()}
-        return {**super()._shard_overrides(k, free_ports), **own}
+        return {**super()._shard_overrides(k, ports), **own}
 
     def _kv_url_trait(self) -> str:
         return "redis_sentinel_urls" if self.redis_sentinel_master else "redis_url"

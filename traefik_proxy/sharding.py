@@ -74,10 +74,17 @@ def shard_file(path: str, k: int) -> str:
     return str(p.with_name(f"{p.stem}.shard-{k}{p.suffix}"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports (all held open while picked,
+    so that none is picked twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class ShardingMixin(Configurable):
@@ -134,6 +141,8 @@ class ShardingMixin(Configurable):
         return proposal.value
 
     _shard_set: ShardSet | None = None
+    #: a shard proxy, made by its front
+    _is_shard = False
 
     def _check_shard_settings(self) -> None:
         if not self.traefik_route_tree_depth:
@@ -152,13 +161,14 @@ class ShardingMixin(Configurable):
                 "set c.TraefikProxy.traefik_shard_port"
             )
 
-    def _shard_overrides(self, k: int, free_ports: bool = True) -> dict[str, Any]:
+    def _shard_overrides(self, k: int, ports: tuple[int, int] | None = None) -> dict[str, Any]:
         """What shard k's proxy has of its own; subclasses add where its
-        dynamic config lives."""
-        if self.traefik_shard_port or not free_ports:
-            public, api = self.traefik_shard_port + 2 * k, self.traefik_shard_port + 2 * k + 1
-        else:
-            public, api = free_port(), free_port()
+        dynamic config lives. ``ports``: its public and API ports (default:
+        from traefik_shard_port; 0 to only read or remove its store)."""
+        if ports is None:
+            base = self.traefik_shard_port
+            ports = (base + 2 * k, base + 2 * k + 1) if base else (0, 0)
+        public, api = ports
         trusted = {"forwardedHeaders": {"trustedIPs": list(self.traefik_shard_trusted_ips)}}
         return {
             "traefik_shards": 0,
@@ -176,9 +186,9 @@ class ShardingMixin(Configurable):
         """The class of the shard proxies: this one (an old name's: its new one)."""
         return type(self)
 
-    def _make_shard(self, k: int, free_ports: bool = True) -> Any:
+    def _make_shard(self, k: int, ports: tuple[int, int] | None = None) -> Any:
         """Shard k's proxy: this class, the shared settings, its own places
-        (``free_ports=False``: only to read or remove its store)."""
+        (see :meth:`_shard_overrides` for ``ports``)."""
         from .proxy import TraefikProxy
 
         cls = self._shard_class()
@@ -194,8 +204,10 @@ class ShardingMixin(Configurable):
             for name in (*SHARED_SETTINGS, *sorted(own))
             if not traits[name].metadata.get("deprecated_for")
         }
-        settings = {**copied, **self._shard_overrides(k, free_ports)}
-        return cls(log=self.log, hub=self.hub, app=self.app, **settings)
+        settings = {**copied, **self._shard_overrides(k, ports)}
+        shard = cls(log=self.log, hub=self.hub, app=self.app, **settings)
+        shard._is_shard = True
+        return shard
 
 
 async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
@@ -205,7 +217,7 @@ async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
     found: dict[int, Any] = {}
     k = first
     while True:
-        shard = front._make_shard(k, free_ports=False)
+        shard = front._make_shard(k)
         try:
             if not await shard._get_jupyterhub_dynamic_config():
                 return found
@@ -289,7 +301,12 @@ class ShardSet:
 
     def __init__(self, front: Any):
         self.front = front
-        self.shards = [front._make_shard(k) for k in range(front.traefik_shards)]
+        count = front.traefik_shards
+        if front.traefik_shard_port:
+            self.shards = [front._make_shard(k) for k in range(count)]
+        else:
+            ports = free_ports(2 * count)
+            self.shards = [front._make_shard(k, (ports[2 * k], ports[2 * k + 1])) for k in range(count)]
         self.log = front.log
         self._front_buckets: set[core.Bucket] = set()
         self._front_writes: Coalescer[core.Bucket] = Coalescer(self._write_front)
