@@ -44,7 +44,6 @@ from .traefik_process import TraefikSupervisor, check_ports_free
 _API_SETTINGS = {
     "check_route_timeout": "timeout",
     "traefik_poll_interval": "poll_interval",
-    "traefik_poll_backoff": "poll_backoff",
     "traefik_replica_api_urls": "replica_urls",
 }
 
@@ -181,15 +180,6 @@ class TraefikProxy(
     )
     traefik_poll_interval = Float(
         0.005, config=True, help="Seconds between two checks of Traefik's API while waiting"
-    )
-    traefik_poll_backoff = Float(
-        0.1,
-        config=True,
-        help="""While waiting, the pause between two checks of Traefik's API grows to
-        this fraction of the time waited so far (0: always traefik_poll_interval).
-        A long wait means a busy Traefik; each check is a request it serves and
-        CPU the Hub spends, so fewer checks leave more of both to the reload,
-        for a wait at most this fraction longer.""",
     )
     concurrency = Integer(
         10, config=True, help="Most requests to Traefik's API in flight at once"

@@ -28,6 +28,7 @@ when it dies, it reads its store again.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,6 @@ SHARED_SETTINGS = (
     "traefik_log_level",
     "traefik_namespace",
     "traefik_pin_host",
-    "traefik_poll_backoff",
     "traefik_poll_interval",
     "traefik_providers_throttle_duration",
     "traefik_route_tree_depth",
@@ -239,16 +239,18 @@ async def remove_front_tree(front: Any, keep: set[str] = frozenset()) -> None:
     stored = (await front._get_traefik_dynamic_config()).get("http") or {}
     namespace = front.traefik_namespace
     mark = core.front_namespace(namespace) + core.TREE_MARK
-    services = [n for n in stored.get("services") or {} if n.startswith(f"{namespace}-shard-")]
-    shards = front.traefik_shards
+    # exactly <namespace>-shard-<k>: a route's service (/shard-1/ is
+    # jupyterhub-shard-1-<hash>) is never taken for one
+    shard_service = re.compile(re.escape(core.shard_service_name(namespace, 0))[:-1] + r"\d+")
+    kept = {core.shard_service_name(namespace, k) for k in range(front.traefik_shards)}
     delete: list[core.KeyPath] = [
         ("http", "routers", name)
         for name in stored.get("routers") or {}
         if name.startswith(mark) and name not in keep
     ] + [
         ("http", "services", name)
-        for name in services
-        if name not in {core.shard_service_name(namespace, k) for k in range(shards)}
+        for name in stored.get("services") or {}
+        if shard_service.fullmatch(name) and name not in kept
     ]
     if delete:
         await front._apply_dynamic_config(core.Changes(delete=delete))

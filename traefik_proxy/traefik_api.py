@@ -65,7 +65,7 @@ def _ipv4_if_localhost(url: str) -> str:
 class TraefikAPI:
     """Client of one Traefik API, and of the replicas reading the same store.
 
-    ``timeout``, ``poll_interval``, ``poll_backoff`` and ``replica_urls`` are plain attributes:
+    ``timeout``, ``poll_interval`` and ``replica_urls`` are plain attributes:
     the proxy updates them when their traitlets change.
     """
 
@@ -78,7 +78,6 @@ class TraefikAPI:
         provider: str,
         timeout: float = 30.0,
         poll_interval: float = 0.005,
-        poll_backoff: float = 0.0,
         replica_urls: Sequence[str] = (),
         concurrency: int = 10,
         verify: bool = True,
@@ -89,7 +88,6 @@ class TraefikAPI:
         self.provider = provider
         self.timeout = timeout
         self.poll_interval = poll_interval
-        self.poll_backoff = poll_backoff
         self.replica_urls = list(replica_urls)
         self.log = log or logging.getLogger(__name__)
         self._password = password
@@ -237,8 +235,7 @@ class TraefikAPI:
         """
         pending = {e.name: e for e in expected}
         sentinel = expected[-1] if len(expected) > RAWDATA_THRESHOLD else None
-        begun = time.monotonic()
-        deadline = begun + self.timeout
+        deadline = time.monotonic() + self.timeout
         while pending:
             started = time.monotonic()
             try:
@@ -264,7 +261,7 @@ class TraefikAPI:
             now = time.monotonic()
             if not pending or now > deadline:
                 break
-            await asyncio.sleep(self._pause(begun, started, now))
+            await asyncio.sleep(max(self.poll_interval, now - started))
         if pending and sentinel is not None:
             await self._last_listing(pending, client)
         return set(pending)
@@ -313,8 +310,7 @@ class TraefikAPI:
         enabled; the names still missing after ``timeout`` seconds. For
         routers that are not a route's (the shards' front tree)."""
         pending = set(names)
-        begun = time.monotonic()
-        deadline = begun + self.timeout
+        deadline = time.monotonic() + self.timeout
         while pending:
             started = time.monotonic()
             order = sorted(pending)
@@ -333,15 +329,8 @@ class TraefikAPI:
             now = time.monotonic()
             if not pending or now > deadline:
                 break
-            await asyncio.sleep(self._pause(begun, started, now))
+            await asyncio.sleep(max(self.poll_interval, now - started))
         return pending
-
-    def _pause(self, begun: float, started: float, now: float) -> float:
-        """The pause before the next poll: ``poll_interval``, at least as long
-        as the last poll took, and at least ``poll_backoff`` of the time
-        waited so far (a long wait is a busy Traefik: fewer polls, each a
-        request it serves and our CPU, for a wait longer by that fraction)."""
-        return max(self.poll_interval, now - started, self.poll_backoff * (now - begun))
 
     async def is_live(
         self, expected: core.Expected, client: httpx.AsyncClient | None = None
