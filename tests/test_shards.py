@@ -27,6 +27,7 @@ from traitlets import TraitError
 
 from traefik_proxy import core
 
+from .kv_support import etcd_traits, kv_prefixes
 from .proxies import PROXY_KINDS, fetch, make_proxy, served_by, serves
 from .utils import wait_for
 
@@ -325,3 +326,56 @@ async def test_without_host_routing_a_host_route_is_refused_by_name(sharded, bac
     with pytest.raises(ValueError, match="'alice.hub.example/' names a host.*subdomain_host"):
         await sharded.add_route("alice.hub.example/", backends["a"].url, {})
     assert "alice.hub.example/" not in await sharded.get_all_routes()
+
+
+async def test_without_shards_redis_on_its_last_database_starts(request, tmp_path, backends):
+    """Looking for a larger K's shard stores, a proxy without shards reads
+    database db + 1 on Redis, which the last database does not have."""
+    settings = PROXY_KINDS["redis"](request, tmp_path)[1]
+    settings["redis_url"] = settings["redis_url"].rstrip("/") + "/63"  # the test servers have 64
+    proxy = make_proxy("redis", request, tmp_path, **settings)
+    await proxy.start()
+    try:
+        await proxy.add_route("/user/a/", backends["a"].url, {})
+        assert await served_by(proxy, "/user/a/") == "a"
+    finally:
+        await proxy.stop()
+
+
+async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(
+    request, tmp_path, backends
+):
+    """etcd stopped under a front and two shards: add_route and get_all_routes
+    fail within check_route_timeout with the error naming the store, every
+    Traefik keeps serving what it had, and once etcd is back the same proxy
+    adds again and lists every route."""
+    from .test_store_outage import MARGIN, restart_store, start_store, stop_store, timed
+
+    server = start_store("etcd", tmp_path / "store")
+    timeout = 5.0
+    proxy = make_proxy(
+        "etcd", request, tmp_path / "proxy", **etcd_traits(server), **kv_prefixes(),
+        traefik_shards=2, check_route_timeout=timeout, traefik_shard_delete_delay=0.0,
+    )
+    routes = {"/": "hub", **{f"/user/{n}/": "a" for n in ("alice", "bob", "zoe", "ann")}}
+    try:
+        await proxy.start()
+        for routespec, backend in routes.items():
+            await proxy.add_route(routespec, backends[backend].url, {"hub": True} if backend == "hub" else {})
+        assert len({core.route_shard(r, proxy.settings, 2) for r in routes} - {None}) == 2
+        stop_store(server)
+        for call in (proxy.add_route("/user/carol/", backends["a"].url, {}), proxy.get_all_routes()):
+            seconds, error = await timed(call)
+            assert error is not None and seconds <= timeout + MARGIN, (seconds, error)
+            assert server.url.split("://", 1)[1] in str(error), error
+            assert "unreachable" in str(error).lower(), error
+        for routespec, backend in routes.items():
+            assert await served_by(proxy, routespec + "x") == backend, routespec
+        restart_store(server)
+        await proxy.add_route("/user/carol/", backends["a"].url, {})
+        assert await served_by(proxy, "/user/carol/") == "a"
+        assert set(await proxy.get_all_routes()) == {*routes, "/user/carol/"}
+    finally:
+        await proxy.stop()
+        if server.process.poll() is None:
+            stop_store(server)

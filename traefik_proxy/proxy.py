@@ -336,6 +336,8 @@ class TraefikProxy(
             self._shard_set = ShardSet(self)
             await self._shard_set.start()
             return
+        if self._is_shard:
+            return
         leftovers = await leftover_shards(self, 0)
         if leftovers:
             await move_misplaced(self, [], leftovers, lambda: remove_front_tree(self))

@@ -221,6 +221,10 @@ async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
         try:
             if not await shard._get_jupyterhub_dynamic_config():
                 return found
+        except Exception as e:  # noqa: BLE001 (e.g. Redis without that database)
+            # the front's own store answered just before: no such shard store
+            front.log.debug("No store of shard %d to take routes from: %s", k, e)
+            return found
         finally:
             await shard._close()  # opened again to move its routes, if any
         if front.should_start:
@@ -254,6 +258,15 @@ async def remove_front_tree(front: Any, keep: set[str] = frozenset()) -> None:
     ]
     if delete:
         await front._apply_dynamic_config(core.Changes(delete=delete))
+        # until they are gone, requests may still follow them to shards that
+        # no longer hold those routes (or no longer run)
+        routers = [path[2] for path in delete if path[1] == "routers"]
+        left = await front._api.wait_for_routers(routers, present=False)
+        if left:
+            raise TimeoutError(
+                f"the front Traefik still served {len(left)} routers of an old front tree "
+                f"after check_route_timeout ({front.check_route_timeout} s), e.g. {min(left)}"
+            )
 
 
 async def move_misplaced(

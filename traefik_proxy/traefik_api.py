@@ -305,10 +305,11 @@ class TraefikAPI:
         checks = await asyncio.gather(*(self.is_live(e, client) for e in pending.values()))
         return [n for n, ok in zip(list(pending), checks) if ok]
 
-    async def wait_for_routers(self, names: Sequence[str]) -> set[str]:
+    async def wait_for_routers(self, names: Sequence[str], present: bool = True) -> set[str]:
         """Wait until Traefik reports every named router (of this provider)
-        enabled; the names still missing after ``timeout`` seconds. For
-        routers that are not a route's (the shards' front tree)."""
+        enabled (``present=False``: until it reports none of them); the names
+        not so after ``timeout`` seconds. For routers that are not a route's
+        (the shards' front tree)."""
         pending = set(names)
         deadline = time.monotonic() + self.timeout
         while pending:
@@ -323,7 +324,10 @@ class TraefikAPI:
                         self.get_json(f"/api/http/routers/{n}@{self.provider}", missing_ok=True)
                         for n in order
                     ))
-                pending -= {n for n, r in zip(order, found) if r and r.get("status") == "enabled"}
+                pending -= {
+                    n for n, r in zip(order, found)
+                    if (bool(r) and r.get("status") == "enabled") == present
+                }
             except httpx.HTTPError as e:
                 self.log.debug("Traefik API not answering yet: %r", e)
             now = time.monotonic()
