@@ -484,12 +484,15 @@ class ShardSet:
         if not rewrite:
             new -= self._front_buckets
         tree = core.front_tree(new, self.settings, len(self.shards))
-        routers = sorted((tree.get("http") or {}).get("routers") or {})
+        routers = (tree.get("http") or {}).get("routers") or {}
         if tree:
             await self.front._apply_dynamic_config(core.Changes(merge=tree))
-        if rewrite:
+        # each with its service: a rewritten router (K changed) counts once it
+        # sends its bucket to the new shard
+        services = {name: router.get("service", "") for name, router in routers.items()}
+        missing = await self.front._api.wait_for_routers(services)
+        if rewrite and not missing:
             await remove_front_tree(self.front, keep=set(routers))
-        missing = await self.front._api.wait_for_routers(routers)
         if missing:
             error = TimeoutError(
                 f"the front Traefik did not serve {len(missing)} bucket routers within "

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -305,12 +305,25 @@ class TraefikAPI:
         checks = await asyncio.gather(*(self.is_live(e, client) for e in pending.values()))
         return [n for n, ok in zip(list(pending), checks) if ok]
 
-    async def wait_for_routers(self, names: Sequence[str], present: bool = True) -> set[str]:
+    async def wait_for_routers(
+        self, services: Mapping[str, str] | Sequence[str], present: bool = True
+    ) -> set[str]:
         """Wait until Traefik reports every named router (of this provider)
-        enabled (``present=False``: until it reports none of them); the names
-        not so after ``timeout`` seconds. For routers that are not a route's
-        (the shards' front tree)."""
-        pending = set(names)
+        enabled with its service (``{router: service}``, "" for a router
+        with children; a plain list of names with ``present=False``: until it
+        reports none of them); the names not so after ``timeout`` seconds.
+        For routers that are not a route's (the shards' front tree)."""
+        expected = dict(services) if isinstance(services, Mapping) else {}
+        pending = set(services)
+
+        def done(name: str, router: Any) -> bool:
+            if not present:
+                return not router
+            service = str((router or {}).get("service", "")).split("@")[0]
+            return bool(router) and router.get("status") == "enabled" and (
+                service == expected.get(name, service)
+            )
+
         deadline = time.monotonic() + self.timeout
         while pending:
             started = time.monotonic()
@@ -324,10 +337,7 @@ class TraefikAPI:
                         self.get_json(f"/api/http/routers/{n}@{self.provider}", missing_ok=True)
                         for n in order
                     ))
-                pending -= {
-                    n for n, r in zip(order, found)
-                    if (bool(r) and r.get("status") == "enabled") == present
-                }
+                pending -= {n for n, r in zip(order, found) if done(n, r)}
             except httpx.HTTPError as e:
                 self.log.debug("Traefik API not answering yet: %r", e)
             now = time.monotonic()
