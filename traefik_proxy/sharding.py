@@ -379,28 +379,33 @@ class ShardSet:
     # ------------------------------------------------------------ routes
 
     async def add_route(self, route: core.Route) -> None:
+        # the route is valid (the front made it): straight into the shards'
+        # queues, whose proxies are ready once the set started
+        add = core.Op("add", route.routespec, route)
         k = self._shard(route.routespec)
         if k is None:
-            op = core.Op("add", route.routespec, route)
             await asyncio.gather(
-                self.front._coalescer.submit(op),
-                *(shard.add_route(route.routespec, route.target, route.data) for shard in self.shards),
+                self.front._coalescer.submit(add),
+                *(shard._coalescer.submit(add) for shard in self.shards),
             )
             return
         shard = self.shards[k]
         deletes = self._pending.pop(k, set())
         deletes.discard(route.routespec)
-        # submitted together, the shard's coalescer writes them in one batch
-        outcomes = await asyncio.gather(
-            shard.add_route(route.routespec, route.target, route.data),
-            *(shard.delete_route(r) for r in deletes),
-            return_exceptions=True,
-        )
-        for routespec, outcome in zip(deletes, outcomes[1:]):
-            if isinstance(outcome, BaseException):
-                self.log.warning("Deleting route %s in shard %d failed: %s", routespec, k, outcome)
-        if isinstance(outcomes[0], BaseException):
-            raise outcomes[0]
+        if not deletes:
+            await shard._coalescer.submit(add)
+        else:
+            # submitted together, the shard's coalescer writes them in one batch
+            outcomes = await asyncio.gather(
+                shard._coalescer.submit(add),
+                *(shard._coalescer.submit(core.Op("delete", r)) for r in deletes),
+                return_exceptions=True,
+            )
+            for routespec, outcome in zip(deletes, outcomes[1:]):
+                if isinstance(outcome, BaseException):
+                    self.log.warning("Deleting route %s in shard %d failed: %s", routespec, k, outcome)
+            if isinstance(outcomes[0], BaseException):
+                raise outcomes[0]
         leaf = core.leaf_bucket(route.routespec, self.settings)
         if leaf not in self._front_buckets:
             await self._front_writes.submit(leaf)
