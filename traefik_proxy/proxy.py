@@ -283,8 +283,7 @@ class TraefikProxy(
     async def start(self) -> None:
         """Write the configs, start traefik, return when its API answers (or stop it)."""
         self._letsencrypt_check()
-        if self.traefik_shards:
-            self._check_shard_settings()
+        self._check_shard_settings()
         self._generate_password_if_needed()
         supervisor = self._supervisor = TraefikSupervisor(
             self.traefik_command,
@@ -340,7 +339,7 @@ class TraefikProxy(
             return
         leftovers = await leftover_shards(self, 0)
         if leftovers:
-            await move_misplaced(self, [], leftovers, lambda: remove_front_tree(self))
+            await move_misplaced(self, [], leftovers, lambda _: remove_front_tree(self))
 
     async def stop(self) -> None:
         """Stop traefik, remove its static config and pid files (not the routes), close the API."""
@@ -370,8 +369,7 @@ class TraefikProxy(
             if self._ready:
                 return
             if not self.should_start:
-                if self.traefik_shards:
-                    self._check_shard_settings()
+                self._check_shard_settings()
                 self._generate_password_if_needed()
                 await self._setup_traefik_dynamic_config()
                 await self._wait_for_api()

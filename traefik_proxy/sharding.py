@@ -145,6 +145,9 @@ class ShardingMixin(Configurable):
     _is_shard = False
 
     def _check_shard_settings(self) -> None:
+        """Refuse, before anything starts, shard settings that cannot work."""
+        if not self.traefik_shards:
+            return
         if not self.traefik_route_tree_depth:
             raise ValueError(
                 f"traefik_shards = {self.traefik_shards} needs the route tree, which shards "
@@ -274,8 +277,9 @@ async def move_misplaced(
 ) -> None:
     """Routes stored elsewhere than K = len(shards) puts them (in the front,
     another shard, a leftover shard): set where they belong; then
-    ``write_front`` (the front tree, once the shards serve them); then
-    deleted where they were, and leftover stores removed."""
+    ``write_front(routespecs)`` with every stored routespec (the front tree,
+    once the shards serve them); then deleted where they were, and leftover
+    stores removed."""
     stores: dict[int | None, Any] = {None: front, **dict(enumerate(shards)), **leftovers}
     held: dict[int | None, list[core.Route]] = {}
     for place, proxy in stores.items():
@@ -296,7 +300,7 @@ async def move_misplaced(
         *(submit(p, core.Op("add", m.route.routespec, m.route)) for m in moves for p in m.to)
     )
     if write_front is not None:
-        await write_front()
+        await write_front({r.routespec for routes in held.values() for r in routes})
     await asyncio.gather(
         *(
             submit(p, core.Op("delete", m.route.routespec))
@@ -401,9 +405,7 @@ class ShardSet:
                 *(shard._coalescer.submit(core.Op("delete", r)) for r in deletes),
                 return_exceptions=True,
             )
-            for routespec, outcome in zip(deletes, outcomes[1:]):
-                if isinstance(outcome, BaseException):
-                    self.log.warning("Deleting route %s in shard %d failed: %s", routespec, k, outcome)
+            self._warn_failed_deletes(k, deletes, outcomes[1:])
             if isinstance(outcomes[0], BaseException):
                 raise outcomes[0]
         leaf = core.leaf_bucket(route.routespec, self.settings)
@@ -432,7 +434,12 @@ class ShardSet:
         outcomes = await asyncio.gather(
             *(self.shards[k].delete_route(r) for r in pending), return_exceptions=True
         )
-        for routespec, outcome in zip(pending, outcomes):
+        self._warn_failed_deletes(k, pending, outcomes)
+
+    def _warn_failed_deletes(self, k: int, routespecs: set[str], outcomes: list[Any]) -> None:
+        """A waiting delete that fails is logged (its route shows in
+        get_all_routes again, for the Hub's check_routes to delete)."""
+        for routespec, outcome in zip(routespecs, outcomes):
             if isinstance(outcome, BaseException):
                 self.log.warning("Deleting route %s in shard %d failed: %s", routespec, k, outcome)
 
@@ -465,19 +472,17 @@ class ShardSet:
 
     # ------------------------------------------------------------ the front tree
 
-    async def _write_whole_front(self) -> None:
-        """The front tree for every route the shards hold, replacing the stored one."""
-        held = [await shard._get_jupyterhub_dynamic_config() for shard in self.shards]
-        routespecs = {core.decode_route(raw).routespec for records in held for raw in records.values()}
+    async def _write_whole_front(self, routespecs: set[str]) -> None:
+        """The front tree for the sharded ones of these routes (every stored
+        one, each now in its shard), replacing the stored tree."""
         leaves = {
             core.leaf_bucket(routespec, self.settings)
             for routespec in routespecs
             if self._shard(routespec) is not None
         }
-        for error in await self._write_front(sorted(leaves), rewrite=True):
-            if error is not None:
-                raise error
-            break
+        errors = await self._write_front(sorted(leaves), rewrite=True)
+        if errors and errors[0] is not None:
+            raise errors[0]  # the same for every leaf
 
     async def _write_front(
         self, leaves: list[core.Bucket], rewrite: bool = False

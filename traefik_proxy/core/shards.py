@@ -75,7 +75,6 @@ def route_shard(
     :class:`HostRouteWithoutHostRouting`: the front could not send its
     requests to one shard and keep the longest match.
     """
-    chain = bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
     host, _ = split_routespec(routespec)
     if host and not host_routing:
         raise HostRouteWithoutHostRouting(
@@ -83,9 +82,10 @@ def route_shard(
             "with host routing (JupyterHub's subdomain_host) may add host routes; "
             "set c.JupyterHub.subdomain_host or c.TraefikProxy.traefik_shards = 0"
         )
-    if not chain or (host_routing and not host):
+    leaf = leaf_bucket(routespec, settings)
+    if leaf is None or (host_routing and not host):
         return None
-    return shard_of(chain[-1], shards)
+    return shard_of(leaf, shards)
 
 
 def leaf_bucket(routespec: str, settings: Settings) -> Bucket | None:
@@ -175,7 +175,8 @@ def misplaced(
     stores are left over from a larger K). A user route belongs to
     :func:`route_shard` alone; any other route to the front and every shard
     below K. With ``shards = 0`` every route belongs to the front alone. A
-    host route that :func:`route_shard` refuses raises, before anything moves. When two stores hold different versions of a route (a write
+    host route that :func:`route_shard` refuses raises, before anything
+    moves. When two stores hold different versions of a route (a write
     interrupted between them), the one its own place holds wins, else the
     front's.
     """
