@@ -440,7 +440,7 @@ class TraefikProxy(
         await asyncio.wait_for(self._apply_dynamic_config(changes), self.check_route_timeout)
         self._route_table = after
         written = time.perf_counter()
-        live = core.expectations(ops, settings)
+        live = core.expectations(ops, settings, after)
         missing = await self._wait_for_live(live)
         if len(ops) > 1:
             took = ((written - started) * 1e3, (time.perf_counter() - written) * 1e3)

@@ -22,15 +22,26 @@ from . import core
 class RouteTreeMixin(Configurable):
     """Mixin of :class:`~traefik_proxy.proxy.TraefikProxy` (see the module's docstring)."""
 
+    traefik_route_tree_bucket_size = Integer(
+        32,
+        config=True,
+        help="""The most user names a bucket of the route tree holds: routes hang under
+        routers for their names' leading characters (Traefik's multi-layer routing), so
+        a request is matched against a few dozen routers instead of every route. A
+        bucket with more names splits by their next character, and merges back when
+        they leave, so the tree adapts to any names (u00001, u00002, ... as well as
+        random ones). 0: the fixed tree of traefik_route_tree_depth levels, as in
+        earlier versions.""",
+    )
     traefik_route_tree_depth = Integer(
         2,
         config=True,
-        help="""Levels of the route tree: a route /user/alice/ hangs under a router for
-        /user/a and one for /user/al (a host route alice.hub.example/ under routers for
-        hosts starting with a and al), so a request is matched against a few dozen
-        routers instead of every route (Traefik's multi-layer routing). Raise it when
-        user names share their first characters (u00001, u00002, ...); 0 puts every
-        route on the public entrypoint, as jupyterhub-traefik-proxy does.""",
+        help="""0 puts every route on the public entrypoint, as jupyterhub-traefik-proxy
+        does (no route tree). Otherwise, with traefik_route_tree_bucket_size = 0, the
+        levels of a fixed tree: /user/alice/ hangs under routers for /user/a and
+        /user/al (a host route alice.hub.example/ under hosts starting with a and al);
+        with shards, the levels of the front's tree, whose deepest buckets pick a
+        route's shard.""",
     )
     traefik_route_tree_segment = Integer(
         config=True,
@@ -44,7 +55,9 @@ class RouteTreeMixin(Configurable):
         base_url = getattr(getattr(self, "app", None), "base_url", None) or "/"
         return len([s for s in urlsplit(base_url).path.split("/") if s]) + 1
 
-    @validate("traefik_route_tree_depth", "traefik_route_tree_segment")
+    @validate(
+        "traefik_route_tree_depth", "traefik_route_tree_segment", "traefik_route_tree_bucket_size"
+    )
     def _not_negative(self, proposal):
         if proposal.value < 0:
             name = proposal.trait.name
@@ -72,6 +85,7 @@ class RouteTreeMixin(Configurable):
             (core.decode_route(raw) for raw in records.values()),
             tree_segment=settings.tree_segment,
             tree_depth=settings.tree_depth,
+            bucket_size=settings.tree_bucket_size,
         )
 
     async def _relayout_routes(self) -> None:
@@ -87,9 +101,14 @@ class RouteTreeMixin(Configurable):
         stored = await self._get_traefik_dynamic_config()
         changes, rewritten, removed = core.relayout(records, stored, self.settings)
         if rewritten or removed:
+            shape = (
+                f"buckets of at most {self.traefik_route_tree_bucket_size} names"
+                if self.traefik_route_tree_bucket_size
+                else f"depth {self.traefik_route_tree_depth}"
+            )
             self.log.info(
-                "Route tree (depth %d, segment %d): rewrote %d routers, removed %d unused",
-                self.traefik_route_tree_depth,
+                "Route tree (%s, segment %d): rewrote %d routers, removed %d unused",
+                shape,
                 self.traefik_route_tree_segment,
                 rewritten,
                 removed,

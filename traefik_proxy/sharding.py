@@ -63,6 +63,7 @@ SHARED_SETTINGS = (
     "traefik_poll_interval",
     "traefik_providers_throttle_duration",
     "traefik_route_tree_depth",
+    "traefik_route_tree_bucket_size",
     "traefik_route_tree_segment",
     "traefik_track_activity",
 )

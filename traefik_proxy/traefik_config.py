@@ -36,6 +36,7 @@ class TraefikConfig:
             error_middleware=self._error_middleware_name if self.traefik_error_pages else "",
             tree_segment=self.traefik_route_tree_segment,
             tree_depth=self.traefik_route_tree_depth,
+            tree_bucket_size=self.traefik_route_tree_bucket_size,
         )
 
     #: the API password this proxy generated, if it did (hashed with SHA-1 under "auto")

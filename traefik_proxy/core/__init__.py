@@ -75,6 +75,7 @@ from .routing import (
     is_bucket_router,
     is_tree_router,
     rest_name,
+    route_key,
     tree_level,
 )
 from .kv import (
@@ -223,6 +224,7 @@ __all__ = [
     "relayout",
     "rest_name",
     "route_fragment",
+    "route_key",
     "route_name",
     "route_paths",
     "route_priority",

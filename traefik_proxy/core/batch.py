@@ -87,7 +87,10 @@ def final_routes(ops: Iterable[Op]) -> list[tuple[str, Route | None]]:
 
 def empty_table(settings: Settings) -> RouteTable:
     """A route table that knows no routes (every bucket a batch touches is written)."""
-    return RouteTable(tree_segment=settings.tree_segment, tree_depth=settings.tree_depth)
+    return RouteTable(
+        tree_segment=settings.tree_segment, tree_depth=settings.tree_depth,
+        bucket_size=settings.tree_bucket_size,
+    )
 
 
 def changes_for(ops: Iterable[Op], settings: Settings, table: RouteTable | None = None) -> Changes:
@@ -113,7 +116,7 @@ def plan_batch(
     for op in final.values():
         if op.kind == "add":
             assert op.route is not None
-            _merge_into(merge, route_fragment(op.route, settings))
+            _merge_into(merge, route_fragment(op.route, settings, after.hangs_in(op.routespec)))
             name, record = route_record(op.route, settings)
             changes.records[name] = record
         else:
@@ -136,19 +139,23 @@ def _tree_changes(
     flat_changed = unknown or _changed(before.flat, after.flat, touched)
     path_changed = unknown or _changed(before.path_only, after.path_only, touched)
     delete: list[KeyPath] = []
-    for bucket in sorted(after.users):
-        new = bucket not in before.users
+    for bucket, parent in sorted(after.parents.items()):
+        new = bucket not in before.parents
+        moved = not new and before.parents[bucket] != parent
         if bucket.host:
             if new:
-                _host_bucket(bucket, after.path_only, settings, merge)
-            elif path_changed:
+                _host_bucket(bucket, parent, after.path_only, settings, merge)
+                continue
+            if moved:
+                _merge_into(merge, _fragment(bucket, parent, settings, None))
+            if path_changed:
                 delete += _host_copies(bucket, before, after, touched, settings, merge)
             continue
-        if not new and not flat_changed:
+        if not new and not moved and not flat_changed:
             continue
         fallback_spec = fallback_route(bucket, after.flat)
         fallback = after.flat[fallback_spec] if fallback_spec is not None else None
-        _merge_into(merge, _fragment(bucket, settings, fallback))
+        _merge_into(merge, _fragment(bucket, parent, settings, fallback))
         rest = rest_name(bucket, settings.namespace)
         if not new:
             # an existing rest: drop what the new one lacks
@@ -156,7 +163,14 @@ def _tree_changes(
                 delete.append(("http", "routers", rest))
             elif "middlewares" not in merge["http"]["routers"][rest]:
                 delete.append(("http", "routers", rest, "middlewares"))
-    for bucket in sorted(set(before.users) - set(after.users)):
+    # routes whose bucket split, merged or moved: only their parentRefs change
+    ops = set(touched)
+    for routespec, bucket in after.moved(before):
+        if routespec not in ops:
+            name = route_name(routespec, settings.namespace)
+            moved_router = {"parentRefs": [bucket_name(bucket, settings.namespace)]}
+            merge.setdefault("http", {}).setdefault("routers", {})[name] = moved_router
+    for bucket in sorted(set(before.parents) - set(after.parents)):
         names = [bucket_name(bucket, settings.namespace)]
         if bucket.host:
             names += [_copy(bucket, r, settings)[0] for r in before.path_only.values()]
@@ -166,7 +180,9 @@ def _tree_changes(
     return merge, delete
 
 
-def _fragment(bucket: Bucket, settings: Settings, fallback: Route | None) -> Nested:
+def _fragment(
+    bucket: Bucket, parent: Bucket | None, settings: Settings, fallback: Route | None
+) -> Nested:
     return bucket_fragment(
         bucket,
         namespace=settings.namespace,
@@ -175,14 +191,16 @@ def _fragment(bucket: Bucket, settings: Settings, fallback: Route | None) -> Nes
         pin_host=settings.pin_host,
         fallback=fallback,
         error_middleware=settings.error_middleware,
+        parent=parent,
     )
 
 
 def _host_bucket(
-    bucket: Bucket, path_only: dict[str, Route], settings: Settings, merge: Nested
+    bucket: Bucket, parent: Bucket | None, path_only: dict[str, Route], settings: Settings,
+    merge: Nested,
 ) -> None:
     """Write a new host bucket with a copy of every path-only route."""
-    _merge_into(merge, _fragment(bucket, settings, None))
+    _merge_into(merge, _fragment(bucket, parent, settings, None))
     routers = merge["http"]["routers"]
     for route in path_only.values():
         name, router = _copy(bucket, route, settings)
@@ -239,15 +257,19 @@ def _merge_into(target: Nested, fragment: Nested) -> None:
             target[key] = value
 
 
-def expectations(ops: Iterable[Op], settings: Settings) -> list[Expected]:
-    """The routes Traefik must show live after a batch (its adds, net)."""
+def expectations(
+    ops: Iterable[Op], settings: Settings, table: RouteTable | None = None
+) -> list[Expected]:
+    """The routes Traefik must show live after a batch (its adds, net);
+    ``table``: the route table after it (where the adaptive tree hangs them)."""
     live: list[Expected] = []
     for op in net_ops(ops).values():
         if op.kind != "add":
             continue
         assert op.route is not None
         name = route_name(op.routespec, settings.namespace)
-        router = route_fragment(op.route, settings)["http"]["routers"][name]
+        bucket = table.hangs_in(op.routespec) if table is not None else "fixed"
+        router = route_fragment(op.route, settings, bucket)["http"]["routers"][name]
         live.append(
             Expected(
                 name=name,

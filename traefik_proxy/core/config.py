@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from .routespec import Route, encode_route, route_name, route_priority, traefik_rule
-from .routing import bucket_chain, bucket_name
+from .routing import Bucket, bucket_chain, bucket_name
 
 Nested = dict[str, Any]
 #: a position in a nested config, e.g. ``("http", "routers", name)``
@@ -35,24 +35,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: how many of its leading characters make levels (0: every route flat)
     tree_segment: int = 1
     tree_depth: int = 0
+    #: > 0: the adaptive tree, whose buckets split past this many keys
+    #: (:class:`.routing.RouteTable`); 0: the fixed tree of ``tree_depth`` levels
+    tree_bucket_size: int = 0
 
 
 # ---------------------------------------------------------------- fragments
 
 
-def route_fragment(route: Route, settings: Settings) -> Nested:
-    """The Traefik dynamic config of one route: a router and its service."""
+def route_fragment(route: Route, settings: Settings, bucket: Bucket | None | str = "fixed") -> Nested:
+    """The Traefik dynamic config of one route: a router and its service.
+
+    ``bucket``: the one the route hangs in (None: on the entrypoint); by
+    default the fixed tree's (the adaptive tree's is in the route table)."""
     name = route_name(route.routespec, settings.namespace)
     router: Nested = {"rule": traefik_rule(route.routespec, settings.pin_host), "service": name}
-    chain = bucket_chain(route.routespec, settings.tree_segment, settings.tree_depth)
-    if not chain or chain[-1].host:
+    if bucket == "fixed":
+        chain = bucket_chain(route.routespec, settings.tree_segment, settings.tree_depth)
+        bucket = chain[-1] if chain else None
+    assert bucket is None or isinstance(bucket, Bucket)
+    if bucket is None or bucket.host:
         router["priority"] = route_priority(route.routespec, settings.pin_host)
     # else: in a path bucket, every sibling is a path-only route (pinned alike),
     # so Traefik's default priority, the rule's length, orders them as
     # route_priority does, and a key fewer per route is a store event fewer
-    if chain:
+    if bucket is not None:
         # a child router: entrypoints and TLS are its outermost bucket's
-        router["parentRefs"] = [bucket_name(chain[-1], settings.namespace)]
+        router["parentRefs"] = [bucket_name(bucket, settings.namespace)]
     else:
         router["entryPoints"] = [settings.entrypoint]
         if settings.tls:

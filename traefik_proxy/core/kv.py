@@ -155,7 +155,8 @@ def plan_set(values: Mapping[str, str], layout: KeyLayout, limits: TxnLimits) ->
             lone_records.append([key])
     # route-tree routers (a route's parents) before the routes that hang under
     # them, outer levels first and a bucket before its rest: names sort so
-    tree = [routers.pop(name) for name in sorted(n for n in routers if is_tree_router(n))]
+    tree_names = sorted((n for n in routers if is_tree_router(n)), key=lambda n: (tree_level(n), n))
+    tree = [routers.pop(name) for name in tree_names]
     units = [*services, *others, *tree, *routers.values(), *lone_records]
     return [{key: values[key] for key in txn} for txn in _pack(units, values, limits)]
 

@@ -42,6 +42,7 @@ so the copies are few or none.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterable
@@ -164,11 +165,16 @@ def bucket_fragment(
     pin_host: str,
     fallback: Route | None,
     error_middleware: str,
+    parent: Bucket | None | str = "fixed",
 ) -> _Nested:
     """The routers of one bucket: the bucket, and its rest when a fallback exists.
 
+    ``parent`` is the bucket it hangs under (None: on the entrypoint); by
+    default the fixed tree's, its prefix less one character.
     ``error_middleware`` goes on the rest unless the fallback is the Hub's own
     route, as it does on the fallback route's own router."""
+    if parent == "fixed":
+        parent = bucket.parent if bucket.level > 1 else None
     name = bucket_name(bucket, namespace)
     rule = f"PathPrefix(`{bucket.prefix}`)"
     priority = len(bucket.prefix)
@@ -176,17 +182,20 @@ def bucket_fragment(
         # the first label starts with the prefix; the rest is exactly the domain
         domain = re.escape("." + bucket.domain) if bucket.domain else ""
         rule = f"HostRegexp(`^{re.escape(bucket.prefix)}[^.]*{domain}$`)"
-        priority = HOST_BUCKET_PRIORITY
+        # above every route; of two nested host buckets under one parent
+        # (while a bucket moves), the longer prefix first
+        priority = HOST_BUCKET_PRIORITY + bucket.level
     elif pin_host:  # as traefik_rule and route_priority pin a path route
         rule = f"Host(`{pin_host.rsplit(':', 1)[0] if ':' in pin_host else pin_host}`) && ({rule})"
         priority += len(pin_host) + 1
     router: _Nested = {"rule": rule, "priority": priority}
-    if bucket.level == 1:
+    if parent is None:
         router["entryPoints"] = [entrypoint]
         if tls:
             router["tls"] = {}
     else:
-        router["parentRefs"] = [bucket_name(bucket.parent, namespace)]
+        assert isinstance(parent, Bucket)
+        router["parentRefs"] = [bucket_name(parent, namespace)]
     routers: _Nested = {name: router}
     if fallback is not None:
         rest: _Nested = {
@@ -201,61 +210,267 @@ def bucket_fragment(
     return {"http": {"routers": routers}}
 
 
+def route_key(routespec: str, tree_segment: int) -> tuple[bool, str, int, str] | None:
+    """What the adaptive tree sorts a routespec by: ``(host, domain, root, key)``,
+    None if flat.
+
+    A path route's key is its directory and user segment (``/user/alice``,
+    root 6: the directory's length); a host route's is its first label
+    (``alice``, root 0) within its domain. A bucket's prefix is a prefix of
+    the keys it holds, longer than the root."""
+    host, path = split_routespec(routespec)
+    if host:
+        hostname = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+        label, _, domain = hostname.partition(".")
+        return (True, domain, 0, label) if label else None
+    segments = _decode_path(routespec, path).strip("/").split("/")
+    if len(segments) <= tree_segment or segments == [""]:
+        return None
+    directory = "/" + "".join(s + "/" for s in segments[:tree_segment])
+    return (False, "", len(directory), directory + segments[tree_segment])
+
+
 class RouteTable:
     """What the tree needs to know about the routes already written.
 
-    The routes by routespec; how many routes hang under each bucket, so that a
-    batch writes only the buckets that are new and deletes the ones it
-    empties; and the flat and the path-only routes, which buckets fall back to
-    and host buckets copy. In memory only: the shell fills it from the
-    store's route records. Kept up to date route by route, never recomputed.
+    The routes by routespec; the buckets in use and where each hangs, so that
+    a batch writes only the buckets that are new or move and deletes the
+    ones it empties; and the flat and the path-only routes, which buckets
+    fall back to and host buckets copy. In memory only: the shell fills it
+    from the store's route records. Kept up to date route by route, never
+    recomputed.
+
+    Two layouts (:attr:`bucket_size`):
+
+    - fixed (0): a route hangs under the buckets of its user segment's first
+      ``tree_depth`` characters, whatever other routes there are;
+    - adaptive (> 0), for path routes: the layout is a function of the set
+      of keys (:func:`route_key`: directory and user name). The buckets on
+      the entrypoint are those of each first character; a bucket with more
+      than ``bucket_size`` keys splits: each next character whose keys are
+      two or more makes a bucket one character longer, under it; a key
+      alone on its character, or equal to the bucket's prefix, stays in it
+      (so a split bucket holds at most one key per character besides its
+      own). An add or delete changes buckets only in the part its key goes
+      into at the deepest bucket it hangs under both before and after: a
+      split or a merge, moving at most ``bucket_size`` + 1 routes. A route
+      only ever moves into a bucket under its bucket or out of a bucket
+      into one above it, so a store cut anywhere between the writes serves
+      it (:mod:`..kv` writes parents first and deletes them last).
+      Host routes keep the fixed layout: a host bucket outranks every route
+      beside it, so a route moving into or out of one would be unserved
+      between two transactions.
     """
 
-    def __init__(self, routes: Iterable[Route] = (), *, tree_segment: int, tree_depth: int):
+    def __init__(
+        self, routes: Iterable[Route] = (), *, tree_segment: int, tree_depth: int,
+        bucket_size: int = 0,
+    ):
         self.tree_segment = tree_segment
         self.tree_depth = tree_depth
+        self.bucket_size = bucket_size if tree_depth > 0 else 0
         self.routes: dict[str, Route] = {}
-        self.users: dict[Bucket, int] = {}
+        #: the buckets in use, each with the bucket it hangs under (None: the entrypoint)
+        self.parents: dict[Bucket, Bucket | None] = {}
         #: routes on the entrypoint itself (no bucket); path-only routes
         self.flat: dict[str, Route] = {}
         self.path_only: dict[str, Route] = {}
+        # fixed layout: routes under each bucket
+        self._users: dict[Bucket, int] = {}
+        # adaptive layout: each space's (host?, domain) keys, sorted; the
+        # routespecs of each key; the bucket each route hangs in
+        self._keys: dict[tuple[bool, str], list[str]] = {}
+        self._specs: dict[tuple[bool, str, str], frozenset[str]] = {}
+        self._hangs: dict[str, Bucket] = {}
+        #: (host?, domain, prefix) parts laid out again by the last :meth:`after`
+        self.regions: list[tuple[bool, str, str]] = []
         for route in routes:
             self._put(route)
+        if self.bucket_size:
+            self._lay_out(
+                [(h, d, k[: r + 1]) for (h, d, r, k) in map(self._key, self.routes) if r >= 0 and not h]
+            )
+
+    # ------------------------------------------------------------ queries
 
     def chain(self, routespec: str) -> list[Bucket]:
-        return bucket_chain(routespec, self.tree_segment, self.tree_depth)
+        """The buckets a routespec hangs under, outermost first (adaptive
+        layout: as far as buckets exist, for a route not held)."""
+        if not self._adaptive(routespec):
+            return bucket_chain(routespec, self.tree_segment, self.tree_depth)
+        host, domain, root, _ = self._key(routespec)
+        return [Bucket(p, len(p) - root, host, domain) for p in self._walk(routespec)]
+
+    def hangs_in(self, routespec: str) -> Bucket | None:
+        """The bucket a held route hangs in; None if flat."""
+        if self._adaptive(routespec):
+            return self._hangs.get(routespec)
+        chain = self.chain(routespec)
+        return chain[-1] if chain else None
+
+    def moved(self, before: "RouteTable") -> list[tuple[str, Bucket]]:
+        """Routes held before and after whose bucket changed (adaptive layout:
+        a split, merge or new common prefix), with their new bucket."""
+        moves = []
+        for host, domain, prefix in self.regions:
+            for key in _under(self._keys.get((host, domain), []), prefix):
+                for routespec in self._specs[(host, domain, key)]:
+                    old = before._hangs.get(routespec)
+                    if old is not None and old != self._hangs[routespec]:
+                        moves.append((routespec, self._hangs[routespec]))
+        return moves
+
+    # ------------------------------------------------------------ updates
 
     def _put(self, route: Route) -> None:
         routespec = route.routespec
-        chain = self.chain(routespec)
         if routespec not in self.routes:
-            for bucket in chain:
-                self.users[bucket] = self.users.get(bucket, 0) + 1
+            if self._adaptive(routespec):
+                self._index(routespec, add=True)
+            else:
+                chain = self.chain(routespec)
+                for parent, bucket in zip([None, *chain], chain):
+                    self._users[bucket] = self._users.get(bucket, 0) + 1
+                    self.parents[bucket] = parent
         self.routes[routespec] = route
-        if not chain:
+        if self._key(routespec)[2] < 0 or not self.tree_depth:
             self.flat[routespec] = route
         if routespec.startswith("/"):
             self.path_only[routespec] = route
 
     def _drop(self, routespec: str) -> None:
         if self.routes.pop(routespec, None) is not None:
-            for bucket in self.chain(routespec):
-                self.users[bucket] -= 1
-                if not self.users[bucket]:
-                    del self.users[bucket]
+            if self._adaptive(routespec):
+                self._index(routespec, add=False)
+            else:
+                for bucket in self.chain(routespec):
+                    self._users[bucket] -= 1
+                    if not self._users[bucket]:
+                        del self._users[bucket]
+                        del self.parents[bucket]
         self.flat.pop(routespec, None)
         self.path_only.pop(routespec, None)
 
     def after(self, final_ops: Iterable[tuple[str, Route | None]]) -> "RouteTable":
         """A copy with ``(routespec, route or None to delete)`` applied."""
-        table = RouteTable(tree_segment=self.tree_segment, tree_depth=self.tree_depth)
+        table = RouteTable(
+            tree_segment=self.tree_segment, tree_depth=self.tree_depth,
+            bucket_size=self.bucket_size,
+        )
         table.routes = dict(self.routes)
-        table.users = dict(self.users)
+        table.parents = dict(self.parents)
         table.flat = dict(self.flat)
         table.path_only = dict(self.path_only)
+        table._users = dict(self._users)
+        table._keys = dict(self._keys)  # a space's list is copied when it changes
+        table._specs = dict(self._specs)
+        table._hangs = dict(self._hangs)
+        regions: list[tuple[bool, str, str]] = []
         for routespec, route in final_ops:
+            adaptive = self._adaptive(routespec)
+            old = table._walk(routespec) if adaptive else []
             if route is None:
                 table._drop(routespec)
             else:
                 table._put(route)
+            if adaptive:
+                new = table._walk(routespec)
+                if old != new:
+                    regions.append(table._region(routespec, old, new))
+                elif route is not None:  # it joins a bucket that stays as it was
+                    table._hangs[routespec] = table.chain(routespec)[-1]
+        if regions:
+            table._lay_out(regions)
         return table
+
+    # ------------------------------------------------------------ adaptive layout
+
+    def _key(self, routespec: str) -> tuple[bool, str, int, str]:
+        """:func:`route_key`, with root -1 for a flat route."""
+        return route_key(routespec, self.tree_segment) or (False, "", -1, "")
+
+    def _adaptive(self, routespec: str) -> bool:
+        """Does the adaptive layout place this route (a bucketed path route)?"""
+        if not self.bucket_size:
+            return False
+        host, _, root, _ = self._key(routespec)
+        return root >= 0 and not host
+
+    def _index(self, routespec: str, add: bool) -> None:
+        """Add a routespec to (or remove it from) its key's routespecs and the sorted keys."""
+        host, domain, root, name = self._key(routespec)
+        if root < 0:
+            return
+        at = (host, domain, name)
+        before = self._specs.get(at, frozenset())
+        specs = before | {routespec} if add else before - {routespec}
+        if bool(specs) != bool(before):
+            keys = list(self._keys.get((host, domain), []))
+            if specs:
+                bisect.insort(keys, name)
+            else:
+                del keys[bisect.bisect_left(keys, name)]
+            self._keys[(host, domain)] = keys
+        if specs:
+            self._specs[at] = specs
+        else:
+            del self._specs[at]
+        if not add:
+            self._hangs.pop(routespec, None)
+
+    def _walk(self, routespec: str) -> list[str]:
+        """The prefixes of the buckets a routespec hangs under, outermost first
+        (for a route not held: the buckets its key falls into, as far as they go)."""
+        host, domain, root, name = self._key(routespec)
+        keys = self._keys.get((host, domain), [])
+        chain: list[str] = []
+        for end in range(root + 1, len(name) + 1):
+            first, last = _span(keys, name[:end])
+            if first == last or (chain and last - first == 1):
+                break  # no such key; or one alone, which stays in the bucket above
+            chain.append(name[:end])
+            if last - first <= self.bucket_size:
+                break
+        return chain
+
+    def _region(self, routespec: str, old: list[str], new: list[str]) -> tuple[bool, str, str]:
+        """The part in which an add or delete of ``routespec`` may have moved
+        buckets or routes: the part its key goes into at the deepest bucket on
+        both its chains (its first character's, when even the outermost
+        bucket changed). A key in another part sees the same keys as before."""
+        host, domain, root, name = self._key(routespec)
+        common = 0
+        while common < min(len(old), len(new)) and old[common] == new[common]:
+            common += 1
+        end = len(old[common - 1]) + 1 if common else root + 1
+        return (host, domain, name[:end])
+
+    def _lay_out(self, regions: list[tuple[bool, str, str]]) -> None:
+        """Place again every bucket and route in these parts."""
+        kept: list[tuple[bool, str, str]] = []
+        for region in sorted(set(regions)):  # a part inside an earlier one is covered by it
+            if not (kept and kept[-1][:2] == region[:2] and region[2].startswith(kept[-1][2])):
+                kept.append(region)
+        self.regions = kept
+        for host, domain, prefix in kept:
+            for bucket in [b for b in self.parents if not b.host and b.prefix.startswith(prefix)]:
+                del self.parents[bucket]
+            for key in _under(self._keys.get((host, domain), []), prefix):
+                specs = self._specs[(host, domain, key)]
+                chain = self.chain(next(iter(specs)))
+                for parent, bucket in zip([None, *chain], chain):
+                    self.parents[bucket] = parent
+                for routespec in specs:
+                    self._hangs[routespec] = chain[-1]
+
+
+def _span(keys: list[str], prefix: str) -> tuple[int, int]:
+    """Where the sorted keys that start with ``prefix`` are: ``keys[first:last]``."""
+    first = bisect.bisect_left(keys, prefix)
+    return first, bisect.bisect_left(keys, prefix + "\U0010ffff", first)
+
+
+def _under(keys: list[str], prefix: str) -> list[str]:
+    """The sorted keys that start with ``prefix``."""
+    first, last = _span(keys, prefix)
+    return keys[first:last]
