@@ -66,6 +66,10 @@ SPLIT = [[(True, "/user/ab/"), (True, "/user/a0/")], [(True, "/user/abb/")]]
 @given(adaptive, batches)
 @example(Settings(tree_depth=2, tree_bucket_size=1), SPLIT)
 @example(Settings(tree_depth=2, tree_bucket_size=1), [*SPLIT, [(False, "/user/abb/")]])  # merge
+@example(  # a name equal to its bucket's prefix splits the bucket, its own chain unchanged
+    Settings(tree_segment=0, tree_depth=1, tree_bucket_size=2),
+    [[(True, "/al/"), (True, "/alice/")], [(True, "/a/")]],
+)
 def test_the_layout_is_a_function_of_the_route_set(settings, batches):
     """Batches in any order end in the layout of their route set: the same
     buckets, parents and routes' buckets as a table built from scratch, and a

@@ -299,7 +299,7 @@ class RouteTable:
         if not self._adaptive(routespec):
             return bucket_chain(routespec, self.tree_segment, self.tree_depth)
         host, domain, root, _ = self._key(routespec)
-        return [Bucket(p, len(p) - root, host, domain) for p in self._walk(routespec)]
+        return [Bucket(p, len(p) - root, host, domain) for p, _ in self._walk(routespec)]
 
     def hangs_in(self, routespec: str) -> Bucket | None:
         """The bucket a held route hangs in; None if flat."""
@@ -418,31 +418,38 @@ class RouteTable:
         if not add:
             self._hangs.pop(routespec, None)
 
-    def _walk(self, routespec: str) -> list[str]:
-        """The prefixes of the buckets a routespec hangs under, outermost first
-        (for a route not held: the buckets its key falls into, as far as they go)."""
+    def _walk(self, routespec: str) -> list[tuple[str, bool]]:
+        """The prefixes of the buckets a routespec hangs under, outermost first,
+        each with whether it is split (for a route not held: the buckets its
+        key falls into, as far as they go)."""
         host, domain, root, name = self._key(routespec)
         keys = self._keys.get((host, domain), [])
-        chain: list[str] = []
+        chain: list[tuple[str, bool]] = []
         for end in range(root + 1, len(name) + 1):
             first, last = _span(keys, name[:end])
             if first == last or (chain and last - first == 1):
                 break  # no such key; or one alone, which stays in the bucket above
-            chain.append(name[:end])
-            if last - first <= self.bucket_size:
+            split = last - first > self.bucket_size
+            chain.append((name[:end], split))
+            if not split:
                 break
         return chain
 
-    def _region(self, routespec: str, old: list[str], new: list[str]) -> tuple[bool, str, str]:
+    def _region(
+        self, routespec: str, old: list[tuple[str, bool]], new: list[tuple[str, bool]]
+    ) -> tuple[bool, str, str]:
         """The part in which an add or delete of ``routespec`` may have moved
-        buckets or routes: the part its key goes into at the deepest bucket on
-        both its chains (its first character's, when even the outermost
-        bucket changed). A key in another part sees the same keys as before."""
+        buckets or routes. Where its chains first differ: a bucket that split
+        or merged (all of its keys), else the part its key goes into at the
+        bucket above (its first character's, at the top). A key in another
+        part sees the same keys as before."""
         host, domain, root, name = self._key(routespec)
         common = 0
         while common < min(len(old), len(new)) and old[common] == new[common]:
             common += 1
-        end = len(old[common - 1]) + 1 if common else root + 1
+        if common < min(len(old), len(new)) and old[common][0] == new[common][0]:
+            return (host, domain, old[common][0])
+        end = len(old[common - 1][0]) + 1 if common else root + 1
         return (host, domain, name[:end])
 
     def _lay_out(self, regions: list[tuple[bool, str, str]]) -> None:
