@@ -12,6 +12,7 @@ over many more shapes; this is Traefik itself.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -80,10 +81,11 @@ async def test_a_bucket_falls_back_to_the_flat_route_that_comes_and_goes(proxy, 
     await proxy.delete_route(f"{prefix}user/")
     await wait_for(lambda: serves(proxy, f"{prefix}user/bobby/", "hub"))
     # a bucket emptied of its routes goes; its requests still reach the Hub
+    chain = (await proxy._load_route_table()).chain(f"{prefix}user/bob/")
+    assert chain
     await proxy.delete_route(f"{prefix}user/bob/")
     await wait_for(lambda: serves(proxy, f"{prefix}user/bob/", "hub"))
-    settings = proxy.settings
-    for bucket in core.bucket_chain(f"{prefix}user/bob/", settings.tree_segment, settings.tree_depth):
+    for bucket in chain:
         name = core.bucket_name(bucket, proxy.traefik_namespace)
         await wait_for(lambda: _router_gone(proxy, name))
 
@@ -227,3 +229,68 @@ def test_tree_settings_follow_base_url_and_refuse_negative_values():
     for name in ("traefik_route_tree_depth", "traefik_route_tree_segment"):
         with pytest.raises(Exception, match=f"{name} = -1 is negative; set c.TraefikProxy.{name} to 0"):
             TraefikFileProviderProxy(**{name: -1})
+
+
+async def test_buckets_split_and_merge_while_their_routes_are_served(proxy, backends, prefix):
+    """The adaptive tree (default: buckets of at most 32 names) through Traefik:
+    40 sequential names split the bucket of ``u`` into buckets per next
+    character, deleting 30 merges them back; a poller requesting ten routes
+    that stay throughout (they move between buckets) gets each one's backend
+    every time, and the routers left are the merged layout's."""
+    a, b, hub = backends["a"].url, backends["b"].url, backends["hub"].url
+    await proxy.add_route(prefix, hub, {"hub": True})
+    names = [f"u{i:02d}" for i in range(40)]
+    kept = names[:10]
+    for name in names[:32]:
+        await proxy.add_route(f"{prefix}{name}/", a if name in kept else b, {})
+    misses: list[tuple[str, str | None]] = []
+    done = asyncio.Event()
+
+    async def poll() -> int:
+        sent = 0
+        while not done.is_set():
+            for name in kept:
+                backend = await served_by(proxy, f"{prefix}{name}/x")
+                sent += 1
+                if backend != "a":
+                    misses.append((name, backend))
+        return sent
+
+    poller = asyncio.create_task(poll())
+    settings = proxy.settings
+    split = core.Bucket(f"{prefix}u0", 2)  # where u00..u09 hang once u splits
+    split_name = core.bucket_name(split, settings.namespace)
+    for name in names[32:]:
+        await proxy.add_route(f"{prefix}{name}/", b, {})
+    assert await _router_present(proxy, split_name)
+    assert await served_by(proxy, f"{prefix}u0x/") == "hub"  # the new bucket's rest
+    for name in names[10:]:
+        await proxy.delete_route(f"{prefix}{name}/")
+    done.set()
+    sent = await poller
+    assert sent > 0 and not misses, misses[:5]
+    await wait_for(lambda: _router_gone(proxy, split_name), timeout=10)
+    for name in kept:
+        assert await served_by(proxy, f"{prefix}{name}/") == "a"
+    assert await served_by(proxy, f"{prefix}{names[20]}/") == "hub"
+
+
+async def test_a_long_shared_start_nests_a_level_per_character(proxy, backends, prefix):
+    """34 names sharing 17 characters (``jupyter-user-2026...``): the bucket splits
+    at each character they share, 18 levels deep; Traefik routes through all."""
+    a, hub = backends["a"].url, backends["hub"].url
+    await proxy.add_route(prefix, hub, {"hub": True})
+    names = [f"jupyter-user-2026{i:02d}" for i in range(34)]
+    for name in names:
+        await proxy.add_route(f"{prefix}{name}/", a, {})
+    table = await proxy._load_route_table()
+    assert len(table.chain(f"{prefix}{names[0]}/")) == 18
+    for name in (names[0], names[17], names[33]):
+        assert await served_by(proxy, f"{prefix}{name}/lab") == "a", name
+    assert await served_by(proxy, f"{prefix}jupyter-user-2026/") == "hub"
+    assert await served_by(proxy, f"{prefix}jupyter-x/") == "hub"
+
+
+async def _router_present(proxy, name: str) -> bool:
+    response = await proxy.client.get(f"/api/http/routers/{name}@{proxy.provider_name}")
+    return response.status_code == 200
