@@ -287,6 +287,24 @@ DISTRIBUTIONS = {
 }
 
 
+def names_of(distribution: str, count: int) -> list[str]:
+    """``count`` distinct user names of a distribution, in the order a Hub adds
+    them (the first ``k`` of ``count`` + 1 are those of ``count``)."""
+    import random
+
+    rng = random.Random(2026)
+    if distribution == "realistic":
+        from .experiments.shapes import user_names
+
+        users = user_names(count)
+        rng.shuffle(users)
+        return users
+    found: dict[str, None] = {}
+    while len(found) < count:
+        found[DISTRIBUTIONS[distribution](len(found), rng)] = None
+    return list(found)
+
+
 def named_routes(size: int, names: str) -> tuple[list[str], dict[str, str]]:
     """(N user routespecs in the order they are added, {probe: user name}) for a
     distribution: the probes are the shortest name (the lowest priority among
@@ -294,17 +312,8 @@ def named_routes(size: int, names: str) -> tuple[list[str], dict[str, str]]:
     the first added and a random one."""
     import random
 
+    users = names_of(names, size)
     rng = random.Random(2026)
-    if names == "realistic":
-        from .experiments.shapes import user_names
-
-        users = user_names(size)
-        rng.shuffle(users)
-    else:
-        found: dict[str, None] = {}
-        while len(found) < size:
-            found[DISTRIBUTIONS[names](len(found), rng)] = None
-        users = list(found)
     ordered = sorted(users)
     probes = {
         "shortest": min(users, key=lambda n: (len(n), n)),

@@ -69,7 +69,7 @@ from typing import Any
 import httpx
 
 from . import pprof
-from .dataplane import PROXY_CPU, on_cpu
+from .dataplane import DISTRIBUTIONS, PROXY_CPU, names_of, on_cpu
 from .experiments.shapes import user_names
 from .kvfloor import METRICS_ENTRYPOINT, CpuMeter, ours_extra_static, reloads, settle, wait_for_routers
 from .servers import StoreServer
@@ -338,13 +338,17 @@ async def run(kind: str, n: int, opts: argparse.Namespace, backend: ProbeBackend
     10,000 routes), each taking it seconds at that size, long after the last
     route is live.
     """
-    name = run_name(kind, n, opts.traits)
-    result: dict[str, Any] = {"store": kind, "routes": n, "traits": opts.traits, "pin_cpu": opts.pin_cpu,
+    name = run_name(kind, n, opts.traits, opts.names)
+    result: dict[str, Any] = {"store": kind, "routes": n, "names": opts.names, "traits": opts.traits, "pin_cpu": opts.pin_cpu,
                               "load_start": os.getloadavg()[0]}  # fmt: skip
-    loaded = user_names(n)
     # the same generator goes on: new users like the loaded ones
     pairs = WARMUP_PAIRS + opts.profiles * opts.changes // 2
-    fresh = [u for u in user_names(n + pairs) if u not in set(loaded)]
+    if opts.names == "realistic":
+        loaded = user_names(n)
+        fresh = [u for u in user_names(n + pairs) if u not in set(loaded)]
+    else:
+        everyone = names_of(opts.names, n + pairs)
+        loaded, fresh = everyone[:n], everyone[n:]
     async with contextlib.AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"reload-profile-{kind}-")))
         store_url = ""
@@ -372,9 +376,11 @@ async def run(kind: str, n: int, opts: argparse.Namespace, backend: ProbeBackend
     return result
 
 
-def run_name(kind: str, n: int, traits: dict[str, Any]) -> str:
-    """File name stem: the cell, and the traits that make it differ from the default."""
-    return "-".join([kind, str(n), *(f"{k}={v}" for k, v in sorted(traits.items()))]).replace("/", "_")
+def run_name(kind: str, n: int, traits: dict[str, Any], names: str = "realistic") -> str:
+    """File name stem: the cell, and the traits and names that make it differ from the default."""
+    extra = [] if names == "realistic" else [names]
+    parts = [kind, str(n), *extra, *(f"{k}={v}" for k, v in sorted(traits.items()))]
+    return "-".join(parts).replace("/", "_")
 
 
 # ------------------------------------------------------------------ output
@@ -464,6 +470,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.reload_profile", description=__doc__.split("\n\n")[0])
     p.add_argument("--routes", default="1000", help="route counts N, comma-separated (e.g. 100,1000,10000)")
     p.add_argument("--store", default="file", help="file, etcd, redis; comma-separated")
+    p.add_argument("--names", default="realistic", choices=["realistic", *DISTRIBUTIONS],
+                   help="user names (benchmarks.dataplane's distributions)")
     p.add_argument("--changes", type=int, default=20, help="changes per profile; adds and deletes alternate (rounded up to even)")
     p.add_argument("--profiles", type=int, default=3, help="profiles per (store, N); the table has their medians")
     p.add_argument("--seconds", type=int, default=0, help="profile length (default: from the warm-up changes)")
@@ -495,7 +503,7 @@ async def amain(opts: argparse.Namespace) -> list[dict[str, Any]]:
         for n in [int(s) for s in opts.routes.split(",")]:
             for kind in [k.strip() for k in opts.store.split(",")]:
                 result = await run(kind, n, opts, backend)
-                path = opts.out / f"{run_name(kind, n, opts.traits)}.json"
+                path = opts.out / f"{run_name(kind, n, opts.traits, opts.names)}.json"
                 path.write_text(json.dumps(result, indent=1) + "\n")
                 print(report(result) + "\n", flush=True)
                 say(f"wrote {path}")

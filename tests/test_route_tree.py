@@ -148,12 +148,17 @@ async def test_the_api_is_not_reachable_from_the_public_entrypoint(proxy, backen
 async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, request, tmp_path, backends, caplog):
     """A store from before the tree (every route on the entrypoint, as
     ``traefik_route_tree_depth = 0`` still writes it) is re-laid at start;
-    the start after that has nothing to move; and back to flat works too."""
+    the start after that has nothing to move; from the fixed tree of earlier
+    versions (``traefik_route_tree_bucket_size = 0``, two levels) to the
+    adaptive one (one level for these few names) and back; and back to flat."""
     shared = {**kv_prefixes()} if kind != "file" else {"dynamic_config_file": str(tmp_path / "rules.toml")}
     routes = {"/": "hub", "/user/alice/": "a", "/user/alice/server2/": "b", "/user/bob/": "b"}
 
-    async def started(name: str, depth: int):
-        proxy = make_proxy(kind, request, tmp_path / name, traefik_route_tree_depth=depth, **shared)
+    async def started(name: str, depth: int, size: int = 32):
+        proxy = make_proxy(
+            kind, request, tmp_path / name, traefik_route_tree_depth=depth,
+            traefik_route_tree_bucket_size=size, **shared,
+        )
         caplog.clear()
         await proxy.start()
         return proxy
@@ -165,8 +170,12 @@ async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, reques
     finally:
         await flat.stop()
     caplog.set_level(logging.INFO, logger=f"traefik_proxy.test.{kind}")
-    for name, depth, moved in (("tree", 2, True), ("again", 2, False), ("flat-again", 0, True)):
-        proxy = await started(name, depth)
+    steps = (
+        ("tree", 2, 32, True), ("again", 2, 32, False), ("fixed", 2, 0, True),
+        ("fixed-again", 2, 0, False), ("adaptive", 2, 32, True), ("flat-again", 0, 32, True),
+    )
+    for name, depth, size, moved in steps:
+        proxy = await started(name, depth, size)
         try:
             lines = [r.getMessage() for r in caplog.records if "Route tree" in r.getMessage()]
             assert bool(lines) == moved, (name, lines)
@@ -174,8 +183,9 @@ async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, reques
                                   "/user/bob": "b", "/user/bobby/": "hub", "/hub/home": "hub"}.items():
                 assert await served_by(proxy, path) == backend, (name, path)
             routers = await proxy._api.list_routers()
-            buckets = [r["name"] for r in routers if core.is_tree_router(r["name"])]
-            assert bool(buckets) == bool(depth), (name, buckets)
+            buckets = [r["name"] for r in routers if core.is_bucket_router(r["name"])]
+            # fixed: /user/a, /user/al, /user/b, /user/bo; adaptive: /user/a, /user/b
+            assert len(buckets) == (0 if not depth else 2 if size else 4), (name, buckets)
             assert all(r.get("status") == "enabled" for r in routers), routers
             assert set(await proxy.get_all_routes()) == set(routes)
         finally:
