@@ -251,18 +251,18 @@ async def test_router_matches_core_rule(proxy, backends, prefix):
     # the rule's length in bytes (more than its length in characters here)
     assert router["priority"] == len(core.traefik_rule(routespec).encode())
     assert router["priority"] > len(router["rule"])
-    # it hangs in the route tree: under its innermost bucket, which hangs on
-    # the outer one, which alone is on the public entrypoint
-    settings = proxy.settings
-    outer, inner = core.bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
-    assert "entryPoints" not in router
-    assert router["parentRefs"] == [f"{core.bucket_name(inner, proxy.traefik_namespace)}@{proxy.provider_name}"]
-    bucket = (await proxy.client.get(f"/api/http/routers/{router['parentRefs'][0]}")).json()
-    assert bucket["rule"] == f"PathPrefix(`{inner.prefix}`)"
-    assert bucket["parentRefs"] == [f"{core.bucket_name(outer, proxy.traefik_namespace)}@{proxy.provider_name}"]
-    top = (await proxy.client.get(f"/api/http/routers/{bucket['parentRefs'][0]}")).json()
-    assert json.dumps(top["entryPoints"]) == json.dumps([proxy.traefik_entrypoint])
-    assert top["status"] == "enabled"
+    # it hangs in the route tree: under its innermost bucket, each bucket under
+    # the one before, and the outermost alone on the public entrypoint
+    chain = (await proxy._load_route_table()).chain(routespec)
+    assert chain and "entryPoints" not in router
+    refs = router["parentRefs"]
+    for bucket in reversed(chain):
+        assert refs == [f"{core.bucket_name(bucket, proxy.traefik_namespace)}@{proxy.provider_name}"]
+        found = (await proxy.client.get(f"/api/http/routers/{refs[0]}")).json()
+        assert found["rule"] == f"PathPrefix(`{bucket.prefix}`)"
+        assert found["status"] == "enabled"
+        refs = found.get("parentRefs")
+    assert refs is None and json.dumps(found["entryPoints"]) == json.dumps([proxy.traefik_entrypoint])
 
 
 async def test_template_braces_in_data_do_not_break_the_config(proxy, backends, prefix):
