@@ -154,7 +154,7 @@ def plan_set(values: Mapping[str, str], layout: KeyLayout, limits: TxnLimits) ->
         else:
             lone_records.append([key])
     # route-tree routers (a route's parents) before the routes that hang under
-    # them, outer levels first and a bucket before its rest: names sort so
+    # them, outer levels (shorter prefixes) first, a bucket before its rest
     tree_names = sorted((n for n in routers if is_tree_router(n)), key=lambda n: (tree_level(n), n))
     tree = [routers.pop(name) for name in tree_names]
     units = [*services, *others, *tree, *routers.values(), *lone_records]

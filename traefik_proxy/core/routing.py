@@ -7,18 +7,21 @@ line, is checked after every user's router. Traefik >= 3.6 routes in layers
 instead: a router with ``parentRefs`` is matched only inside its parent's own
 muxer, after the parent matched.
 
-So a route ``/user/alice/`` hangs under a *bucket* per leading character of
-the user segment: ``/user/a`` on the entrypoint, ``/user/al`` under it, the
-route under that. A request costs one check per bucket at each level (at most
+So a route ``/user/alice/`` hangs under *buckets* of leading characters of
+the user segment: ``/user/a`` on the entrypoint, and below it buckets of
+longer prefixes. A request costs one check per bucket at each level (at most
 the alphabet's size) plus the routes of its bucket: about 100 checks at
-10,000 users instead of 20,000.
+10,000 users instead of 20,000. Which buckets exist is :class:`RouteTable`'s
+layout: *fixed* (the first ``tree_depth`` characters, whatever the names: a
+bucket is a pure function of its route, and no route ever moves), or
+*adaptive* (``tree_bucket_size``: buckets split when they hold too many
+names, so names sharing their start, ``u00042``, do not pile up in one
+bucket; an add or delete may move a bucket's worth of other routes).
 
 Which segment is bucketed is ``Settings.tree_segment`` (0-based; 1 for
 ``/user/<name>/``, one more per segment of JupyterHub's ``base_url``). A
 route with no more segments than that stays *flat* on the entrypoint: the
-Hub's ``/``, ``/user/``, ``/hub/``. A bucket is a pure function of its route,
-so adding a route writes its own keys (and its buckets, when they are new)
-and never moves other routes.
+Hub's ``/``, ``/user/``, ``/hub/``.
 
 Longest prefix still wins:
 
