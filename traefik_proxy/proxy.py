@@ -434,15 +434,7 @@ class TraefikProxy(
     async def _run_batch(self, ops: Sequence[core.Op]) -> list[BaseException | None]:
         """Write a batch of ops in one change, then wait until Traefik shows it."""
         settings = self.settings
-        before = await self._load_route_table()
-        changes, after = core.plan_batch(ops, settings, before)
-        if len(ops) > 1 and not after.moves_are_nested(before):
-            # the route tree would move a route sideways: one change at a time
-            self.log.debug("Writing %d route changes one by one (the route tree moves)", len(ops))
-            each: list[BaseException | None] = []
-            for op in ops:
-                each += await self._run_batch([op])
-            return each
+        changes, after = core.plan_batch(ops, settings, await self._load_route_table())
         started = time.perf_counter()
         self._route_table = None  # read again unless this write completes
         await asyncio.wait_for(self._apply_dynamic_config(changes), self.check_route_timeout)

@@ -28,10 +28,9 @@ class RouteTreeMixin(Configurable):
         help="""The most user names a bucket of the route tree holds: routes hang under
         routers for their names' leading characters (Traefik's multi-layer routing), so
         a request is matched against a few dozen routers instead of every route. A
-        bucket with more names splits by the character after the start they share,
-        and merges back when they leave, so the tree adapts to any names (u00001,
-        u00002, ..., jupyter-..., as well as random ones). Host routes (subdomains)
-        keep the fixed tree. 0: the fixed tree of traefik_route_tree_depth levels
+        bucket with more names splits by their next character, and merges back when
+        they leave, so the tree adapts to any names (u00001, u00002, ... as well as
+        random ones). Host routes (subdomains) keep the fixed tree. 0: the fixed tree of traefik_route_tree_depth levels
         for every route, as in earlier versions.""",
     )
     traefik_route_tree_depth = Integer(

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import os
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -251,20 +250,18 @@ class RouteTable:
     - adaptive (> 0), for path routes: the layout is a function of the set
       of keys (:func:`route_key`: directory and user name). The buckets on
       the entrypoint are those of each first character; a bucket with more
-      than ``bucket_size`` keys splits: past the longest start its keys
-      share (``jupyter-`` for ``jupyter-alice``, ``jupyter-bob``, ...), each
-      next character whose keys are two or more makes a bucket under it; a
-      key alone on its character, or equal to the shared start, stays in it
+      than ``bucket_size`` keys splits: each next character whose keys are
+      two or more makes a bucket one character longer, under it; a key
+      alone on its character, or equal to the bucket's prefix, stays in it
       (so a split bucket holds at most one key per character besides its
       own). An add or delete changes buckets only in the part its key goes
       into at the deepest bucket it hangs under both before and after: a
-      split or a merge moves at most ``bucket_size`` + 1 routes; a shared
-      start that changes moves the buckets below it (between the bucket
-      and a new one in between, or back), no route. A route only ever moves
-      into a bucket under its own or out of one into the bucket above it,
-      and of two nested buckets beside each other the longer prefix wins,
-      so a store cut anywhere between the writes serves every route
-      (:mod:`..kv` writes parents first and deletes them last).
+      split or a merge, moving at most ``bucket_size`` + 1 routes. A
+      route's buckets are always consecutive prefixes of its key, so in any
+      batch a route only moves into a bucket under its own or out into one
+      above it (:meth:`moves_are_nested`), and a store cut anywhere between
+      the writes serves it (:mod:`..kv` writes parents first and deletes
+      them last).
       Host routes keep the fixed layout: a host bucket outranks every route
       beside it, so a route moving into or out of one would be unserved
       between two transactions.
@@ -307,7 +304,7 @@ class RouteTable:
         if not self._adaptive(routespec):
             return bucket_chain(routespec, self.tree_segment, self.tree_depth)
         host, domain, root, _ = self._key(routespec)
-        return [Bucket(p, len(p) - root, host, domain) for p, _, _ in self._walk(routespec)]
+        return [Bucket(p, len(p) - root, host, domain) for p, _ in self._walk(routespec)]
 
     def hangs_in(self, routespec: str) -> Bucket | None:
         """The bucket a held route hangs in; None if flat."""
@@ -331,11 +328,11 @@ class RouteTable:
     def moves_are_nested(self, before: "RouteTable") -> bool:
         """Does every route or bucket that moves go under a bucket below its old
         one (in this tree) or above it (in ``before``'s)? Then a store cut
-        anywhere serves it: of two buckets beside each other the longer prefix
-        wins, and a route outranks a bucket beside it. One add or delete always
-        qualifies; a batch of several in one part may move something
-        sideways (its bucket gone, a longer one beside it), and is then to be
-        written change by change."""
+        anywhere serves it: a route outranks a bucket beside it. The layout
+        keeps this true for any batch (a property test checks it); a layout
+        that skipped characters (buckets of a shared start) would not:
+        adding ``bb0`` while ``b`` goes would move ``bb00`` from ``bb`` to a new
+        ``bb0`` beside it."""
 
         def nested(old: Bucket | None, new: Bucket | None) -> bool:
             # the new place below the old one now, or above it before
@@ -448,45 +445,38 @@ class RouteTable:
         if not add:
             self._hangs.pop(routespec, None)
 
-    def _walk(self, routespec: str) -> list[tuple[str, bool, str]]:
-        """The buckets a routespec hangs under, outermost first: each bucket's
-        prefix, whether it is split, and (if split) the longest prefix its names
-        share, after which its sub-buckets start (for a route not held: the
-        buckets its key falls into, as far as they go)."""
+    def _walk(self, routespec: str) -> list[tuple[str, bool]]:
+        """The prefixes of the buckets a routespec hangs under, outermost first,
+        each with whether it is split (for a route not held: the buckets its
+        key falls into, as far as they go)."""
         host, domain, root, name = self._key(routespec)
         keys = self._keys.get((host, domain), [])
-        chain: list[tuple[str, bool, str]] = []
-        end = root + 1
-        while end <= len(name):
+        chain: list[tuple[str, bool]] = []
+        for end in range(root + 1, len(name) + 1):
             first, last = _span(keys, name[:end])
             if first == last or (chain and last - first == 1):
                 break  # no such key; or one alone, which stays in the bucket above
-            if last - first <= self.bucket_size:
-                chain.append((name[:end], False, ""))
+            split = last - first > self.bucket_size
+            chain.append((name[:end], split))
+            if not split:
                 break
-            shared = os.path.commonprefix([keys[first], keys[last - 1]])  # sorted: all share it
-            chain.append((name[:end], True, shared))
-            if not name.startswith(shared):
-                break  # a key not held, off the shared start: it would stay here
-            end = len(shared) + 1
         return chain
 
     def _region(
-        self, routespec: str, old: list[tuple[str, bool, str]], new: list[tuple[str, bool, str]]
+        self, routespec: str, old: list[tuple[str, bool]], new: list[tuple[str, bool]]
     ) -> tuple[bool, str, str]:
         """The part in which an add or delete of ``routespec`` may have moved
-        buckets or routes. Where its chains first differ: a bucket that split,
-        merged or whose names' shared start changed (all of its keys), else
-        the part its key goes into at the bucket above (its first
-        character's, at the top). A key in another part sees the same keys
-        as before."""
+        buckets or routes. Where its chains first differ: a bucket that split
+        or merged (all of its keys), else the part its key goes into at the
+        bucket above (its first character's, at the top). A key in another
+        part sees the same keys as before."""
         host, domain, root, name = self._key(routespec)
         common = 0
         while common < min(len(old), len(new)) and old[common] == new[common]:
             common += 1
         if common < min(len(old), len(new)) and old[common][0] == new[common][0]:
             return (host, domain, old[common][0])
-        end = len(old[common - 1][2]) + 1 if common else root + 1
+        end = len(old[common - 1][0]) + 1 if common else root + 1
         return (host, domain, name[:end])
 
     def _lay_out(self, regions: list[tuple[bool, str, str]]) -> None:
