@@ -139,7 +139,15 @@ def _tree_changes(
     flat_changed = unknown or _changed(before.flat, after.flat, touched)
     path_changed = unknown or _changed(before.path_only, after.path_only, touched)
     delete: list[KeyPath] = []
-    for bucket, parent in sorted(after.parents.items()):
+    # every bucket when the flat or path-only routes changed (rests, copies);
+    # else only those that are new or hang elsewhere
+    candidates = [
+        bucket for bucket, parent in after.parents.items()
+        if flat_changed or path_changed or bucket not in before.parents
+        or before.parents[bucket] != parent
+    ]
+    for bucket in sorted(candidates):
+        parent = after.parents[bucket]
         new = bucket not in before.parents
         moved = not new and before.parents[bucket] != parent
         if bucket.host:
@@ -170,7 +178,7 @@ def _tree_changes(
             name = route_name(routespec, settings.namespace)
             moved_router = {"parentRefs": [bucket_name(bucket, settings.namespace)]}
             merge.setdefault("http", {}).setdefault("routers", {})[name] = moved_router
-    for bucket in sorted(set(before.parents) - set(after.parents)):
+    for bucket in sorted(b for b in before.parents if b not in after.parents):
         names = [bucket_name(bucket, settings.namespace)]
         if bucket.host:
             names += [_copy(bucket, r, settings)[0] for r in before.path_only.values()]

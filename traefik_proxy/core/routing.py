@@ -287,10 +287,16 @@ class RouteTable:
         self._keys: dict[tuple[bool, str], list[str]] = {}
         self._specs: dict[tuple[bool, str, str], frozenset[str]] = {}
         self._hangs: dict[str, Bucket] = {}
+        #: the spaces whose key list is this table's own (a copy shares the others)
+        self._owned: set[tuple[bool, str]] = set()
         #: (host?, domain, prefix) parts laid out again by the last :meth:`after`
         self.regions: list[tuple[bool, str, str]] = []
+        self._bulk = True  # keys appended, sorted once below
         for route in routes:
             self._put(route)
+        self._bulk = False
+        for keys in self._keys.values():
+            keys.sort()
         if self.bucket_size:
             self._lay_out(
                 [(h, d, k[: r + 1]) for (h, d, r, k) in map(self._key, self.routes) if r >= 0 and not h]
@@ -389,7 +395,7 @@ class RouteTable:
         table.flat = dict(self.flat)
         table.path_only = dict(self.path_only)
         table._users = dict(self._users)
-        table._keys = dict(self._keys)  # a space's list is copied when it changes
+        table._keys = dict(self._keys)  # shared until written (_owned)
         table._specs = dict(self._specs)
         table._hangs = dict(self._hangs)
         regions: list[tuple[bool, str, str]] = []
@@ -432,12 +438,17 @@ class RouteTable:
         before = self._specs.get(at, frozenset())
         specs = before | {routespec} if add else before - {routespec}
         if bool(specs) != bool(before):
-            keys = list(self._keys.get((host, domain), []))
-            if specs:
+            space = (host, domain)
+            if space not in self._owned:  # copy on first write
+                self._keys[space] = list(self._keys.get(space, []))
+                self._owned.add(space)
+            keys = self._keys[space]
+            if self._bulk:
+                keys.append(name)
+            elif specs:
                 bisect.insort(keys, name)
             else:
                 del keys[bisect.bisect_left(keys, name)]
-            self._keys[(host, domain)] = keys
         if specs:
             self._specs[at] = specs
         else:
