@@ -84,24 +84,14 @@ class Bucket(msgspec.Struct, frozen=True, order=True):
 
 
 def bucket_chain(routespec: str, tree_segment: int, tree_depth: int) -> list[Bucket]:
-    """The buckets a normalized routespec hangs under, outermost first; [] if flat."""
-    if tree_depth <= 0:
+    """The fixed tree's buckets of a normalized routespec (its key's first
+    ``tree_depth`` characters, :func:`route_key`), outermost first; [] if flat."""
+    key = route_key(routespec, tree_segment) if tree_depth > 0 else None
+    if key is None:
         return []
-    host, path = split_routespec(routespec)
-    if host:
-        hostname = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
-        label, _, domain = hostname.partition(".")
-        return [
-            Bucket(label[:k], k, True, domain) for k in range(1, min(tree_depth, len(label)) + 1)
-        ]
-    segments = _decode_path(routespec, path).strip("/").split("/")
-    if len(segments) <= tree_segment or segments == [""]:
-        return []
-    directory = "/" + "".join(s + "/" for s in segments[:tree_segment])
-    name = segments[tree_segment]
-    return [
-        Bucket(directory + name[:k], k) for k in range(1, min(tree_depth, len(name)) + 1)
-    ]
+    host, domain, root, name = key
+    depth = min(tree_depth, len(name) - root)
+    return [Bucket(name[: root + k], k, host, domain) for k in range(1, depth + 1)]
 
 
 #: between the namespace and the rest of a bucket's name: a route's name never
@@ -309,8 +299,7 @@ class RouteTable:
         layout: as far as buckets exist, for a route not held)."""
         if not self._adaptive(routespec):
             return bucket_chain(routespec, self.tree_segment, self.tree_depth)
-        host, domain, root, _ = self._key(routespec)
-        return [Bucket(p, len(p) - root, host, domain) for p, _ in self._walk(routespec)]
+        return self._buckets(routespec, self._walk(routespec))
 
     def hangs_in(self, routespec: str) -> Bucket | None:
         """The bucket a held route hangs in; None if flat."""
@@ -411,7 +400,7 @@ class RouteTable:
                 if old != new:
                     regions.append(table._region(routespec, old, new))
                 elif route is not None:  # it joins a bucket that stays as it was
-                    table._hangs[routespec] = table.chain(routespec)[-1]
+                    table._hangs[routespec] = table._buckets(routespec, new[-1:])[0]
         if regions:
             table._lay_out(regions)
         return table
@@ -455,6 +444,11 @@ class RouteTable:
             del self._specs[at]
         if not add:
             self._hangs.pop(routespec, None)
+
+    def _buckets(self, routespec: str, walk: list[tuple[str, bool]]) -> list[Bucket]:
+        """The buckets of (part of) a routespec's :meth:`_walk`."""
+        host, domain, root, _ = self._key(routespec)
+        return [Bucket(prefix, len(prefix) - root, host, domain) for prefix, _ in walk]
 
     def _walk(self, routespec: str) -> list[tuple[str, bool]]:
         """The prefixes of the buckets a routespec hangs under, outermost first,
