@@ -16,6 +16,7 @@ this module without the test-only packages.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -51,11 +52,50 @@ def missing_server(message: str) -> Exception:
     return MissingServer(message)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out for outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set[int] = set()
+_picker = random.Random()
+
+
+def free_port(count: int = 1) -> int:
+    """The first of ``count`` consecutive TCP ports on 127.0.0.1 that nothing
+    listens on right now, and that this process has not handed out before.
+
+    Picked below the kernel's ephemeral range: a port the kernel picked
+    (``bind(0)``) is also what it picks as the source port of the next
+    outgoing connection, so between this call and the server's bind a client
+    (a test's httpx, traefik's own health checks) could take it and the server
+    would fail to start (seen as a traefik that never answers).
+    """
+    low = _ephemeral_low()
+    if low < 12000:  # no room below the ephemeral range: let the kernel pick
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(1000):
+        first = _picker.randrange(10000, low - count)
+        block = range(first, first + count)
+        if _handed_out.intersection(block) or not all(_bindable(port) for port in block):
+            continue
+        _handed_out.update(block)
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports below {low} on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def stop_process(process: subprocess.Popen | None, timeout: float = 10) -> None:

@@ -21,6 +21,24 @@ from .utils import free_port
 REPO = Path(__file__).resolve().parent.parent
 
 
+def start_operator_traefik(static_file: Path) -> subprocess.Popen:
+    """traefik run as an operator would, its log beside its config."""
+    with open(static_file.with_suffix(".log"), "wb") as log:
+        return subprocess.Popen(
+            [find_traefik("traefik"), f"--configfile={static_file}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def stop_operator_traefik(traefik: subprocess.Popen, static_file: Path) -> None:
+    """Stop it; its log is printed, which pytest shows if the test failed."""
+    exited = traefik.poll()
+    traefik.terminate()
+    traefik.wait(10)
+    log = static_file.with_suffix(".log").read_text(errors="replace")
+    print(f"traefik {static_file.name} (exited early: {exited is not None}):\n{log[-4000:]}")
+
+
 def test_module_prints_the_static_config_of_the_example(tmp_path):
     env = {**os.environ, "DEMO_RUN_DIR": str(tmp_path), "DEMO_BANNER": "0", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
@@ -98,10 +116,7 @@ async def test_a_traefik_started_with_the_written_config_serves_the_hub(tmp_path
     kept = (tmp_path / "traefik-default-cert.pem").read_text()
     named = yaml.safe_load(dynamic_file.read_text())["tls"]["stores"]["default"]["defaultCertificate"]
     assert named["certFile"] in kept and named["keyFile"] in kept
-    traefik = subprocess.Popen(
-        [find_traefik("traefik"), f"--configfile={static_file}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    traefik = start_operator_traefik(static_file)
     proxy = load_proxy(str(config))
     try:
         await proxy.add_route("/user/ops/", backends["a"].url, {})
@@ -110,15 +125,14 @@ async def test_a_traefik_started_with_the_written_config_serves_the_hub(tmp_path
         assert response.json()["backend"] == "a"
     finally:
         await proxy._close()
-        traefik.terminate()
-        traefik.wait(10)
+        stop_operator_traefik(traefik, static_file)
 
 
 async def test_shard_traefiks_started_with_the_written_configs_serve_the_hub(tmp_path, backends):
     """should_start = False with traefik_shards: the operator writes the configs
     of the front and of each shard, runs their traefiks, and the Hub's routes
     are served through the front."""
-    shard_port = free_port()
+    shard_port = free_port(4)  # the shards' ports: shard_port .. shard_port + 3
     config = tmp_path / "jupyterhub_config.py"
     config.write_text(
         "c.JupyterHub.proxy_class = 'traefik_file'\n"
@@ -138,10 +152,7 @@ async def test_shard_traefiks_started_with_the_written_configs_serve_the_hub(tmp
             static_file = tmp_path / f"traefik{name}.toml"
             main(["static-config", "-f", str(config), "-o", str(static_file),
                   "--dynamic-output", str(tmp_path / f"rules{name}.toml"), *shard])
-            traefiks.append(subprocess.Popen(
-                [find_traefik("traefik"), f"--configfile={static_file}"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            traefiks.append((start_operator_traefik(static_file), static_file))
         shard_static = tomllib.loads((tmp_path / "traefik.shard-1.toml").read_text())
         assert shard_static["entryPoints"]["http"]["address"] == f"127.0.0.1:{shard_port + 2}"
         proxy = load_proxy(str(config))
@@ -157,9 +168,8 @@ async def test_shard_traefiks_started_with_the_written_configs_serve_the_hub(tmp
         finally:
             await proxy.stop()
     finally:
-        for traefik in traefiks:
-            traefik.terminate()
-            traefik.wait(10)
+        for traefik, static_file in traefiks:
+            stop_operator_traefik(traefik, static_file)
 
 
 def test_a_shard_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
