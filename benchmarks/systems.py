@@ -85,7 +85,7 @@ def ours_file(spec: dict[str, Any], workdir: Path) -> Made:
 
     kwargs = _ours(workdir)
     proxy = TraefikFileProviderProxy(dynamic_config_file=str(workdir / "rules.toml"), **kwargs)
-    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
+    return Made(proxy, kwargs["public_url"], ["_apply_changes", "_wait_for_live"])
 
 
 def ours_etcd(spec: dict[str, Any], workdir: Path) -> Made:
@@ -98,7 +98,7 @@ def ours_etcd(spec: dict[str, Any], workdir: Path) -> Made:
         kv_jupyterhub_prefix="bench-jupyterhub",
         **kwargs,
     )
-    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
+    return Made(proxy, kwargs["public_url"], ["_apply_changes", "_wait_for_live"])
 
 
 def ours_redis(spec: dict[str, Any], workdir: Path) -> Made:
@@ -106,7 +106,7 @@ def ours_redis(spec: dict[str, Any], workdir: Path) -> Made:
 
     kwargs = _ours(workdir)
     proxy = TraefikRedisProxy(redis_url=spec["store_url"], **kwargs)
-    return Made(proxy, kwargs["public_url"], ["_apply_dynamic_config", "_wait_for_live"])
+    return Made(proxy, kwargs["public_url"], ["_apply_changes", "_wait_for_live"])
 
 
 def floor_file(spec: dict[str, Any], workdir: Path) -> Made:

@@ -135,7 +135,7 @@ async def test_consul_back_within_the_timeout_the_call_succeeds(tmp_path):
     try:
         await proxy._get_jupyterhub_dynamic_config()  # connected while Consul answers
         stop_consul(server)
-        write = asyncio.ensure_future(proxy._apply_dynamic_config(changes))
+        write = asyncio.ensure_future(proxy._apply_changes(changes))
         await asyncio.sleep(1.5)
         assert not write.done(), "the write gave up while its deadline was far"
         restart_consul(server)

@@ -81,7 +81,7 @@ async def test_changes_larger_than_a_transaction(store):
     settings = store.settings
     changes = core.changes_for(ops, settings)
     assert len(core.kv_keys(changes, store.kv_layout)[0]) > 128
-    await store._apply_dynamic_config(changes)
+    await store._apply_changes(changes)
     records = await store._get_jupyterhub_dynamic_config()
     for r in routes:
         name = core.route_name(r.routespec, settings.namespace)
@@ -92,7 +92,7 @@ async def test_changes_larger_than_a_transaction(store):
         assert config["http"]["routers"][name]["rule"] == core.traefik_rule(r.routespec)
     # and delete them all in one batch
     deletes = [core.Op("delete", r.routespec) for r in routes]
-    await store._apply_dynamic_config(core.changes_for(deletes, settings))
+    await store._apply_changes(core.changes_for(deletes, settings))
     records = await store._get_jupyterhub_dynamic_config()
     config = await store._get_traefik_dynamic_config()
     for r in routes:
@@ -109,7 +109,7 @@ async def test_route_records_keep_json_types(store):
         {"n": 3, "f": 1.5, "b": True, "l": [1, 2, "x"], "none": None, "s": "3", "nested": {"a": [True]}},
     )
     changes = core.changes_for([core.Op("add", route.routespec, route)], store.settings)
-    await store._apply_dynamic_config(changes)
+    await store._apply_changes(changes)
     name = core.route_name(route.routespec, store.traefik_namespace)
     raw = await store._get_route_record(name)
     assert core.decode_route(raw).data == route.data
@@ -122,7 +122,7 @@ async def test_stores_sharing_a_server_are_separate(store, tmp_path):
     other = type(store)(**{**_store_traits(store), **kv_prefixes()})
     try:
         route = core.make_route(f"/sep-{uuid.uuid4().hex[:6]}/", "http://127.0.0.1:9", {})
-        await store._apply_dynamic_config(core.changes_for([core.Op("add", route.routespec, route)], store.settings))
+        await store._apply_changes(core.changes_for([core.Op("add", route.routespec, route)], store.settings))
         name = core.route_name(route.routespec, store.traefik_namespace)
         assert name in await store._get_jupyterhub_dynamic_config()
         assert name not in await other._get_jupyterhub_dynamic_config()

@@ -63,7 +63,7 @@ async def test_writes_follow_the_core_plan_within_the_store_limits():
     store = InMemoryStore(limits=core.TxnLimits(max_ops=7, max_bytes=900))
     proxy = make(store)
     changes = adds(*(f"/user/u{i}/" for i in range(6)))
-    await proxy._apply_dynamic_config(changes)
+    await proxy._apply_changes(changes)
     to_set, _ = core.kv_keys(changes, proxy.kv_layout)
     planned = core.plan_set(to_set, proxy.kv_layout, store.limits)
     assert [payload for _, payload in store.calls] == planned
@@ -72,7 +72,7 @@ async def test_writes_follow_the_core_plan_within_the_store_limits():
 
     store.calls.clear()
     gone = deletes(*(f"/user/u{i}/" for i in range(6)))
-    await proxy._apply_dynamic_config(gone)
+    await proxy._apply_changes(gone)
     _, to_delete = core.kv_keys(gone, proxy.kv_layout)
     assert [p for _, p in store.calls] == core.plan_delete(to_delete, proxy.kv_layout, store.limits)
     assert store.data == {}
@@ -80,7 +80,7 @@ async def test_writes_follow_the_core_plan_within_the_store_limits():
 
 async def test_records_are_read_back_by_route_name():
     proxy = make()
-    await proxy._apply_dynamic_config(adds("/a/", "/b/"))
+    await proxy._apply_changes(adds("/a/", "/b/"))
     records = await proxy._get_jupyterhub_dynamic_config()
     names = {core.route_name(p) for p in ("/a/", "/b/")}
     assert set(records) == names
@@ -95,10 +95,10 @@ async def test_a_deletion_cut_short_leaves_every_router_with_its_record():
     store = InMemoryStore(limits=core.TxnLimits(max_ops=2))
     proxy = make(store)
     paths = [f"/cut/u{i}/" for i in range(3)]
-    await proxy._apply_dynamic_config(adds(*paths))
+    await proxy._apply_changes(adds(*paths))
     store.go_down_after(1)
     with pytest.raises(KVStoreUnavailable):
-        await proxy._apply_dynamic_config(deletes(*paths))
+        await proxy._apply_changes(deletes(*paths))
     store.go_down(0)
     store._fail_after = None
     records = await proxy._get_jupyterhub_dynamic_config()
@@ -117,7 +117,7 @@ async def test_a_short_outage_is_retried_and_the_setup_written_again(caplog):
     store.go_down(0.3)
     started = time.monotonic()
     caplog.set_level(logging.INFO)
-    await proxy._apply_dynamic_config(adds("/user/alice/"))
+    await proxy._apply_changes(adds("/user/alice/"))
     assert 0.3 <= time.monotonic() - started < proxy.check_route_timeout
     assert store.attempts > 2
     # whatever answered after the outage may have lost the Hub's own config
@@ -134,7 +134,7 @@ async def test_an_outage_past_the_deadline_names_the_store_and_no_secret(call, c
     started = time.monotonic()
     with pytest.raises(KVStoreUnavailable) as info:
         if call == "write":
-            await proxy._apply_dynamic_config(adds("/user/bob/"))
+            await proxy._apply_changes(adds("/user/bob/"))
         else:
             await proxy._get_jupyterhub_dynamic_config()
     assert time.monotonic() - started < 1.0 + MARGIN
@@ -163,7 +163,7 @@ async def test_an_answer_that_is_not_an_outage_is_raised_at_once():
     store.refuse(PermissionError("permission denied"))
     started = time.monotonic()
     with pytest.raises(PermissionError, match="permission denied"):
-        await proxy._apply_dynamic_config(adds("/user/carol/"))
+        await proxy._apply_changes(adds("/user/carol/"))
     assert time.monotonic() - started < MARGIN
     assert store.attempts == 1
     assert not proxy._kv_setup_lost
@@ -178,10 +178,10 @@ async def test_a_store_that_lost_its_keys_gets_the_setup_back(caplog):
     caplog.set_level(logging.WARNING)
     await proxy._setup_traefik_dynamic_config()
     assert "lost every key" not in caplog.text  # a first write is no loss
-    await proxy._apply_dynamic_config(adds("/user/dave/"))
+    await proxy._apply_changes(adds("/user/dave/"))
     store.lose_everything()
     calls = len(store.calls)
-    await proxy._apply_dynamic_config(adds("/user/erin/"))
+    await proxy._apply_changes(adds("/user/erin/"))
     assert caplog.text.count("lost every key") == 1
     assert "memory at memory://in-memory lost every key" in caplog.text
     assert wrote_setup_after(store, proxy, calls)
@@ -197,11 +197,11 @@ async def test_a_failed_restore_is_tried_again_with_the_next_change():
     store.data.clear()
     store.go_down(60)
     with pytest.raises(KVStoreUnavailable):
-        await proxy._apply_dynamic_config(adds("/user/fay/"))
+        await proxy._apply_changes(adds("/user/fay/"))
     assert proxy._kv_setup_lost
     store.go_down(0)
     calls = len(store.calls)
-    await proxy._apply_dynamic_config(adds("/user/fay/"))
+    await proxy._apply_changes(adds("/user/fay/"))
     # the restore rides along with the change: one write, setup included
     assert wrote_setup_after(store, proxy, calls)
     assert len(store.calls) == calls + 1

@@ -233,7 +233,7 @@ async def test_a_hub_with_6000_routes_in_etcd_starts(request, tmp_path, backends
     target = backends["a"].url
     routes = [core.make_route(f"/user/u{i}/", target, {"user": f"u{i}"}) for i in range(6000)]
     adds = [core.Op("add", route.routespec, route) for route in routes]
-    await earlier._apply_dynamic_config(core.changes_for(adds, earlier.settings))
+    await earlier._apply_changes(core.changes_for(adds, earlier.settings))
     await earlier._close()
 
     proxy = make_proxy("etcd", request, tmp_path, **prefixes)

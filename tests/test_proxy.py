@@ -188,7 +188,7 @@ async def test_concurrent_adds_share_a_few_writes_and_confirmations(proxy, backe
     route is among the confirmed ones."""
     n = 20
     specs = [f"{prefix}k{i}/" for i in range(n)]
-    with spying(proxy, "_apply_dynamic_config") as (writes,), spying(
+    with spying(proxy, "_apply_changes") as (writes,), spying(
         proxy._api, "wait_for_live"
     ) as (confirmations,):
         results = await asyncio.gather(
@@ -288,12 +288,12 @@ async def test_a_router_caught_without_its_place_stays_off_the_api_entrypoint(pr
             "services": {name: {"loadBalancer": {"servers": [{"url": backends["b"].url}]}}},
         }
     }
-    await proxy._apply_dynamic_config(core.Changes(merge=half_read))
+    await proxy._apply_changes(core.Changes(merge=half_read))
     try:
         await wait_for(lambda: serves(proxy, f"{prefix}x", "b"))
         async with httpx.AsyncClient(base_url=proxy.traefik_api_url, verify=False) as api:
             assert (await api.get(f"{prefix}x")).status_code == 404
     finally:
-        await proxy._apply_dynamic_config(
+        await proxy._apply_changes(
             core.Changes(delete=[("http", "routers", name), ("http", "services", name)])
         )

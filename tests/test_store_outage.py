@@ -307,7 +307,7 @@ async def test_store_that_stops_answering_does_not_hang(kind, tmp_path):
         server.process.send_signal(signal.SIGSTOP)
         try:
             # as TraefikProxy._run_batch does
-            write = asyncio.wait_for(proxy._apply_dynamic_config(changes), proxy.check_route_timeout)
+            write = asyncio.wait_for(proxy._apply_changes(changes), proxy.check_route_timeout)
             seconds, error = await timed(write)
             assert_clear_unreachable("write", seconds, error, server, timeout=2)
             seconds, error = await timed(proxy._get_jupyterhub_dynamic_config())
@@ -317,7 +317,7 @@ async def test_store_that_stops_answering_does_not_hang(kind, tmp_path):
         proxy.check_route_timeout = 10
         present = await assert_whole_or_absent(proxy, route.routespec)
         print(f"  {kind}: the write the Hub gave up on is {'present' if present else 'absent'}")
-        await proxy._apply_dynamic_config(changes)
+        await proxy._apply_changes(changes)
         assert await assert_whole_or_absent(proxy, route.routespec)
     finally:
         server.process.send_signal(signal.SIGCONT)
@@ -335,7 +335,7 @@ async def test_etcd_deletion_cut_short_leaves_the_record(tmp_path):
     proxy = _store_proxy("etcd", etcd_traits(server), check_route_timeout=2, etcd_max_txn_ops=3)
     routes = [core.make_route(f"/cut/user/u{i}/", "http://127.0.0.1:9", {"i": i}) for i in range(3)]
     ops = [core.Op("add", r.routespec, r) for r in routes]
-    await proxy._apply_dynamic_config(core.changes_for(ops, proxy.settings))
+    await proxy._apply_changes(core.changes_for(ops, proxy.settings))
     delete = proxy._kv_atomic_delete
     calls = 0
 
@@ -350,7 +350,7 @@ async def test_etcd_deletion_cut_short_leaves_the_record(tmp_path):
     deletes = [core.Op("delete", r.routespec) for r in routes]
     try:
         with pytest.raises(ConnectionError, match="unreachable"):
-            await proxy._apply_dynamic_config(core.changes_for(deletes, proxy.settings))
+            await proxy._apply_changes(core.changes_for(deletes, proxy.settings))
         restart_store(server)
         proxy.check_route_timeout = 10
         listed = await proxy._get_jupyterhub_dynamic_config()
@@ -358,7 +358,7 @@ async def test_etcd_deletion_cut_short_leaves_the_record(tmp_path):
         parts = [await route_parts(proxy, r.routespec) for r in routes]
         print(f"\n  etcd: after a deletion cut short, (router, service, record) = {parts}")
         assert names <= set(listed), "a route's record went before its Traefik keys"
-        await proxy._apply_dynamic_config(core.changes_for(deletes, proxy.settings))
+        await proxy._apply_changes(core.changes_for(deletes, proxy.settings))
         for r in routes:
             assert not await assert_whole_or_absent(proxy, r.routespec)
     finally:

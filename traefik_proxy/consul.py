@@ -53,14 +53,15 @@ class TraefikConsulProxy(TKvProxy):
             separator=self.kv_separator,
         )
 
-    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    async def _setup_traefik_static_config(self) -> None:
         provider = core.consul_provider(
             self.consul_url,
             self.kv_traefik_prefix,
             token=self.consul_password,
             client_kwargs=self.consul_client_kwargs,
         )
-        return core.deep_merge(config, {"providers": {"consul": provider}})
+        self.static_config = core.deep_merge(self.static_config, {"providers": {"consul": provider}})
+        await super()._setup_traefik_static_config()
 
     # jupyterhub-traefik-proxy 2.x mapped kv_username to consul_username, which
     # only reached its traefik (as HTTP basic auth); Consul itself takes the

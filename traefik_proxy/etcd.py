@@ -99,7 +99,7 @@ class TraefikEtcdProxy(TKvProxy):
             log=self.log,
         )
 
-    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    async def _setup_traefik_static_config(self) -> None:
         provider = core.etcd_provider(
             self.etcd_url,
             self.kv_traefik_prefix,
@@ -107,4 +107,5 @@ class TraefikEtcdProxy(TKvProxy):
             password=self.etcd_password,
             client_kwargs=self.etcd_client_kwargs,
         )
-        return core.deep_merge(config, {"providers": {"etcd": provider}})
+        self.static_config = core.deep_merge(self.static_config, {"providers": {"etcd": provider}})
+        await super()._setup_traefik_static_config()

@@ -58,10 +58,11 @@ class TraefikFileProviderProxy(TraefikProxy):
         """Remove the dynamic config file (a leftover shard's)."""
         self._path.unlink(missing_ok=True)
 
-    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    async def _setup_traefik_static_config(self) -> None:
         config_format(self._path)  # an unknown extension fails before traefik starts
         provider = {"file": {"filename": os.path.abspath(self.dynamic_config_file), "watch": True}}
-        return core.deep_merge(config, {"providers": provider})
+        self.static_config = core.deep_merge(self.static_config, {"providers": provider})
+        await super()._setup_traefik_static_config()
 
     def _current(self) -> dict[str, Any]:
         """The file's content, re-read only when someone else changed it."""
@@ -87,7 +88,7 @@ class TraefikFileProviderProxy(TraefikProxy):
             self.log.warning("Removing %s, left by an interrupted write", stale)
             stale.unlink(missing_ok=True)
 
-    async def _apply_dynamic_config(self, changes: core.Changes) -> None:
+    async def _apply_changes(self, changes: core.Changes) -> None:
         async with self._write_lock:
             await self._write(changes.apply_to(self._current(), RECORDS_KEY))
 

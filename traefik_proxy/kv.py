@@ -36,11 +36,15 @@ from . import core
 from .kv_migration import KvMigration
 from .proxy import TraefikProxy
 from .stores.base import KVStore, store_call_deadline
+from .stores.methods import MethodsStore
 
 T = TypeVar("T")
 
 #: transactions of one step (core.plan_set_steps) sent at once
 KV_WRITES_IN_FLIGHT = 8
+
+#: the methods a store of one's own implements (the older project's recipe), and their arguments
+KV_METHODS = {"_kv_atomic_set": "(to_set)", "_kv_atomic_delete": "(*keys)", "_kv_get_tree": "(prefix)"}
 
 __all__ = ["KVStoreUnavailable", "TKvProxy", "check_store_url", "store_call_deadline"]
 
@@ -114,7 +118,7 @@ class TKvProxy(KvMigration, TraefikProxy):
         self._kv_store: KVStore | None = None
         self._kv_write_lock = asyncio.Lock()
         # the Hub's own dynamic config (API router, TLS) as flat keys, and
-        # whether the store may have lost it (see _apply_dynamic_config)
+        # whether the store may have lost it (see _apply_changes)
         self._kv_setup_keys: dict[str, str] = {}
         self._kv_setup_lost = False
 
@@ -141,8 +145,36 @@ class TKvProxy(KvMigration, TraefikProxy):
     # ------------------------------------------------------------ the store
 
     def _make_store(self) -> KVStore:
-        """The store this proxy writes to, from its traitlets (subclasses)."""
-        raise NotImplementedError
+        """The store this proxy writes to, from its traitlets.
+
+        The stores here implement it; a subclass that implements the three
+        ``_kv_*`` methods instead (the older project's recipe) gets them as
+        its store.
+        """
+        own = [name for name in KV_METHODS if getattr(type(self), name) is not getattr(TKvProxy, name)]
+        if len(own) == len(KV_METHODS):
+            return MethodsStore(self)
+        missing = [f"{name}{KV_METHODS[name]}" for name in KV_METHODS if name not in own]
+        raise NotImplementedError(
+            f"{type(self).__name__} has no key-value store: implement "
+            + (f"{' and '.join(missing)} (it has {', '.join(own)})" if own else
+               "the three methods _kv_atomic_set(to_set), _kv_atomic_delete(*keys) and "
+               "_kv_get_tree(prefix)")
+            + ", or _make_store() returning a traefik_proxy.stores.KVStore"
+        )
+
+    @property
+    def provider_name(self) -> str:  # type: ignore[override]
+        """Traefik's name of the provider (``name@provider`` in its API): set
+        by each store's class; for one that does not, the single provider it
+        puts in the static config."""
+        providers = set(self.traefik_static_config().get("providers", {})) - {"providersThrottleDuration"}
+        if len(providers) != 1:
+            raise ValueError(
+                f"{type(self).__name__} must say which Traefik provider reads its store: set the "
+                f"class attribute provider_name (e.g. 'etcd'); its static config has {sorted(providers)}"
+            )
+        return providers.pop()
 
     @property
     def kv_store(self) -> KVStore:
@@ -184,7 +216,7 @@ class TKvProxy(KvMigration, TraefikProxy):
         self._kv_setup_keys = self.kv_layout.traefik_keys(self._generate_traefik_dynamic_config())
         self._kv_setup_lost = False
 
-    async def _apply_dynamic_config(self, changes: core.Changes) -> None:
+    async def _apply_changes(self, changes: core.Changes) -> None:
         deadline = self._kv_deadline()
         to_set, to_delete = core.kv_keys(changes, self.kv_layout)
         async with self._kv_write_lock:
@@ -238,17 +270,17 @@ class TKvProxy(KvMigration, TraefikProxy):
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:
         prefix = self.kv_layout.routes_prefix
-        tree = await self._kv_call("read", self._kv_get_tree, prefix)
+        tree = await self._kv_call("read", self._kv_read_tree, prefix)
         return {key[len(prefix) :]: value for key, value in tree.items() if key.startswith(prefix)}
 
     async def _get_route_record(self, name: str) -> str | None:
         key = self.kv_layout.record_key(name)
-        return (await self._kv_call("read", self._kv_get_tree, key)).get(key)
+        return (await self._kv_call("read", self._kv_read_tree, key)).get(key)
 
     async def _get_traefik_dynamic_config(self) -> dict[str, Any]:
         """Traefik's dynamic config as stored (nested; for tests and debugging)."""
         prefix = self.kv_traefik_prefix + self.kv_separator
-        tree = await self._kv_call("read", self._kv_get_tree, prefix)
+        tree = await self._kv_call("read", self._kv_read_tree, prefix)
         return core.unflatten({k[len(prefix) :]: v for k, v in tree.items()}, self.kv_separator)
 
     # ------------------------------------------------------------ store availability
@@ -258,7 +290,7 @@ class TKvProxy(KvMigration, TraefikProxy):
 
         A little before check_route_timeout, so the caller gets our error
         naming the store rather than the bare timeout of the base class's
-        ``asyncio.wait_for`` around ``_apply_dynamic_config``.
+        ``asyncio.wait_for`` around ``_apply_changes``.
         """
         timeout = self.check_route_timeout
         return time.monotonic() + max(timeout - min(0.5, timeout / 10), 0.05)
@@ -350,3 +382,8 @@ class TKvProxy(KvMigration, TraefikProxy):
     async def _kv_get_tree(self, prefix: str) -> dict[str, str]:
         """Every key starting with ``prefix`` and its value, in one read."""
         return await self.kv_store.get_tree(prefix)
+
+    async def _kv_read_tree(self, prefix: str) -> dict[str, str]:
+        """:meth:`_kv_get_tree` as ``{full key: value}``, whichever form a
+        subclass's returns (see :func:`traefik_proxy.core.as_flat_tree`)."""
+        return core.as_flat_tree(await self._kv_get_tree(prefix), prefix, self.kv_separator)

@@ -35,7 +35,7 @@ class KvMigration:
         )
         if migration.is_empty():
             return migration
-        await self._apply_dynamic_config(migration.additions(self.settings))
+        await self._apply_changes(migration.additions(self.settings))
         subtrees = tuple(migration.kv_removal_keys(tp, jp, sep))
         # as single keys: a store that tracks its own keys (Redis) cannot
         # find others' keys by subtree

@@ -86,6 +86,18 @@ class TraefikProxy(
     extra_dynamic_config = Dict(
         config=True, help="Merged into the dynamic config (e.g. middlewares, TLS options)."
     )
+    static_config = Dict(
+        help="""Traefik's static config as this proxy computed it (the older
+        project's attribute). A subclass adds its provider here in
+        ``_setup_traefik_static_config`` and then calls ``super()``, which puts
+        the entrypoints, API and logging under it and extra_static_config over it.
+        Set before start, it is kept under what the proxy computes."""
+    )
+    dynamic_config = Dict(
+        help="""The Hub's own part of Traefik's dynamic config (API router, its
+        auth, TLS) as ``_setup_traefik_dynamic_config`` last wrote it. Set before
+        start, it is written with it (under extra_dynamic_config)."""
+    )
     enable_setup_dynamic_config = Bool(
         True,
         config=True,
@@ -350,7 +362,24 @@ class TraefikProxy(
             await self._supervisor.stop()
         await self._letsencrypt_drain_log()
         self._remove_static_config()
-        await self._close()
+        cleanup = self._cleanup()
+        if cleanup is not None:  # an older subclass's may be a plain method
+            await cleanup
+
+    def _cleanup(self) -> asyncio.Future[None]:
+        """Let go of what this proxy holds open (Traefik's API, the store's
+        connections); :meth:`stop` ends with it. jupyterhub-traefik-proxy's
+        seam: a subclass extends it with ``super()._cleanup()`` (awaited or
+        not: the closing is already under way)."""
+        return asyncio.ensure_future(self._close())
+
+    @property
+    def _start_future(self) -> asyncio.Future[None] | None:
+        """jupyterhub-traefik-proxy's handle on the setup of a traefik run by
+        others (``should_start = False``): awaiting it sets up the API router
+        and waits for the API, as the first route call would. None when the
+        Hub starts traefik itself."""
+        return None if self.should_start else asyncio.ensure_future(self._ensure_ready())
 
     async def _close(self) -> None:
         """Let go of Traefik's API; subclasses close their store after this."""
@@ -378,6 +407,11 @@ class TraefikProxy(
             self._ready = True
 
     # ------------------------------------------------------------ routes
+
+    def validate_routespec(self, routespec: str) -> str:
+        """The routespec as the route methods store it (``/path/`` or
+        ``host/path/``); a ValueError says why one cannot be a route."""
+        return core.normalize_routespec(routespec)
 
     async def add_route(self, routespec, target, data=None) -> None:
         """Add or replace a route; return when Traefik serves it with this target."""
@@ -437,7 +471,7 @@ class TraefikProxy(
         changes, after = core.plan_batch(ops, settings, await self._load_route_table())
         started = time.perf_counter()
         self._route_table = None  # read again unless this write completes
-        await asyncio.wait_for(self._apply_dynamic_config(changes), self.check_route_timeout)
+        await asyncio.wait_for(self._apply_changes(changes), self.check_route_timeout)
         self._route_table = after
         written = time.perf_counter()
         live = core.expectations(ops, settings, after)
@@ -463,9 +497,43 @@ class TraefikProxy(
         return await self._api.wait_for_live(expected)
 
     # ------------------------------------------------------------ seams
+    # jupyterhub-traefik-proxy's seams, with its signatures: code written for
+    # it calls and overrides these. The route methods above go through the
+    # batch plan (_apply_changes) instead of a dict per route.
 
-    async def _apply_dynamic_config(self, changes: core.Changes) -> None:
-        """Apply one change (Traefik config and route records) to the store."""
+    async def _apply_dynamic_config(
+        self, dynamic_config: dict[str, Any], jupyterhub_config: dict[str, Any] | None = None
+    ) -> None:
+        """Store a nested piece of Traefik's dynamic config, merged into what is there.
+
+        ``jupyterhub_config`` is the older project's route data,
+        ``{"routes": {any key: {"routespec", "target", "data"}}}``: each route
+        is stored as this Hub's record of that routespec (what
+        :meth:`get_all_routes` lists). Traefik's side of a route is what
+        ``dynamic_config`` holds; :meth:`add_route` writes both.
+        """
+        records = core.legacy_route_records(jupyterhub_config or {}, self.traefik_namespace)
+        await self._apply_changes(core.Changes(merge=dict(dynamic_config), records=records))
+
+    async def _delete_dynamic_config(
+        self,
+        traefik_keys: Sequence[Sequence[str]],
+        jupyterhub_keys: Sequence[Sequence[str]] = (),
+    ) -> None:
+        """Remove subtrees of Traefik's dynamic config and route records.
+
+        Each key is a path of names: ``["http", "routers", "my-router"]``
+        removes that router and everything under it; a route record is
+        ``["routes", route name]``.
+        """
+        drop = [core.legacy_record_name(key, self.traefik_namespace) for key in jupyterhub_keys]
+        await self._apply_changes(
+            core.Changes(delete=[tuple(key) for key in traefik_keys], drop_records=drop)
+        )
+
+    async def _apply_changes(self, changes: core.Changes) -> None:
+        """Apply one change (Traefik config and route records) to the store:
+        the fast path of the route methods, which subclasses implement."""
         raise NotImplementedError
 
     async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]:

@@ -141,7 +141,7 @@ class TraefikRedisProxy(TKvProxy):
             log=self.log,
         )
 
-    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    async def _setup_traefik_static_config(self) -> None:
         provider = core.redis_provider(
             self.redis_url,
             self.kv_traefik_prefix,
@@ -151,4 +151,5 @@ class TraefikRedisProxy(TKvProxy):
             sentinel_master=self.redis_sentinel_master,
             sentinel_urls=[core.host_port(*address) for address in self._sentinels()],
         )
-        return core.deep_merge(config, {"providers": {"redis": provider}})
+        self.static_config = core.deep_merge(self.static_config, {"providers": {"redis": provider}})
+        await super()._setup_traefik_static_config()

@@ -113,4 +113,4 @@ class RouteTreeMixin(Configurable):
                 rewritten,
                 removed,
             )
-            await self._apply_dynamic_config(changes)
+            await self._apply_changes(changes)

@@ -261,7 +261,7 @@ async def remove_front_tree(front: Any, keep: set[str] = frozenset()) -> None:
         if shard_service.fullmatch(name) and name not in kept
     ]
     if delete:
-        await front._apply_dynamic_config(core.Changes(delete=delete))
+        await front._apply_changes(core.Changes(delete=delete))
         # until they are gone, requests may still follow them to shards that
         # no longer hold those routes (or no longer run)
         routers = [path[2] for path in delete if path[1] == "routers"]
@@ -356,7 +356,7 @@ class ShardSet:
             else:
                 await asyncio.gather(*(shard._ensure_ready() for shard in self.shards))
             urls = [shard.public_url for shard in self.shards]
-            await self.front._apply_dynamic_config(
+            await self.front._apply_changes(
                 core.Changes(merge=core.front_services(self.settings.namespace, urls))
             )
             leftovers = await leftover_shards(self.front, len(self.shards))
@@ -497,7 +497,7 @@ class ShardSet:
         tree = core.front_tree(new, self.settings, len(self.shards))
         routers = (tree.get("http") or {}).get("routers") or {}
         if tree:
-            await self.front._apply_dynamic_config(core.Changes(merge=tree))
+            await self.front._apply_changes(core.Changes(merge=tree))
         # each with its service: a rewritten router (K changed) counts once it
         # sends its bucket to the new shard
         services = {name: router.get("service", "") for name, router in routers.items()}

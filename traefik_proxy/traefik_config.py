@@ -11,6 +11,8 @@ cannot work, and writes the result.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import secrets
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,28 @@ from . import core, default_cert
 from .files import atomic_write, dump_config
 from .traefik_api import hash_password
 from .traefik_process import api_address, public_address
+
+
+def finish_now(step: Any, name: str) -> None:
+    """Run a config seam's result to its end without an event loop.
+
+    Seams that compute a config are coroutines in the older project (or plain
+    methods returning ``super()``'s coroutine); they do no I/O, so they finish
+    at their first step. One that awaits something that does not finish at
+    once gets an error saying so.
+    """
+    if not inspect.isawaitable(step):
+        return
+    steps = step.__await__()
+    try:
+        steps.send(None)
+    except StopIteration:
+        return
+    steps.close()
+    raise RuntimeError(
+        f"{name} awaited something that did not finish at once; it must only "
+        "compute the config (no I/O): do I/O in start() or _setup_traefik_dynamic_config"
+    )
 
 
 class TraefikConfig:
@@ -75,9 +99,34 @@ class TraefikConfig:
         """Traefik's static config for these settings: entrypoints, API, provider.
 
         The proxy starts traefik with it; to run traefik yourself
-        (``should_start = False``), start it with this.
+        (``should_start = False``), start it with this. Computed afresh each
+        time by the ``_setup_traefik_static_config`` chain, from what
+        ``static_config`` held before the first computation; the result is
+        also left in ``static_config``.
         """
-        config = core.static_config(
+        if self._static_config_seed is None:
+            self._static_config_seed = copy.deepcopy(self.static_config)
+        self.static_config = copy.deepcopy(self._static_config_seed)
+        finish_now(self._setup_traefik_static_config(), "_setup_traefik_static_config")
+        return self.static_config
+
+    # its name before it was public; tests/test_kv.py still calls it so
+    _generate_traefik_static_config = traefik_static_config
+
+    #: static_config as it was before this proxy first computed it
+    _static_config_seed: dict[str, Any] | None = None
+
+    async def _setup_traefik_static_config(self) -> None:
+        """The seam of the static config, as jupyterhub-traefik-proxy has it.
+
+        A subclass adds its provider to ``self.static_config``, then calls
+        this (``await super()._setup_traefik_static_config()``, or returns it
+        from a plain method), which puts the base config (entrypoints, API,
+        log, metrics) under it and Let's Encrypt and extra_static_config over
+        it. It must only compute: :meth:`traefik_static_config` runs the chain
+        without an event loop.
+        """
+        base = core.static_config(
             entrypoint=self.traefik_entrypoint,
             public_address=public_address(self.public_url),
             api_entrypoint=self.traefik_api_entrypoint,
@@ -89,16 +138,8 @@ class TraefikConfig:
             api_tls=urlsplit(self.traefik_api_url).scheme == "https",
             dashboard=self.traefik_dashboard,
         )
-        config = self._setup_traefik_static_config(config)
-        config = self._letsencrypt_static_config(config)
-        return core.deep_merge(config, self.extra_static_config)
-
-    # its name before it was public; tests/test_kv.py still calls it so
-    _generate_traefik_static_config = traefik_static_config
-
-    def _setup_traefik_static_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Subclasses add their provider to the static config here."""
-        return config
+        config = self._letsencrypt_static_config(core.deep_merge(base, self.static_config))
+        self.static_config = core.deep_merge(config, self.extra_static_config)
 
     def _generate_traefik_dynamic_config(self) -> dict[str, Any]:
         """The dynamic config the Hub's own setup needs: API router, TLS, extras."""
@@ -137,7 +178,13 @@ class TraefikConfig:
                 config,
                 core.error_pages_fragment(self._error_middleware_name, self.hub.host, error_path),
             )
+        if self._dynamic_config_seed is None:
+            self._dynamic_config_seed = copy.deepcopy(self.dynamic_config)
+        config = core.deep_merge(config, self._dynamic_config_seed)
         return core.deep_merge(config, self.extra_dynamic_config)
+
+    #: dynamic_config as it was before this proxy first computed it
+    _dynamic_config_seed: dict[str, Any] | None = None
 
     def _default_certificate(self) -> default_cert.DefaultCertificate:
         """The kept default certificate (created on first use), read once per proxy."""
@@ -173,7 +220,7 @@ class TraefikConfig:
         once the old project's layout is taken over (its routers would outrank ours)."""
         await self._take_over_legacy_layout()
         await self._relayout_routes()
-        config = self._generate_traefik_dynamic_config()
+        config = self.dynamic_config = self._generate_traefik_dynamic_config()
         if config:
             self.log.debug("Writing the API router and TLS setup to the dynamic config")
-            await self._apply_dynamic_config(core.Changes(merge=config))
+            await self._apply_changes(core.Changes(merge=config))

@@ -46,6 +46,7 @@ then accepts or refuses it; there is nothing smaller to send).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -107,6 +108,26 @@ def kv_keys(changes: Changes, layout: KeyLayout) -> tuple[dict[str, str], list[s
             to_delete.append(key)
         to_delete.append(key + layout.sep)
     return to_set, to_delete
+
+
+def as_flat_tree(tree: Any, prefix: str, sep: str = "/") -> dict[str, str]:
+    """What a store's ``_kv_get_tree(prefix)`` returned, as ``{full key: value}``.
+
+    The recipe's stores return that already. jupyterhub-traefik-proxy's
+    returned the subtree under ``prefix`` nested (``{"routes": {...}}``):
+    that is flattened under the prefix. A plain value is the value of the
+    key ``prefix`` itself; bytes are read as UTF-8.
+    """
+    if isinstance(tree, bytes):
+        tree = tree.decode()
+    if isinstance(tree, str):
+        return {prefix: tree}
+    if not tree:
+        return {}
+    flat = {k: v.decode() if isinstance(v, bytes) else v for k, v in tree.items()}
+    if all(isinstance(v, str) and k.startswith(prefix) for k, v in flat.items()):
+        return flat
+    return flatten(flat, sep, prefix=prefix.rstrip(sep))
 
 
 def key_role(key: str, layout: KeyLayout) -> tuple[str, str]:

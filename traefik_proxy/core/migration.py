@@ -33,7 +33,7 @@ import msgspec
 
 from .batch import Changes, Op, changes_for
 from .config import KeyPath, Settings, unflatten
-from .routespec import Route, make_route, route_name
+from .routespec import Route, encode_route, make_route, route_name
 
 #: The old project's API router and its basic-auth middleware.
 LEGACY_API_ROUTER = "route_api"
@@ -91,6 +91,38 @@ def legacy_rule(routespec: str) -> str:
     if path.rstrip("/"):
         rule = f"( {rule} || Path(`{path.rstrip('/')}`) )"
     return f"Host(`{host}`) && {rule}" if host else rule
+
+
+def legacy_route_records(jupyterhub_config: Mapping[str, Any], namespace: str) -> dict[str, str]:
+    """Our route records for the old project's ``jupyterhub_config`` argument
+    of ``_apply_dynamic_config``: ``{"routes": {key: {"routespec", "target",
+    "data", ...}}}`` -> ``{our route name: JSON record}``.
+
+    A ValueError names anything else it holds, or a route that is not valid.
+    """
+    other = sorted(set(jupyterhub_config) - {"routes"})
+    if other:
+        raise ValueError(
+            f"jupyterhub_config holds {other}; only 'routes' "
+            "({key: {'routespec', 'target', 'data'}}) is stored"
+        )
+    records = {}
+    for key, info in (jupyterhub_config.get("routes") or {}).items():
+        if not isinstance(info, Mapping) or "routespec" not in info or "target" not in info:
+            raise ValueError(f"route {key!r} of jupyterhub_config needs 'routespec' and 'target': {info!r}")
+        route = make_route(info["routespec"], info["target"], info.get("data") or {})
+        records[route_name(route.routespec, namespace)] = encode_route(route)
+    return records
+
+
+def legacy_record_name(key_path: Iterable[str], namespace: str) -> str:
+    """The record a ``jupyterhub_keys`` path of the old project names:
+    ``["routes", name]``, where name is ours or the old project's router alias."""
+    path = list(key_path)
+    if len(path) != 2 or path[0] != "routes":
+        raise ValueError(f"a route record's key is ['routes', name], not {path!r}")
+    routespec = legacy_routespec(path[1], "router")
+    return route_name(routespec, namespace) if routespec is not None else path[1]
 
 
 class InvalidRecord(msgspec.Struct, frozen=True):
