@@ -8,7 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from traefik_proxy.core import apply_changes, deep_merge, flatten, unflatten
+from traefik_proxy.compat import deep_merge as deep_merge_in_place
+from traefik_proxy.core import apply_changes, as_flat_tree, deep_merge, flatten, unflatten
 
 from .strategies import FAST
 
@@ -56,6 +57,25 @@ def stringified(node):
 
 
 # ---------------------------------------------------------------- flatten / unflatten
+
+
+@FAST
+@given(configs(), st.sampled_from(["jupyterhub/routes/", "traefik/", "hubs/a/traefik/http/"]))
+def test_a_stores_tree_is_read_flat_in_either_form(config, prefix):
+    """_kv_get_tree may return the flat keys (the recipe) or the subtree under
+    the prefix nested (jupyterhub-traefik-proxy's stores): both read the same."""
+    flat = flatten(config, prefix=prefix.rstrip("/"))
+    assert as_flat_tree(flat, prefix) == flat
+    assert as_flat_tree(config, prefix) == flat
+
+
+@FAST
+@given(configs(), configs())
+def test_the_older_in_place_merge_gives_what_the_pure_merge_gives(base, update):
+    expected = deep_merge(base, update)
+    merged = copy.deepcopy(base)
+    assert deep_merge_in_place(merged, copy.deepcopy(update)) is merged
+    assert merged == expected
 
 
 @FAST

@@ -383,7 +383,42 @@ class TKvProxy(KvMigration, TraefikProxy):
         """Every key starting with ``prefix`` and its value, in one read."""
         return await self.kv_store.get_tree(prefix)
 
+    # ------------------------------------------------------------ helpers for stores
+    # jupyterhub-traefik-proxy's, kept for the stores written for it
+
+    def flatten_dict_for_kv(self, data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+        """``{"a": {"b": [1, True]}}`` -> ``{"a/b/0": "1", "a/b/1": "true"}``
+        (joined by ``kv_separator``, under ``prefix``); a value that is not a
+        string, number or boolean is a ValueError."""
+        return core.flatten(data, self.kv_separator, prefix)
+
+    def unflatten_dict_from_kv(self, kv_list: Any, root_key: str = "") -> Any:
+        """The inverse: ``[(key, value), ...]`` (or a dict) -> nested; keys
+        ``0..n-1`` make a list, and list keys with a gap are an IndexError.
+        With ``root_key``, only the subtree under it ({} if there is none)."""
+        flat = dict(kv_list.items() if isinstance(kv_list, dict) else kv_list)
+        tree: Any = core.unflatten(flat, self.kv_separator)
+        _check_list_keys(tree)
+        for part in root_key.strip(self.kv_separator).split(self.kv_separator) if root_key else ():
+            if not isinstance(tree, dict) or part not in tree:
+                return {}
+            tree = tree[part]
+        return tree
+
     async def _kv_read_tree(self, prefix: str) -> dict[str, str]:
         """:meth:`_kv_get_tree` as ``{full key: value}``, whichever form a
         subclass's returns (see :func:`traefik_proxy.core.as_flat_tree`)."""
         return core.as_flat_tree(await self._kv_get_tree(prefix), prefix, self.kv_separator)
+
+
+def _check_list_keys(node: Any, path: str = "") -> None:
+    """IndexError for a subtree whose keys are all indices but not ``0..n-1``
+    (:func:`core.unflatten` leaves it a dict; the older helper refused it)."""
+    if isinstance(node, list):
+        for i, child in enumerate(node):
+            _check_list_keys(child, f"{path}/{i}")
+    elif isinstance(node, dict):
+        if node and all(k.isascii() and k.isdigit() for k in node):
+            raise IndexError(f"list keys {sorted(node, key=int)} under {path or '/'!r} miss earlier items")
+        for key, child in node.items():
+            _check_list_keys(child, f"{path}/{key}")

@@ -34,16 +34,21 @@ def finish_now(step: Any, name: str) -> None:
     """
     if not inspect.isawaitable(step):
         return
+    message = (
+        f"{name} awaited something that did not finish at once; it must only "
+        "compute the config (no I/O): do I/O in start() or _setup_traefik_dynamic_config"
+    )
     steps = step.__await__()
     try:
         steps.send(None)
     except StopIteration:
         return
+    except RuntimeError as e:
+        if "event loop" in str(e):  # asyncio's own awaitables, outside a loop
+            raise RuntimeError(message) from e
+        raise
     steps.close()
-    raise RuntimeError(
-        f"{name} awaited something that did not finish at once; it must only "
-        "compute the config (no I/O): do I/O in start() or _setup_traefik_dynamic_config"
-    )
+    raise RuntimeError(message)
 
 
 class TraefikConfig:

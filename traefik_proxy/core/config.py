@@ -341,17 +341,23 @@ def _merge_shallow_copy(base: Nested, update: Mapping[str, Any]) -> Nested:
     return merged
 
 
-def _leaf_to_str(value: Any) -> str:
+def _leaf_to_str(value: Any, key: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ValueError(
+        f"cannot store {value!r:.100} ({type(value).__name__}) at key {key!r}: "
+        "a key's value is a string, number or boolean"
+    )
 
 
 def flatten(nested: Mapping[str, Any], sep: str = "/", prefix: str = "") -> dict[str, str]:
     """``{"a": {"b": 5}}`` → ``{"a/b": "5"}``; lists become ``name/0``, ``name/1``…
 
     Leaves become strings (booleans as ``true``/``false``, as Traefik's KV
-    providers read them). Empty dicts and lists have no keys and vanish, which
+    providers read them); a leaf that is not a string, number or boolean is a
+    ValueError. Empty dicts and lists have no keys and vanish, which
     is how Traefik's KV providers see them too. A key containing the separator
     would be ambiguous, so it raises ValueError.
     """
@@ -368,7 +374,7 @@ def _flatten_into(flat: dict[str, str], node: Any, sep: str, prefix: str) -> Non
     else:
         if node is None:
             raise ValueError(f"cannot store None at key {prefix!r}")
-        flat[prefix] = _leaf_to_str(node)
+        flat[prefix] = _leaf_to_str(node, prefix)
         return
     for key, value in items:
         key = str(key)
