@@ -14,6 +14,9 @@ Consul's HTTP API that TraefikConsulProxy and Traefik's consul provider use:
   64 operations (413 above, like Consul), 409 with ``Errors`` on a failed check.
 - An optional ACL token (``X-Consul-Token``, ``Authorization: Bearer`` or
   ``?token=``); with a token set, anything else gets 403.
+- Optional HTTP basic auth instead (``basic_auth=(user, password)``): what a
+  Consul behind a reverse proxy that checks it looks like; anything else
+  gets 401.
 
 Indexes follow Consul's rules closely enough for blocking queries: every
 write gets the next raft-like index; the index of a read is the highest
@@ -181,9 +184,10 @@ class KVState:
 class ConsulStandin:
     """Consul's KV HTTP API on ``127.0.0.1:port``, in a background thread."""
 
-    def __init__(self, port: int, token: str = "") -> None:
+    def __init__(self, port: int, token: str = "", basic_auth: tuple[str, str] | None = None) -> None:
         self.port = port
         self.token = token
+        self.basic_auth = basic_auth
         self.url = f"http://127.0.0.1:{port}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -195,6 +199,11 @@ class ConsulStandin:
     # ------------------------------------------------------------ HTTP
 
     def _check_token(self, request: web.Request) -> None:
+        if self.basic_auth is not None:
+            expected = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            if request.headers.get("Authorization") != expected:
+                raise web.HTTPUnauthorized(text="basic auth required")
+            return
         if not self.token:
             return
         given = (

@@ -309,15 +309,34 @@ async def test_old_store_setting_names_reach_the_store(kind, request, tmp_path, 
         await proxy.stop()
 
 
-def test_consul_kv_username_is_accepted_and_ignored_with_a_warning():
-    """jupyterhub-traefik-proxy 2.x mapped it to a username only its traefik
-    used (HTTP basic auth); Consul takes the ACL token alone."""
+async def test_consul_username_is_basic_auth_for_the_hub_and_its_traefik(tmp_path, backends):
+    """jupyterhub-traefik-proxy 2.x's kv_username -> consul_username: with it,
+    the Hub and the traefik it starts (CONSUL_HTTP_AUTH) reach Consul with
+    HTTP basic auth, as behind a proxy that checks it; the stand-in answers
+    401 to anything else, so a route served proves both sides sent it."""
+    from .consul_standin import ConsulStandin
+    from .servers import free_port
+
+    standin = ConsulStandin(free_port(), basic_auth=("hub", "basic-S3cret")).start()
     config = Config()
-    config.TraefikConsulProxy.kv_username = "old-user"
-    config.TraefikConsulProxy.kv_password = "old-token"
-    with pytest.warns(DeprecationWarning) as caught:
-        proxy = TraefikConsulProxy(config=config)
-    messages = [str(w.message) for w in caught]
-    assert any("kv_username is deprecated" in m and "ignored" in m for m in messages), messages
-    assert proxy.consul_password == "old-token"
-    assert "old-user" not in str(proxy._make_store().__dict__)
+    config.TraefikConsulProxy.kv_username = "hub"
+    config.TraefikConsulProxy.kv_password = "basic-S3cret"
+    try:
+        with pytest.warns(DeprecationWarning) as caught:
+            proxy = TraefikConsulProxy(config=config, **proxy_kwargs(tmp_path, consul_url=standin.url))
+        assert any("set TraefikConsulProxy.consul_username instead" in str(w.message) for w in caught)
+        assert proxy.consul_username == "hub"
+        assert "token" not in proxy.traefik_static_config()["providers"]["consul"]
+        await proxy.start()
+        try:
+            await proxy.add_route("/user/alice/", backends["a"].url, {})
+            assert await served_by(proxy, "/user/alice/lab") == "a"
+        finally:
+            await proxy.stop()
+        wrong = TraefikConsulProxy(consul_url=standin.url, consul_username="hub", consul_password="no",
+                                   check_route_timeout=1)
+        with pytest.raises(Exception, match="basic auth required"):  # the stand-in's 401
+            await wrong.get_all_routes()
+        await wrong._close()
+    finally:
+        standin.stop()

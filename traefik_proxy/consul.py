@@ -7,10 +7,9 @@ The traitlets and Traefik's Consul provider; the client is
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-from traitlets import Dict, Unicode, observe, validate
+from traitlets import Dict, Unicode, validate
 
 from . import core
 from .kv import TKvProxy, check_store_url
@@ -26,9 +25,20 @@ class TraefikConsulProxy(TKvProxy):
     consul_url = Unicode(
         "http://127.0.0.1:8500", config=True, help="URL of Consul's HTTP API (http or https)"
     )
-    consul_password = Unicode("", config=True, help="Consul ACL token")
-    # jupyterhub-traefik-proxy's old names (kv_username: at the end of the class)
+    consul_password = Unicode(
+        "", config=True, help="Consul ACL token; with consul_username, the basic-auth password"
+    )
+    consul_username = Unicode(
+        "",
+        config=True,
+        help="""With consul_password, reach Consul with HTTP basic auth
+        (username:password) instead of an ACL token: for a Consul behind a
+        proxy that checks it. A traefik the Hub starts gets it as
+        CONSUL_HTTP_AUTH in its environment; set that yourself for one you run.""",
+    )
+    # jupyterhub-traefik-proxy's old names
     kv_url = deprecated_alias("consul_url", "1.0")
+    kv_username = deprecated_alias("consul_username", "1.0")
     kv_password = deprecated_alias("consul_password", "1.0")
     consul_client_kwargs = Dict(
         config=True,
@@ -46,9 +56,11 @@ class TraefikConsulProxy(TKvProxy):
     def _make_store(self) -> KVStore:
         from .stores.consul import ConsulStore
 
+        basic_auth = (self.consul_username, self.consul_password) if self.consul_username else None
         return ConsulStore(
             self.consul_url,
-            token=self.consul_password,
+            token="" if basic_auth else self.consul_password,
+            basic_auth=basic_auth,
             client_kwargs=self.consul_client_kwargs,
             separator=self.kv_separator,
         )
@@ -57,26 +69,14 @@ class TraefikConsulProxy(TKvProxy):
         provider = core.consul_provider(
             self.consul_url,
             self.kv_traefik_prefix,
-            token=self.consul_password,
+            token="" if self.consul_username else self.consul_password,
             client_kwargs=self.consul_client_kwargs,
         )
         self.static_config = core.deep_merge(self.static_config, {"providers": {"consul": provider}})
         await super()._setup_traefik_static_config()
 
-    # jupyterhub-traefik-proxy 2.x mapped kv_username to consul_username, which
-    # only reached its traefik (as HTTP basic auth); Consul itself takes the
-    # ACL token alone, so the name is accepted but cannot mean anything here
-    kv_username = Unicode(
-        config=True,
-        help="Deprecated (jupyterhub-traefik-proxy 1.0) and ignored: Consul takes the ACL token "
-        "in consul_password.",
-    )
-
-    @observe("kv_username")
-    def _kv_username_ignored(self, change):
-        message = (
-            "TraefikConsulProxy.kv_username is deprecated (jupyterhub-traefik-proxy 1.0) and "
-            "ignored: Consul takes an ACL token alone, set it in TraefikConsulProxy.consul_password"
-        )
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        self.log.warning(message)
+    def _traefik_process_env(self) -> dict[str, str]:
+        env = super()._traefik_process_env()
+        if self.consul_username:  # read by Traefik's Consul client (hashicorp/consul/api)
+            env.setdefault("CONSUL_HTTP_AUTH", f"{self.consul_username}:{self.consul_password}")
+        return env

@@ -79,6 +79,12 @@ class TraefikEtcdProxy(TKvProxy):
             )
         return proposal.value
 
+    @property
+    def etcd(self):
+        """The ``etcd3`` client of the endpoint in use (jupyterhub-traefik-proxy's
+        attribute, for code that calls etcd itself); connects if need be, blocking."""
+        return self.kv_store.client
+
     def _make_store(self) -> KVStore:
         from .stores.etcd import EtcdStore
 

@@ -281,6 +281,11 @@ class TraefikProxy(
             setattr(self._traefik_api, _API_SETTINGS[change.name], change.new)
 
     @property
+    def is_https(self) -> bool:
+        """Whether ``public_url`` is https (jupyterhub-traefik-proxy's attribute)."""
+        return urlsplit(self.public_url).scheme == "https"
+
+    @property
     def client(self) -> httpx.AsyncClient:
         """The HTTP client of Traefik's API (of the first replica)."""
         return self._api.client
@@ -301,7 +306,7 @@ class TraefikProxy(
             self.traefik_command,
             self.static_config_file,
             self.traefik_pid_file,
-            self.traefik_env,
+            self._traefik_process_env(),
             self.log,
             # with Let's Encrypt, traefik's log goes through the Hub's, which
             # then reports certificate failures with Traefik's reason
@@ -322,6 +327,10 @@ class TraefikProxy(
         except BaseException:
             await self.stop()
             raise
+
+    def _traefik_process_env(self) -> dict[str, str]:
+        """The environment the traefik the Hub starts gets, over the Hub's own."""
+        return dict(self.traefik_env)
 
     async def _wait_for_api(self) -> None:
         """Wait until Traefik's API answers with our credentials."""

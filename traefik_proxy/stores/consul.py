@@ -2,7 +2,8 @@
 
 Writes go through Consul's transaction endpoint (``PUT /v1/txn``), which takes
 at most 64 operations (:attr:`ConsulStore.limits`). Reads are one recursive
-``GET /v1/kv``. The ACL token goes in a header on every request.
+``GET /v1/kv``. The ACL token (or basic auth, for a Consul behind a proxy
+that checks it) goes in a header on every request.
 """
 
 from __future__ import annotations
@@ -28,14 +29,21 @@ class ConsulStore(KVStore):
         url: str,
         *,
         token: str = "",
+        basic_auth: tuple[str, str] | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
         separator: str = "/",
     ):
+        password = basic_auth[1] if basic_auth else ""
         super().__init__(
-            label=url_label("consul", url), separator=separator, secrets=url_secrets(url, token)
+            label=url_label("consul", url),
+            separator=separator,
+            secrets=url_secrets(url, token, password),
         )
         self.url = url
         self._token = token
+        self._authorization = (
+            "Basic " + base64.b64encode(":".join(basic_auth).encode()).decode() if basic_auth else ""
+        )
         self._client_kwargs = dict(client_kwargs or {})
         self._client = None
 
@@ -50,7 +58,15 @@ class ConsulStore(KVStore):
             if self._token:
                 kwargs["token"] = self._token
             kwargs.update(self._client_kwargs)
-            self._client = consul.aio.Consul(**kwargs)
+            client = consul.aio.Consul(**kwargs)
+            if self._authorization:
+                # every request of the client (and our transactions) takes its
+                # headers from prepare_headers: basic auth goes there
+                token_headers = client.prepare_headers
+                client.prepare_headers = lambda token=None: {
+                    **token_headers(token), "Authorization": self._authorization
+                }
+            self._client = client
         return self._client
 
     async def _txn(self, ops: list[dict[str, Any]]) -> None:

@@ -131,6 +131,11 @@ class EtcdStore(KVStore):
         """The client of the endpoint in use (None before its first call)."""
         return self._clients.get(self._current)
 
+    @property
+    def client(self):
+        """The ``etcd3`` client of the endpoint in use, connected (blocking)."""
+        return self._connect(self._current)
+
     def _connect(self, index: int, renew: bool = False):
         # called in worker threads
         with self._lock:
