@@ -13,7 +13,8 @@ Consul's HTTP API that TraefikConsulProxy and Traefik's consul provider use:
   check-not-exists, delete, delete-tree, delete-cas; all-or-nothing, at most
   64 operations (413 above, like Consul), 409 with ``Errors`` on a failed check.
 - An optional ACL token (``X-Consul-Token``, ``Authorization: Bearer`` or
-  ``?token=``); with a token set, anything else gets 403.
+  ``?token=``); with a token set, anything else gets 403 (a request without
+  one acts with ``default_token``, Consul's ``acl.tokens.default``).
 - Optional HTTP basic auth instead (``basic_auth=(user, password)``): what a
   Consul behind a reverse proxy that checks it looks like; anything else
   gets 401.
@@ -184,10 +185,18 @@ class KVState:
 class ConsulStandin:
     """Consul's KV HTTP API on ``127.0.0.1:port``, in a background thread."""
 
-    def __init__(self, port: int, token: str = "", basic_auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        token: str = "",
+        basic_auth: tuple[str, str] | None = None,
+        default_token: str = "",
+    ) -> None:
         self.port = port
         self.token = token
         self.basic_auth = basic_auth
+        #: Consul's acl.tokens.default: what a request that sends no token acts with
+        self.default_token = default_token
         self.url = f"http://127.0.0.1:{port}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -210,6 +219,7 @@ class ConsulStandin:
             request.headers.get("X-Consul-Token")
             or request.query.get("token")
             or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            or self.default_token
         )
         if given != self.token:
             raise web.HTTPForbidden(text="Permission denied")
