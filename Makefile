@@ -64,3 +64,13 @@ bench: install
 
 clean:
 	rm -rf run/ .pytest_cache .hypothesis
+
+# the documentation site (Sphinx + MyST, docs/conf.py) into docs/_build/html;
+# any warning fails it, an unresolved cross-reference included
+.PHONY: docs
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(VENV)/bin/sphinx-build -W --keep-going -n -b html docs docs/_build/html $(SPHINXOPTS)
