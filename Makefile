@@ -74,3 +74,15 @@ $(VENV)/.installed-docs: $(VENV)/.installed
 
 docs: $(VENV)/.installed-docs
 	$(VENV)/bin/sphinx-build -W --keep-going -n -b html docs docs/_build/html $(SPHINXOPTS)
+
+# lint and types: ruff (lint + format check), mypy (strict on traefik_proxy/core);
+# the settings are in pyproject.toml, .pre-commit-config.yaml runs the same
+.PHONY: lint
+$(VENV)/.installed-lint: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[lint]'
+	touch $@
+
+lint: $(VENV)/.installed-lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy

@@ -3,7 +3,7 @@
 The file provider rewrites the whole file on every batch, so serialization
 is on the hot path. Given a :class:`Memo`, these writers re-render only the
 routes that changed since the last render and reuse the text of the others
-(``python -m benchmarks.serializers`` measures it; numbers in the README).
+(``python -m benchmarks.serializers`` measures it; numbers in docs/explanation/benchmarks.md).
 
 - TOML: tomli-w renders each route of a section (``http.routers``,
   ``jupyterhub.routes``...) as a document of its own; the pieces are stitched
