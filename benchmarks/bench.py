@@ -41,37 +41,67 @@ CHP_COMMAND = CHP_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="100,1000",
-                   help="route counts N, comma-separated (full run: 100,1000,5000,10000)")
-    p.add_argument("--backends", default="file,etcd,redis",
-                   help="our backends (and upstream's): file, etcd, redis")
-    p.add_argument("--others", default="upstream,chp",
-                   help="systems to compare against: upstream, chp, floor (Traefik alone), or none")
-    p.add_argument("--samples", type=int, default=30,
-                   help="sequential add_route/delete_route calls timed per size")
-    p.add_argument("--get-all-repeats", type=int, default=5,
-                   help="get_all_routes calls timed per size")
-    p.add_argument("--timeout", type=float, default=900,
-                   help="seconds one (system, size) run may take before it is stopped")
-    p.add_argument("--upstream-max-size", type=int, default=1000,
-                   help="skip upstream above this N (its add_route costs ~1 s at 10,000 routes)")
-    p.add_argument("--upstream-python", default=str(UPSTREAM_PYTHON),
-                   help="python of the venv with jupyterhub-traefik-proxy 2.1.0")
-    p.add_argument("--chp-command", default=str(CHP_COMMAND),
-                   help="configurable-http-proxy executable")
-    p.add_argument("--setup", action="store_true",
-                   help="create the upstream venv and install CHP with npm when missing")
-    p.add_argument("--trait", action="append", default=[], metavar="SYSTEM:NAME=VALUE",
-                   help="set a traitlet on one system's proxy (VALUE is JSON, else a string), "
-                        "e.g. ours-file:traefik_poll_interval=0.05; SYSTEM '*' means all")
-    p.add_argument("--baseline", metavar="CHECKOUT",
-                   help="also run our backends from another checkout of this repository (e.g. a "
-                        "git worktree of an earlier commit) as before-<backend>, in the same run")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--sizes", default="100,1000", help="route counts N, comma-separated (full run: 100,1000,5000,10000)"
+    )
+    p.add_argument(
+        "--backends", default="file,etcd,redis", help="our backends (and upstream's): file, etcd, redis"
+    )
+    p.add_argument(
+        "--others",
+        default="upstream,chp",
+        help="systems to compare against: upstream, chp, floor (Traefik alone), or none",
+    )
+    p.add_argument(
+        "--samples", type=int, default=30, help="sequential add_route/delete_route calls timed per size"
+    )
+    p.add_argument("--get-all-repeats", type=int, default=5, help="get_all_routes calls timed per size")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="seconds one (system, size) run may take before it is stopped",
+    )
+    p.add_argument(
+        "--upstream-max-size",
+        type=int,
+        default=1000,
+        help="skip upstream above this N (its add_route costs ~1 s at 10,000 routes)",
+    )
+    p.add_argument(
+        "--upstream-python",
+        default=str(UPSTREAM_PYTHON),
+        help="python of the venv with jupyterhub-traefik-proxy 2.1.0",
+    )
+    p.add_argument("--chp-command", default=str(CHP_COMMAND), help="configurable-http-proxy executable")
+    p.add_argument(
+        "--setup", action="store_true", help="create the upstream venv and install CHP with npm when missing"
+    )
+    p.add_argument(
+        "--trait",
+        action="append",
+        default=[],
+        metavar="SYSTEM:NAME=VALUE",
+        help="set a traitlet on one system's proxy (VALUE is JSON, else a string), "
+        "e.g. ours-file:traefik_poll_interval=0.05; SYSTEM '*' means all",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also run our backends from another checkout of this repository (e.g. a "
+        "git worktree of an earlier commit) as before-<backend>, in the same run",
+    )
     p.add_argument("--out", default=str(HERE / "results"), help="directory for JSON, CSV, PNG")
-    p.add_argument("--from-json", metavar="BENCH_JSON",
-                   help="measure nothing: print the table and redraw the plot of an earlier run")
+    p.add_argument(
+        "--from-json",
+        metavar="BENCH_JSON",
+        help="measure nothing: print the table and redraw the plot of an earlier run",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the table")
     return p.parse_args(argv)
 
@@ -111,16 +141,14 @@ def setup_upstream(python: Path) -> None:
     venv = python.parent.parent
     print(f"creating {venv} with {' '.join(UPSTREAM_REQUIREMENTS)}", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *UPSTREAM_REQUIREMENTS],
-                   check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *UPSTREAM_REQUIREMENTS], check=True)
 
 
 def setup_chp() -> None:
     if CHP_COMMAND.exists():
         return
     print(f"npm install --prefix {CHP_PREFIX} configurable-http-proxy", flush=True)
-    subprocess.run(["npm", "install", "--prefix", str(CHP_PREFIX), "configurable-http-proxy"],
-                   check=True)
+    subprocess.run(["npm", "install", "--prefix", str(CHP_PREFIX), "configurable-http-proxy"], check=True)
 
 
 def traits_for(system: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -143,8 +171,9 @@ def env_for(system: str, args: argparse.Namespace) -> dict[str, str]:
     """The worker's environment: a before-* system imports traefik_proxy from --baseline."""
     env = dict(os.environ)
     if system.startswith("before-"):
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(args.baseline).resolve()),
-                                                           env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(args.baseline).resolve()), env.get("PYTHONPATH")])
+        )
     return env
 
 
@@ -152,15 +181,23 @@ def unavailable(system: str, args: argparse.Namespace) -> str | None:
     """Why a system cannot run here, or None."""
     python = python_for(system, args)
     if system.startswith("upstream-") and not Path(python).exists():
-        return (f"no upstream venv at {python}; run with --setup, or: python -m venv "
-                f"{UPSTREAM_VENV} && {UPSTREAM_VENV}/bin/pip install "
-                + " ".join(f"'{r}'" for r in UPSTREAM_REQUIREMENTS))
+        return (
+            f"no upstream venv at {python}; run with --setup, or: python -m venv "
+            f"{UPSTREAM_VENV} && {UPSTREAM_VENV}/bin/pip install "
+            + " ".join(f"'{r}'" for r in UPSTREAM_REQUIREMENTS)
+        )
     if system == "chp" and not os.access(args.chp_command, os.X_OK):
-        return (f"configurable-http-proxy not found at {args.chp_command}; run with --setup, "
-                f"or: npm install --prefix {CHP_PREFIX} configurable-http-proxy")
+        return (
+            f"configurable-http-proxy not found at {args.chp_command}; run with --setup, "
+            f"or: npm install --prefix {CHP_PREFIX} configurable-http-proxy"
+        )
     check = subprocess.run(
         [python, "-c", f"import {MODULES[system]}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env_for(system, args),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_for(system, args),
     )
     if check.returncode != 0:
         last = (check.stderr.strip().splitlines() or ["?"])[-1]
@@ -186,8 +223,7 @@ def _kill_orphans(pids: list[int]) -> None:
                 pass
 
 
-def run_one(system: str, size: int, args: argparse.Namespace, out: Path,
-            log: Any) -> dict[str, Any]:
+def run_one(system: str, size: int, args: argparse.Namespace, out: Path, log: Any) -> dict[str, Any]:
     result_file = out / "runs" / f"{system}-{size}.json"
     result_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.unlink(missing_ok=True)
@@ -208,7 +244,10 @@ def run_one(system: str, size: int, args: argparse.Namespace, out: Path,
             spec["store_url"] = store.url
         worker = subprocess.Popen(
             [python_for(system, args), "-m", "benchmarks.worker", json.dumps(spec)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             env=env_for(system, args),
         )
         timed_out = False
@@ -225,14 +264,20 @@ def run_one(system: str, size: int, args: argparse.Namespace, out: Path,
         try:
             result = json.loads(result_file.read_text())
         except (OSError, ValueError):
-            result = {"system": system, "size": size, "metrics": {}, "status": "crashed",
-                      "error": f"worker exited with {worker.returncode} without a result "
-                               f"(see {out / 'worker.log'})"}
+            result = {
+                "system": system,
+                "size": size,
+                "metrics": {},
+                "status": "crashed",
+                "error": f"worker exited with {worker.returncode} without a result "
+                f"(see {out / 'worker.log'})",
+            }
         if timed_out:
             _kill_orphans(result.get("server_pids", []))
             result["status"] = "timeout"
-            result["error"] = (f"over --timeout={args.timeout:.0f}s during "
-                               f"{result.get('phase')}; later phases not measured")
+            result["error"] = (
+                f"over --timeout={args.timeout:.0f}s during {result.get('phase')}; later phases not measured"
+            )
         elif result.get("status") == "running":
             _kill_orphans(result.get("server_pids", []))
             result["status"] = "crashed"
@@ -293,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                 if system.startswith("upstream-") and size > args.upstream_max_size:
                     skipped[f"{system} N={size}"] = (
                         f"above --upstream-max-size={args.upstream_max_size} "
-                        "(upstream's sequential per-route writes take too long)")
+                        "(upstream's sequential per-route writes take too long)"
+                    )
                     continue
                 say(f"[{time.monotonic() - begun:6.0f}s] {system} N={size} ...")
                 log.write(f"===== {system} N={size}\n")
@@ -301,10 +347,12 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_one(system, size, args, out, log)
                 runs.append(result)
                 m = result.get("metrics", {})
-                say(f"         {result.get('status')} in {result['wall_s']:.0f}s: "
+                say(
+                    f"         {result.get('status')} in {result['wall_s']:.0f}s: "
                     f"add p50 {report._num(report._sub('add_route', 'p50_ms')(m))} ms, "
                     f"bulk add {report._num(m.get('bulk_add_s'))} s"
-                    + (f" ({result.get('error')})" if result.get("status") != "ok" else ""))
+                    + (f" ({result.get('error')})" if result.get("status") != "ok" else "")
+                )
 
     document = {
         "meta": {
@@ -319,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_end": os.getloadavg(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "targets": "issue: add_route <=60 ms file, <=100 ms KV; 1000 concurrent add <=2 s; "
-                       "5000 <=8 s; get_all_routes at 10000 <=50 ms file, <=300 ms KV; "
-                       "delete_route <=20 ms",
+            "5000 <=8 s; get_all_routes at 10000 <=50 ms file, <=300 ms KV; "
+            "delete_route <=20 ms",
         },
         "skipped": skipped,
         "runs": runs,
@@ -331,8 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(runs, systems, sizes, skipped))
     print()
-    print(f"wrote {out / 'bench.json'}, {out / 'bench.csv'}"
-          + (f", {out / 'bench.png'}" if why_not is None else f" (no plot: {why_not})"))
+    print(
+        f"wrote {out / 'bench.json'}, {out / 'bench.csv'}"
+        + (f", {out / 'bench.png'}" if why_not is None else f" (no plot: {why_not})")
+    )
     return 0 if runs and all(r.get("status") == "ok" for r in runs) else 1
 
 

@@ -76,8 +76,7 @@ class Churn:
             await self.proxy.add_route(add, self.target, {})
             self.add_seconds.append(time.perf_counter() - t0)
 
-        outcomes = await asyncio.gather(timed_add(), self.proxy.delete_route(delete),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(timed_add(), self.proxy.delete_route(delete), return_exceptions=True)
         self.failures += [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -110,8 +109,13 @@ async def measure_system(system: str, args: argparse.Namespace, backend: Backend
             store = stack.enter_context(StoreServer(kind)) if kind else None
         base, _, variant = system.partition("+")
         traits = dict(args.traits)
-        spec = {"system": base, "size": args.routes, "chp_command": str(args.chp_command),
-                "store_url": store.url if store else "", "traits": traits}
+        spec = {
+            "system": base,
+            "size": args.routes,
+            "chp_command": str(args.chp_command),
+            "store_url": store.url if store else "",
+            "traits": traits,
+        }
         if variant.startswith("shards"):
             if not base.startswith("ours-"):
                 raise SystemExit(f"{system}: only our proxies have shards")
@@ -134,7 +138,7 @@ def shard_traits(variant: str) -> dict[str, Any]:
     """``+shardsK[-eager][-gc]``: traefik_shards = K (any of our stores);
     ``eager``: every delete written at once (traefik_shard_delete_delay = 0);
     ``gc``: the shard traefiks with Go's default GOGC instead of 400."""
-    count, *flags = variant[len("shards"):].split("-")
+    count, *flags = variant[len("shards") :].split("-")
     unknown = set(flags) - {"eager", "gc"}
     if not count.isdigit() or unknown:
         raise SystemExit(f"+{variant}: expected +shardsK[-eager][-gc]")
@@ -153,14 +157,21 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     t0 = time.monotonic()
     await proxy.add_route("/", backend.url("hub"), {"hub": True})
     for i in range(0, len(routes), args.load_batch):
-        await asyncio.gather(*(proxy.add_route(r, backend.url("user"), {})
-                               for r in routes[i:i + args.load_batch]))
+        await asyncio.gather(
+            *(proxy.add_route(r, backend.url("user"), {}) for r in routes[i : i + args.load_batch])
+        )
     load_s = time.monotonic() - t0
     url = f"{made.public_url}/user/{measured}/lab"
     await asyncio.to_thread(dataplane.wait_for_body, url, "user", 60)
     pid = server_pid(proxy)
-    result: dict[str, Any] = {"system": system, "routes": args.routes, "rate": args.rate,
-                              "duration": args.duration, "load_s": load_s, "measured": url}
+    result: dict[str, Any] = {
+        "system": system,
+        "routes": args.routes,
+        "rate": args.rate,
+        "duration": args.duration,
+        "load_s": load_s,
+        "measured": url,
+    }
     # every server process's memory: the front's and each shard's traefik
     shards = getattr(getattr(proxy, "_shard_set", None), "shards", [])
     pids = [pid, *(server_pid(shard) for shard in shards)]
@@ -205,13 +216,16 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     )
     idle, busy = result["idle"], result["churn"]
     result["ratio"] = busy["rps"] / idle["rps"] if idle["rps"] else None
-    say(args, f"  {system}: loaded in {load_s:.1f} s, one add alone {result['add_idle_ms']:.0f} ms; "
-              f"idle {idle['rps']:,.0f} req/s (p99 {idle['p99_ms']:.1f} ms), "
-              f"churn {busy['rps']:,.0f} (p99 {busy['p99_ms']:.1f} ms, x{result['ratio']:.2f}), "
-              f"add p50 {fmt_ms(result['add_p50_ms'])} p99 {fmt_ms(result['add_p99_ms'])}, "
-              f"{result['changes_done']}/{result['changes_started']} changes, "
-              f"{result['changes_failed']} failed, failed requests "
-              f"{busy['errors'] + busy['non2xx']}")
+    say(
+        args,
+        f"  {system}: loaded in {load_s:.1f} s, one add alone {result['add_idle_ms']:.0f} ms; "
+        f"idle {idle['rps']:,.0f} req/s (p99 {idle['p99_ms']:.1f} ms), "
+        f"churn {busy['rps']:,.0f} (p99 {busy['p99_ms']:.1f} ms, x{result['ratio']:.2f}), "
+        f"add p50 {fmt_ms(result['add_p50_ms'])} p99 {fmt_ms(result['add_p99_ms'])}, "
+        f"{result['changes_done']}/{result['changes_started']} changes, "
+        f"{result['changes_failed']} failed, failed requests "
+        f"{busy['errors'] + busy['non2xx']}",
+    )
     return result
 
 
@@ -227,30 +241,60 @@ def say(args: argparse.Namespace, text: str) -> None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    header = ["system", "N", "RSS", "load", "add alone", "changes/s", "req/s idle", "req/s churn", "ratio", "p99 idle",
-              "p99 churn", "add p50", "add p99", "changes done/started", "failed changes",
-              "failed requests"]
+    header = [
+        "system",
+        "N",
+        "RSS",
+        "load",
+        "add alone",
+        "changes/s",
+        "req/s idle",
+        "req/s churn",
+        "ratio",
+        "p99 idle",
+        "p99 churn",
+        "add p50",
+        "add p99",
+        "changes done/started",
+        "failed changes",
+        "failed requests",
+    ]
     rows = [header]
     for r in results:
         if "error" in r:
-            rows.append([r["system"], f"{r['routes']:,}", "", "", "", f"{r['rate']:g}",
-                         "error: " + r["error"][:60]] + [""] * (len(header) - 7))
+            rows.append(
+                [r["system"], f"{r['routes']:,}", "", "", "", f"{r['rate']:g}", "error: " + r["error"][:60]]
+                + [""] * (len(header) - 7)
+            )
             continue
         idle, busy = r["idle"], r["churn"]
-        rows.append([
-            r["system"], f"{r['routes']:,}", f"{r.get('rss_mb', 0):,.0f} MB",
-            f"{r['load_s']:.1f} s", fmt_ms(r.get("add_idle_ms")),
-            f"{r['rate']:g}", f"{idle['rps']:,.0f}",
-            f"{busy['rps']:,.0f}", f"x{r['ratio']:.2f}", f"{idle['p99_ms']:.1f} ms",
-            f"{busy['p99_ms']:.1f} ms", fmt_ms(r["add_p50_ms"]), fmt_ms(r["add_p99_ms"]),
-            f"{r['changes_done']}/{r['changes_started']}", str(r["changes_failed"]),
-            str(idle["errors"] + idle["non2xx"] + busy["errors"] + busy["non2xx"]),
-        ])
+        rows.append(
+            [
+                r["system"],
+                f"{r['routes']:,}",
+                f"{r.get('rss_mb', 0):,.0f} MB",
+                f"{r['load_s']:.1f} s",
+                fmt_ms(r.get("add_idle_ms")),
+                f"{r['rate']:g}",
+                f"{idle['rps']:,.0f}",
+                f"{busy['rps']:,.0f}",
+                f"x{r['ratio']:.2f}",
+                f"{idle['p99_ms']:.1f} ms",
+                f"{busy['p99_ms']:.1f} ms",
+                fmt_ms(r["add_p50_ms"]),
+                fmt_ms(r["add_p99_ms"]),
+                f"{r['changes_done']}/{r['changes_started']}",
+                str(r["changes_failed"]),
+                str(idle["errors"] + idle["non2xx"] + busy["errors"] + busy["non2xx"]),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("targets (issue 22, 10,000 routes, 5 changes/s): ratio >= 0.8, add p99 <= 1 s, "
-                 "every change done, 0 failed requests")
+    lines.append(
+        "targets (issue 22, 10,000 routes, 5 changes/s): ratio >= 0.8, add p99 <= 1 s, "
+        "every change done, 0 failed requests"
+    )
     return "\n".join(lines)
 
 
@@ -286,14 +330,22 @@ def plot(path: Path, results: list[dict[str, Any]]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.churn", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.churn",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--routes", type=int, default=10000, help="user routes held (N)")
     p.add_argument("--rate", type=float, default=5, help="changes started per second (R)")
     p.add_argument("--duration", type=float, default=12, help="seconds of each wrk run")
     p.add_argument("--systems", default="ours-file,ours-etcd,ours-redis,chp")
-    p.add_argument("--trait", action="append", default=[], metavar="NAME=VALUE",
-                   help="a traitlet for our proxies (VALUE is JSON, else a string)")
+    p.add_argument(
+        "--trait",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a traitlet for our proxies (VALUE is JSON, else a string)",
+    )
     p.add_argument("--connections", type=int, default=50, help="wrk -c")
     p.add_argument("--settle", type=float, default=3, help="seconds of rest after loading")
     p.add_argument("--drain", type=float, default=120, help="seconds to wait for late changes")
@@ -316,8 +368,14 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
                 results.append(await measure_system(system, args, backend))
             except Exception as e:  # one system failing must not lose the others' numbers
                 say(args, f"  {system}: FAILED {type(e).__name__}: {e}")
-                results.append({"system": system, "routes": args.routes, "rate": args.rate,
-                                "error": f"{type(e).__name__}: {e}"})
+                results.append(
+                    {
+                        "system": system,
+                        "routes": args.routes,
+                        "rate": args.rate,
+                        "error": f"{type(e).__name__}: {e}",
+                    }
+                )
     finally:
         backend.stop()
     return results
@@ -335,10 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(amain(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"argv": vars(args) | {"traits": args.traits}, "cpus": os.cpu_count(),
-            "loadavg": os.getloadavg(), "load_cpu": LOAD_CPU, "proxy_cpu": PROXY_CPU}
-    (out / "churn.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1,
-                                               default=str))
+    meta = {
+        "argv": vars(args) | {"traits": args.traits},
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "load_cpu": LOAD_CPU,
+        "proxy_cpu": PROXY_CPU,
+    }
+    (out / "churn.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))
     plot(out / "churn.png", results)
     print(table(results))
     print(f"wrote {out / 'churn.json'}, {out / 'churn.png'}")

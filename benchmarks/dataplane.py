@@ -39,8 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .systems import free_port
 
@@ -92,11 +93,12 @@ class Backend:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start(self) -> "Backend":
+    def start(self) -> Backend:
         args = [f"{name}={port}" for name, port in self.ports.items()]
         self.process = subprocess.Popen(
             ["taskset", "-c", str(LOAD_CPU), "node", str(BACKEND_JS), *args],
-            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
         )
         OWN_PIDS.add(self.process.pid)
         for name in self.ports:
@@ -184,12 +186,18 @@ def cpu_seconds(pid: int | None) -> float | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
-        pid: int | None = None, host: str | None = None) -> dict[str, Any]:
+def wrk(
+    url: str,
+    duration: float,
+    connections: int = 50,
+    threads: int = 1,
+    pid: int | None = None,
+    host: str | None = None,
+) -> dict[str, Any]:
     """One bounded wrk run on CPU 1; req/s, latency percentiles (ms), errors, load.
 
     With the proxy's pid, also its CPU time per request: unlike req/s, that
@@ -201,10 +209,25 @@ def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
     ours = OWN_PIDS | ({pid} if pid else set())
     machine_before, own_before = cpu_times(), own_cpu(ours)
     out = subprocess.run(
-        ["taskset", "-c", str(LOAD_CPU), "wrk", f"-t{threads}", f"-c{connections}",
-         f"-d{duration:g}s", "--timeout", "5s", "-s", str(WRK_LUA),
-         *(["-H", f"Host: {host}"] if host else []), url],
-        capture_output=True, text=True, timeout=duration + 30, check=True,
+        [
+            "taskset",
+            "-c",
+            str(LOAD_CPU),
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration:g}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(WRK_LUA),
+            *(["-H", f"Host: {host}"] if host else []),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=True,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     raw = json.loads(line.split(" ", 1)[1])
@@ -215,8 +238,11 @@ def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
     # what other processes took of the two CPUs while wrk ran: the noise of this run
     total = machine_after[1] - machine_before[1]
     others = (machine_after[0] - machine_before[0] - (own_after - own_before)) / max(1e-9, total)
-    cpu_us = (1e6 * (cpu_after - cpu_before) / raw["requests"]
-              if cpu_before is not None and cpu_after is not None and raw["requests"] else None)
+    cpu_us = (
+        1e6 * (cpu_after - cpu_before) / raw["requests"]
+        if cpu_before is not None and cpu_after is not None and raw["requests"]
+        else None
+    )
     return {
         "proxy_cpu_us_per_req": cpu_us,
         "capacity_rps": 1e6 / cpu_us if cpu_us else None,
@@ -234,15 +260,13 @@ def wrk(url: str, duration: float, connections: int = 50, threads: int = 1,
     }
 
 
-def measure(url: str, body: str, args: argparse.Namespace, pid: int | None = None
-            ) -> dict[str, Any]:
+def measure(url: str, body: str, args: argparse.Namespace, pid: int | None = None) -> dict[str, Any]:
     """Check the URL reaches the expected backend, warm up, then the median of --repeat runs."""
     wait_for_body(url, body, timeout=30)
     busy = wait_for_quiet(args.max_busy, args.quiet_timeout)
     if args.warmup > 0:
         wrk(url, args.warmup, args.connections, args.threads)
-    runs = [wrk(url, args.duration, args.connections, args.threads, pid)
-            for _ in range(args.repeat)]
+    runs = [wrk(url, args.duration, args.connections, args.threads, pid) for _ in range(args.repeat)]
     # the median run by req/s: the machine is shared, single runs are noisy
     runs.sort(key=lambda r: r["rps"])
     result = dict(runs[len(runs) // 2])
@@ -282,8 +306,9 @@ DISTRIBUTIONS = {
     "sequential": lambda i, rng: f"u{i:05d}",
     "student": lambda i, rng: f"s2026{rng.randrange(100_000):05d}",
     "prefixed": lambda i, rng: "jupyter-" + "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)),
-    "ldap": lambda i, rng: "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=2))
-    + f"{rng.randrange(100_000):05d}",
+    "ldap": lambda i, rng: (
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=2)) + f"{rng.randrange(100_000):05d}"
+    ),
 }
 
 
@@ -324,8 +349,9 @@ def named_routes(size: int, names: str) -> tuple[list[str], dict[str, str]]:
     return [f"/user/{n}/" for n in users], probes
 
 
-async def populated_proxy(system: str, size: int, backend: Backend, workdir: Path,
-                          args: argparse.Namespace, names: str) -> Any:
+async def populated_proxy(
+    system: str, size: int, backend: Backend, workdir: Path, args: argparse.Namespace, names: str
+) -> Any:
     from . import systems
 
     # "ours-file+activity": the same proxy with route activity tracking on
@@ -335,12 +361,16 @@ async def populated_proxy(system: str, size: int, backend: Backend, workdir: Pat
     base, _, variant = system.partition("+")
     # "ours-file+depth4": the fixed route tree with 4 levels; "ours-file+fixed":
     # the fixed tree of 2 levels (traefik_route_tree_bucket_size = 0)
-    traits = {"activity": {"traefik_track_activity": True},
-              "flat": {"traefik_route_tree_depth": 0},
-              "fixed": {"traefik_route_tree_bucket_size": 0}}.get(variant, {})
+    traits = {
+        "activity": {"traefik_track_activity": True},
+        "flat": {"traefik_route_tree_depth": 0},
+        "fixed": {"traefik_route_tree_bucket_size": 0},
+    }.get(variant, {})
     if variant.startswith("depth"):
-        traits = {"traefik_route_tree_depth": int(variant[len("depth"):]),
-                  "traefik_route_tree_bucket_size": 0}
+        traits = {
+            "traefik_route_tree_depth": int(variant[len("depth") :]),
+            "traefik_route_tree_bucket_size": 0,
+        }
     spec = {"system": base, "size": size, "chp_command": str(args.chp_command), "traits": traits}
     made = systems.make(base, spec, workdir)
     with on_cpu(PROXY_CPU):
@@ -371,8 +401,9 @@ def server_pid(proxy: Any) -> int | None:
     return getattr(process, "pid", None)
 
 
-async def run_system(system: str, size: int, backend: Backend,
-                     args: argparse.Namespace, names: str) -> list[dict[str, Any]]:
+async def run_system(
+    system: str, size: int, backend: Backend, args: argparse.Namespace, names: str
+) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix=f"dataplane-{system}-") as tmp:
         made = await populated_proxy(system, size, backend, Path(tmp), args, names)
         try:
@@ -380,18 +411,30 @@ async def run_system(system: str, size: int, backend: Backend,
             results = []
             probes = [(probe, f"/user/{user}/lab", "user") for probe, user in made.probes.items()]
             for kind, path, body in (*probes, ("hub", HUB_PATH, "hub")):
-                result = await asyncio.to_thread(measure, made.public_url + path, body, args,
-                                                 made.server_pid)
-                result.update(system=system, size=size, names=names, route=kind, path=path,
-                              setup_s=made.setup_s, proxy_cpus=cpus,
-                              server_rss_mb=made.server_rss_mb)
+                result = await asyncio.to_thread(measure, made.public_url + path, body, args, made.server_pid)
+                result.update(
+                    system=system,
+                    size=size,
+                    names=names,
+                    route=kind,
+                    path=path,
+                    setup_s=made.setup_s,
+                    proxy_cpus=cpus,
+                    server_rss_mb=made.server_rss_mb,
+                )
                 results.append(result)
-                say(args, f"  {system:9} N={size:<6} {names:10} {kind:11} {result['rps']:8.0f} req/s  "
-                          f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
-                          f"cpu {result['proxy_cpu_us_per_req'] or 0:5.0f} us/req  "
-                          f"load {result['loadavg_before']:.1f} others {result['others_cpu_share']:.2f}"
-                          + (f"  ERRORS {result['errors']} non-2xx {result['non2xx']}"
-                             if result["errors"] or result["non2xx"] else ""))
+                say(
+                    args,
+                    f"  {system:9} N={size:<6} {names:10} {kind:11} {result['rps']:8.0f} req/s  "
+                    f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
+                    f"cpu {result['proxy_cpu_us_per_req'] or 0:5.0f} us/req  "
+                    f"load {result['loadavg_before']:.1f} others {result['others_cpu_share']:.2f}"
+                    + (
+                        f"  ERRORS {result['errors']} non-2xx {result['non2xx']}"
+                        if result["errors"] or result["non2xx"]
+                        else ""
+                    ),
+                )
             return results
         finally:
             stopped = made.proxy.stop()  # a coroutine for ours, None for JupyterHub's CHP class
@@ -407,10 +450,13 @@ def say(args: argparse.Namespace, text: str) -> None:
 # ------------------------------------------------------------------ report
 
 
-def slowest(runs: list[dict[str, Any]], system: str, size: int, names: str
-            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def slowest(
+    runs: list[dict[str, Any]], system: str, size: int, names: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(the slowest user probe's run, the Hub's run) of one cell."""
-    cell = [r for r in runs if (r["system"], r["size"], r.get("names", "sequential")) == (system, size, names)]
+    cell = [
+        r for r in runs if (r["system"], r["size"], r.get("names", "sequential")) == (system, size, names)
+    ]
     users = [r for r in cell if r["route"] != "hub"]
     hub = next((r for r in cell if r["route"] == "hub"), None)
     return (min(users, key=lambda r: r["rps"]) if users else None), hub
@@ -436,7 +482,9 @@ def table(document: dict[str, Any]) -> str:
             row = [names, f"{size:,}"]
             for s in systems:
                 user, hub = slowest(runs, s, size, names)
-                row += [f"{user['rps']:,.0f} ({user['route']})", f"{user['p99_ms']:.1f}"] if user else ["-"] * 2
+                row += (
+                    [f"{user['rps']:,.0f} ({user['route']})", f"{user['p99_ms']:.1f}"] if user else ["-"] * 2
+                )
                 row += [f"{hub['rps']:,.0f}", f"{hub['p99_ms']:.1f}"] if hub else ["-"] * 2
             user, hub = slowest(runs, ours, size, names)
             user0, hub0 = slowest(runs, ours, sizes[0], names)
@@ -453,11 +501,15 @@ def table(document: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     direct = document.get("direct")
     if direct:
-        lines.append(f"backend alone (no proxy, CPU {LOAD_CPU} ceiling): {direct['rps']:,.0f} "
-                     f"req/s, p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms")
-    lines.append("issue's targets at the largest N, every distribution: slowest user and Hub "
-                 ">= 0.8x ours at the smallest N and >= chp's at the same N; p99 <= 2x the "
-                 "smallest N's")
+        lines.append(
+            f"backend alone (no proxy, CPU {LOAD_CPU} ceiling): {direct['rps']:,.0f} "
+            f"req/s, p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms"
+        )
+    lines.append(
+        "issue's targets at the largest N, every distribution: slowest user and Hub "
+        ">= 0.8x ours at the smallest N and >= chp's at the same N; p99 <= 2x the "
+        "smallest N's"
+    )
     return "\n".join(lines)
 
 
@@ -493,12 +545,14 @@ def plot(path: Path, document: dict[str, Any]) -> str | None:
                     ax.plot([x - width / 2, x + width / 2], [y, y], color="black", lw=1.5)
             bars.set_label(f"{system}, {sizes[-1]:,} routes (line: {sizes[0]:,})")
         ax.set_xticks(range(len(distributions)), distributions)
-        ax.set_title(("slowest probed user" if which == 0 else "Hub's catch-all") + " [req/s]",
-                     fontsize=10)
+        ax.set_title(("slowest probed user" if which == 0 else "Hub's catch-all") + " [req/s]", fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Data plane by user-name distribution: proxy on 1 core, wrk -c%d + node "
-                 "backend on the other" % document["meta"]["connections"])
+    connections = document["meta"]["connections"]
+    fig.suptitle(
+        f"Data plane by user-name distribution: proxy on 1 core, wrk -c{connections} + node "
+        "backend on the other"
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -509,25 +563,41 @@ def plot(path: Path, document: dict[str, Any]) -> str | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.dataplane", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.dataplane",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--sizes", default="10,1000,5000,10000", help="user route counts N")
-    p.add_argument("--systems", default="ours-file,chp",
-                   help="ours-file, ours-file+activity (metrics on), ours-file+flat (no route "
-                        "tree), ours-file+depthN (N tree levels) and/or chp")
+    p.add_argument(
+        "--systems",
+        default="ours-file,chp",
+        help="ours-file, ours-file+activity (metrics on), ours-file+flat (no route "
+        "tree), ours-file+depthN (N tree levels) and/or chp",
+    )
     p.add_argument("--duration", type=float, default=10, help="seconds per wrk run (<= 10)")
     p.add_argument("--warmup", type=float, default=2, help="seconds of unrecorded wrk first")
     p.add_argument("--repeat", type=int, default=1, help="wrk runs per cell; the median is kept")
     p.add_argument("--connections", type=int, default=50, help="wrk -c")
-    p.add_argument("--max-busy", type=float, default=None,
-                   help="before each cell, wait (<= 15 min) until both CPUs are at most this "
-                        "busy (0-1, e.g. 0.25) with the proxy idle: for a shared machine")
-    p.add_argument("--quiet-timeout", type=float, default=300,
-                   help="longest wait for --max-busy, seconds; then measure anyway")
+    p.add_argument(
+        "--max-busy",
+        type=float,
+        default=None,
+        help="before each cell, wait (<= 15 min) until both CPUs are at most this "
+        "busy (0-1, e.g. 0.25) with the proxy idle: for a shared machine",
+    )
+    p.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=300,
+        help="longest wait for --max-busy, seconds; then measure anyway",
+    )
     p.add_argument("--threads", type=int, default=1, help="wrk -t")
-    p.add_argument("--names", default="random,sequential,student,prefixed,ldap,realistic",
-                   help="name distributions, comma-separated: " + ", ".join(
-                       [*DISTRIBUTIONS, "realistic"]))
+    p.add_argument(
+        "--names",
+        default="random,sequential,student,prefixed,ldap,realistic",
+        help="name distributions, comma-separated: " + ", ".join([*DISTRIBUTIONS, "realistic"]),
+    )
     p.add_argument("--chp-command", default=str(CHP_COMMAND), help="configurable-http-proxy")
     p.add_argument("--setup", action="store_true", help="npm install CHP when missing")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for JSON and PNG")
@@ -553,12 +623,21 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         backend.stop()
     return {
         "meta": {
-            "sizes": sizes, "systems": systems, "duration_s": args.duration,
-            "warmup_s": args.warmup, "repeat": args.repeat, "connections": args.connections,
-            "threads": args.threads, "proxy_cpu": PROXY_CPU, "load_cpu": LOAD_CPU,
-            "names": args.names, "hub_path": HUB_PATH,
-            "traefik": _version(["traefik", "version"]), "node": _version(["node", "-v"]),
-            "python": sys.version.split()[0], "machine": platform.platform(),
+            "sizes": sizes,
+            "systems": systems,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "repeat": args.repeat,
+            "connections": args.connections,
+            "threads": args.threads,
+            "proxy_cpu": PROXY_CPU,
+            "load_cpu": LOAD_CPU,
+            "names": args.names,
+            "hub_path": HUB_PATH,
+            "traefik": _version(["traefik", "version"]),
+            "node": _version(["node", "-v"]),
+            "python": sys.version.split()[0],
+            "machine": platform.platform(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
         "direct": direct,
@@ -597,8 +676,10 @@ def main(argv: list[str] | None = None) -> int:
     why_not = plot(out / "dataplane.png", document)
     print()
     print(table(document))
-    print(f"\nwrote {out / 'dataplane.json'}"
-          + (f", {out / 'dataplane.png'}" if why_not is None else f" (no plot: {why_not})"))
+    print(
+        f"\nwrote {out / 'dataplane.json'}"
+        + (f", {out / 'dataplane.png'}" if why_not is None else f" (no plot: {why_not})")
+    )
     return 0
 
 

@@ -53,6 +53,7 @@ from typing import Any
 import httpx
 
 from tests.servers import etcd_binary, stop_process, valkey_binary
+
 from .systems import free_port, local_environment
 from .worker import ProbeBackend, probe
 
@@ -144,12 +145,14 @@ class KVStore:
         self.url = ""
         self.client: Any = None
 
-    def start(self) -> "KVStore":
+    def start(self) -> KVStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         cmd = self._etcd_cmd() if self.kind == "etcd" else self._valkey_cmd()
         with open(self.dir / "server.log", "wb") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         _wait_port(self.port, self.process, self.kind)
         if self.kind == "etcd":
             import etcd3
@@ -297,7 +300,17 @@ class FloorTraefik:
     it the API is Traefik's insecure one on its own entrypoint.
     """
 
-    def __init__(self, store: KVStore, layout: str, workdir: Path, *, auth: bool, rounds: int, metrics: bool, trigger: bool = False):
+    def __init__(
+        self,
+        store: KVStore,
+        layout: str,
+        workdir: Path,
+        *,
+        auth: bool,
+        rounds: int,
+        metrics: bool,
+        trigger: bool = False,
+    ):
         self.store, self.layout, self.workdir = store, layout, workdir
         self.trigger = trigger
         self.auth, self.rounds, self.metrics = auth, rounds, metrics
@@ -431,7 +444,9 @@ async def live_on(client: httpx.AsyncClient, expected: Any, provider: str) -> bo
     return core.is_live(router, s.json() if s.status_code == 200 else None, expected)
 
 
-async def until_live(client: httpx.AsyncClient, expected: Any, provider: str, poll: float, timeout: float = 300) -> int:
+async def until_live(
+    client: httpx.AsyncClient, expected: Any, provider: str, poll: float, timeout: float = 300
+) -> int:
     """Poll until live; the number of polls."""
     deadline = time.monotonic() + timeout
     polls = 0
@@ -487,11 +502,20 @@ class Options(argparse.Namespace):
     traits: dict[str, Any]
 
 
-async def measure_floor(kind: str, layout: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend) -> dict[str, Any]:
+async def measure_floor(
+    kind: str, layout: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend
+) -> dict[str, Any]:
     """Traefik alone: N preloaded routes, then sequential one-transaction adds."""
-    result: dict[str, Any] = {"system": f"floor-{layout}", "store": kind, "n": n, "load_start": os.getloadavg()[0]}
+    result: dict[str, Any] = {
+        "system": f"floor-{layout}",
+        "store": kind,
+        "n": n,
+        "load_start": os.getloadavg()[0],
+    }
     store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
-    traefik = FloorTraefik(store, layout, workdir, auth=opts.auth, rounds=opts.rounds, metrics=opts.count, trigger=opts.trigger)
+    traefik = FloorTraefik(
+        store, layout, workdir, auth=opts.auth, rounds=opts.rounds, metrics=opts.count, trigger=opts.trigger
+    )
     try:
         preload: dict[str, str] = {}
         for i in range(n):
@@ -527,7 +551,9 @@ async def confined(traefik: FloorTraefik, path: str) -> bool:
     return await probe(traefik.public_url, path) and not await probe(traefik.api_url, path)
 
 
-async def per_add(store: KVStore, before: dict, metrics_url: str, reloads_before: float | None, samples: int) -> dict[str, float]:
+async def per_add(
+    store: KVStore, before: dict, metrics_url: str, reloads_before: float | None, samples: int
+) -> dict[str, float]:
     delta = counter_delta(before, store.counters())
     after = await reloads(metrics_url)
     if after is not None and reloads_before is not None:
@@ -535,11 +561,20 @@ async def per_add(store: KVStore, before: dict, metrics_url: str, reloads_before
     return {k: round(v / samples, 2) for k, v in delta.items()}
 
 
-async def measure_bulk_floor(kind: str, layout: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend) -> dict[str, Any]:
+async def measure_bulk_floor(
+    kind: str, layout: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend
+) -> dict[str, Any]:
     """Traefik alone, empty, then N routes written at once: the floor of N concurrent adds."""
-    result: dict[str, Any] = {"system": f"floor-{layout}-bulk", "store": kind, "n": n, "load_start": os.getloadavg()[0]}
+    result: dict[str, Any] = {
+        "system": f"floor-{layout}-bulk",
+        "store": kind,
+        "n": n,
+        "load_start": os.getloadavg()[0],
+    }
     store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
-    traefik = FloorTraefik(store, layout, workdir, auth=opts.auth, rounds=opts.rounds, metrics=opts.count, trigger=opts.trigger)
+    traefik = FloorTraefik(
+        store, layout, workdir, auth=opts.auth, rounds=opts.rounds, metrics=opts.count, trigger=opts.trigger
+    )
     try:
         await traefik.start(0)
         await asyncio.sleep(0.5)
@@ -587,12 +622,16 @@ def make_ours(kind: str, store: KVStore, opts: Options, workdir: Path) -> tuple[
     return made.proxy, made.public_url, metrics_url
 
 
-async def ours_bulk(proxy: Any, store: KVStore, n: int, backend: ProbeBackend, result: dict, settle_after: bool) -> None:
+async def ours_bulk(
+    proxy: Any, store: KVStore, n: int, backend: ProbeBackend, result: dict, settle_after: bool
+) -> None:
     """N concurrent add_route, then one more at once (behind the bulk's backlog?)."""
     before = store.counters()
     cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
     t = time.perf_counter()
-    await asyncio.gather(*(proxy.add_route(f"/bench/b{i}/", backend.url, {"user": f"b{i}"}) for i in range(n)))
+    await asyncio.gather(
+        *(proxy.add_route(f"/bench/b{i}/", backend.url, {"user": f"b{i}"}) for i in range(n))
+    )
     result["bulk_s"] = time.perf_counter() - t
     t = time.perf_counter()
     await proxy.add_route(f"/bench/b{n}/", backend.url, {"user": f"b{n}"})
@@ -602,14 +641,21 @@ async def ours_bulk(proxy: Any, store: KVStore, n: int, backend: ProbeBackend, r
     result["bulk_total"] = {**counter_delta(before, store.counters()), **cpu.since()}
 
 
-async def measure_ours(kind: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend, fresh: bool = False) -> dict[str, Any]:
+async def measure_ours(
+    kind: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend, fresh: bool = False
+) -> dict[str, Any]:
     """Our proxy through the Proxy API: N concurrent adds, then sequential adds.
 
     ``fresh`` restarts the proxy (and its traefik) on the same store after the
     bulk: the sequential adds then start, like the floor's, from a traefik
     that read N routes at start, without the bulk's backlog of events.
     """
-    result: dict[str, Any] = {"system": "ours-fresh" if fresh else "ours", "store": kind, "n": n, "load_start": os.getloadavg()[0]}
+    result: dict[str, Any] = {
+        "system": "ours-fresh" if fresh else "ours",
+        "store": kind,
+        "n": n,
+        "load_start": os.getloadavg()[0],
+    }
     store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
     proxy, public_url, metrics_url = make_ours(kind, store, opts, workdir)
     await proxy.start()
@@ -665,7 +711,7 @@ async def run_cell(system: str, kind: str, n: int, opts: Options, backend: Probe
                 layout = system.removeprefix("floor-").removesuffix("-bulk")
                 return await measure_bulk_floor(kind, layout, n, opts, workdir, backend)
             return await measure_floor(kind, system.removeprefix("floor-"), n, opts, workdir, backend)
-        except Exception as e:  # noqa: BLE001 - one failed cell must not lose the run
+        except Exception as e:
             return {"system": system, "store": kind, "n": n, "error": f"{type(e).__name__}: {e}"}
 
 
@@ -692,6 +738,7 @@ def table(results: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for store, n in sorted({(r["store"], r["n"]) for r in results}):
+
         def get(system: str, key: str = "median_s") -> Any:
             return cells.get((store, n, system), {}).get(key)
 
@@ -718,7 +765,12 @@ def details(results: list[dict[str, Any]]) -> str:
     results = [{**r, "store": store_label(r)} for r in results]
     for r in sorted(results, key=lambda r: (r["store"], r["n"])):
         for label, costs, seconds, backlog in (
-            ("", r.get("per_add") or r.get("total"), r.get("median_s") or r.get("bulk_s"), r.get("backlog_s")),
+            (
+                "",
+                r.get("per_add") or r.get("total"),
+                r.get("median_s") or r.get("bulk_s"),
+                r.get("backlog_s"),
+            ),
             (" bulk", r.get("bulk_total"), r.get("bulk_s"), r.get("bulk_backlog_s")),
         ):
             if not costs:
@@ -776,7 +828,19 @@ async def amain(opts: Options) -> list[dict[str, Any]]:
             for kind in opts.stores.split(","):
                 for system in opts.systems.split(","):
                     result = await run_cell(system, kind, n, opts, backend)
-                    result["options"] = {k: getattr(opts, k) for k in ("poll", "gap", "auth", "rounds", "count", "trigger", "etcd_max_txn_ops", "traits")}
+                    result["options"] = {
+                        k: getattr(opts, k)
+                        for k in (
+                            "poll",
+                            "gap",
+                            "auth",
+                            "rounds",
+                            "count",
+                            "trigger",
+                            "etcd_max_txn_ops",
+                            "traits",
+                        )
+                    }
                     results.append(result)
                     print(json.dumps(result), flush=True)
                     if opts.out:

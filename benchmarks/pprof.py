@@ -24,8 +24,8 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 # ------------------------------------------------------------------ wire format
 
@@ -203,14 +203,23 @@ def parse(data: bytes) -> Profile:
 #:     configuration watcher's merge of providers and model, the runtime
 #:     config, then routers, services, middlewares and muxers (rule parsing).
 CATEGORIES: list[tuple[str, str]] = [
-    ("GC", r"^runtime\.(gc[A-Z]|bgsweep|bgscavenge|sweepone|markroot|scanobject|scanObject|scanSpan|wbBufFlush"
-           r"|\(\*scavengerState\)|\(\*gcWork\)|GC$)|^gcWriteBarrier"),
+    (
+        "GC",
+        r"^runtime\.(gc[A-Z]|bgsweep|bgscavenge|sweepone|markroot|scanobject|scanObject|scanSpan|wbBufFlush"
+        r"|\(\*scavengerState\)|\(\*gcWork\)|GC$)|^gcWriteBarrier",
+    ),
     ("TLS", r"traefik/v3/pkg/tls[./]|^crypto/(rsa|ecdsa|x509|tls\.X509KeyPair)"),
     ("API requests", r"^net/http\.\(\*(conn|connReader)\)\."),
-    ("decode", r"traefik/paerser/|BurntSushi/toml|yaml|traefik/v3/pkg/(config|provider)/(file|kv)\."
-               r"|fsnotify|kvtools/|go\.etcd\.io/etcd|google\.golang\.org/grpc|redis/go-redis"),
-    ("router build", r"traefik/v3/pkg/(server|muxer|middlewares)[./]|traefik/v3/pkg/config/(runtime|dynamic)\."
-                     r"|^main\.setupServer\.switchRouter"),
+    (
+        "decode",
+        r"traefik/paerser/|BurntSushi/toml|yaml|traefik/v3/pkg/(config|provider)/(file|kv)\."
+        r"|fsnotify|kvtools/|go\.etcd\.io/etcd|google\.golang\.org/grpc|redis/go-redis",
+    ),
+    (
+        "router build",
+        r"traefik/v3/pkg/(server|muxer|middlewares)[./]|traefik/v3/pkg/config/(runtime|dynamic)\."
+        r"|^main\.setupServer\.switchRouter",
+    ),
 ]
 
 OTHER = "other"
@@ -231,7 +240,9 @@ def category(stack: tuple[str, ...], rules: list[tuple[str, re.Pattern]] = _COMP
     return OTHER
 
 
-def by_category(profile: Profile, rules: list[tuple[str, re.Pattern]] = _COMPILED, kind: str = "cpu") -> dict[str, int]:
+def by_category(
+    profile: Profile, rules: list[tuple[str, re.Pattern]] = _COMPILED, kind: str = "cpu"
+) -> dict[str, int]:
     """Sample values (nanoseconds for ``cpu``) per category, every category present."""
     i = profile.value_index(kind)
     totals = {name: 0 for name, _ in rules} | {OTHER: 0}

@@ -181,7 +181,9 @@ class Changes:
         wall = time.perf_counter() - t
         while (await self.api.get(router)).status_code != 404:
             if time.perf_counter() - t > self.proxy.check_route_timeout:
-                raise TimeoutError(f"Traefik still shows {routespec} {self.proxy.check_route_timeout} s after delete_route")
+                raise TimeoutError(
+                    f"Traefik still shows {routespec} {self.proxy.check_route_timeout} s after delete_route"
+                )
             await asyncio.sleep(self.proxy.traefik_poll_interval)
         self.made.append({"kind": "delete", "user": user, "wall_s": round(wall, 4),
                           "gone_s": round(time.perf_counter() - t, 4),
@@ -195,7 +197,9 @@ def profile_seconds(changes: int, per_change_s: float) -> int:
     return max(1, math.ceil(changes * per_change_s * 1.5 + 1.0 + END_MARGIN_S))
 
 
-async def profiled_changes(changes: Changes, count: int, seconds: int, per_change_s: float) -> tuple[bytes, list[dict], float]:
+async def profiled_changes(
+    changes: Changes, count: int, seconds: int, per_change_s: float
+) -> tuple[bytes, list[dict], float]:
     """(raw profile, the changes made in it, Traefik's /proc CPU seconds over it).
 
     Add/delete pairs run until ``count`` changes are made, or until the next
@@ -259,7 +263,9 @@ def summarise(profiles: list[dict[str, Any]], parsed: list[pprof.Profile]) -> di
     every = merged(parsed)
     total = every.total()
     made = [c for p in profiles for c in p["changes_made"]]
-    per_change = {k: statistics.median(p["per_change_ms"][k] for p in profiles) for k in profiles[0]["per_change_ms"]}
+    per_change = {
+        k: statistics.median(p["per_change_ms"][k] for p in profiles) for k in profiles[0]["per_change_ms"]
+    }
     per_change["total"] = statistics.median(sum(p["per_change_ms"].values()) for p in profiles)
     summary = {
         "per_change_ms_median": per_change,
@@ -267,7 +273,8 @@ def summarise(profiles: list[dict[str, Any]], parsed: list[pprof.Profile]) -> di
         "visible_ms": spread_ms([c["wall_s"] for c in made if c["kind"] == "add"]),
         "gone_ms": spread_ms([c["gone_s"] for c in made if c["kind"] == "delete"]),
         "proc_cpu_ms_median": {
-            kind: spread_ms([c["traefik_cpu_s"] for c in made if c["kind"] == kind])["p50"] for kind in ("add", "delete")
+            kind: spread_ms([c["traefik_cpu_s"] for c in made if c["kind"] == kind])["p50"]
+            for kind in ("add", "delete")
         },
         "profile_total_ms": round(total / 1e6, 1),
         "proc_total_ms": round(sum(p["proc_cpu_ms"] for p in profiles), 1),
@@ -293,7 +300,9 @@ async def load_routes(proxy: Any, users: list[str], target: str) -> float:
     return round(time.perf_counter() - t, 2)
 
 
-async def profile_runs(kind: str, changes: Changes, opts: argparse.Namespace, name: str, metrics_url: str) -> tuple[list[dict], list[pprof.Profile], int, float]:
+async def profile_runs(
+    kind: str, changes: Changes, opts: argparse.Namespace, name: str, metrics_url: str
+) -> tuple[list[dict], list[pprof.Profile], int, float]:
     """(per-profile results, parsed profiles, profile seconds, warm-up seconds per change)."""
     t = time.perf_counter()
     for _ in range(WARMUP_PAIRS):
@@ -310,7 +319,11 @@ async def profile_runs(kind: str, changes: Changes, opts: argparse.Namespace, na
         raw_path = opts.out / f"{name}-p{i}.pb.gz"
         raw_path.write_bytes(raw)
         parsed.append(pprof.parse(raw))
-        result = {**analyse(parsed[-1], made), "raw": raw_path.name, "proc_cpu_ms": round(traefik_cpu_s * 1e3, 1)}
+        result = {
+            **analyse(parsed[-1], made),
+            "raw": raw_path.name,
+            "proc_cpu_ms": round(traefik_cpu_s * 1e3, 1),
+        }
         if reloads_before is not None and reloads_after is not None:
             result["reloads_per_change"] = round((reloads_after - reloads_before) / max(len(made), 1), 2)
         results.append({**result, "changes_made": made})
@@ -319,7 +332,9 @@ async def profile_runs(kind: str, changes: Changes, opts: argparse.Namespace, na
     return results, parsed, seconds, per_change_s
 
 
-async def started_proxy(kind: str, store_url: str, opts: argparse.Namespace, workdir: Path, stack: contextlib.AsyncExitStack) -> tuple[Any, str]:
+async def started_proxy(
+    kind: str, store_url: str, opts: argparse.Namespace, workdir: Path, stack: contextlib.AsyncExitStack
+) -> tuple[Any, str]:
     """A started proxy (stopped when ``stack`` closes) and its metrics URL."""
     proxy, metrics_url = make_proxy(kind, store_url, opts, workdir)
     with on_cpu(PROXY_CPU) if opts.pin_cpu else contextlib.nullcontext():
@@ -365,8 +380,12 @@ async def run(kind: str, n: int, opts: argparse.Namespace, backend: ProbeBackend
         await wait_for_routers(proxy.client, n, proxy.traefik_process)
         result["restart_s"] = round(time.perf_counter() - t, 2)
         result["settle_s"] = round(await wait_quiet(proxy, opts.settle_limit), 1)
-        say(f"{kind}: {n:,} routes served {result['restart_s']} s after start; quiet after {result['settle_s']} s more")
-        api = httpx.AsyncClient(base_url=proxy.traefik_api_url, auth=(proxy.traefik_api_username, proxy.traefik_api_password))
+        say(
+            f"{kind}: {n:,} routes served {result['restart_s']} s after start; quiet after {result['settle_s']} s more"
+        )
+        api = httpx.AsyncClient(
+            base_url=proxy.traefik_api_url, auth=(proxy.traefik_api_username, proxy.traefik_api_password)
+        )
         stack.push_async_callback(api.aclose)
         changes = Changes(proxy, api, backend.url, fresh)
         profiles, parsed, seconds, per_change_s = await profile_runs(kind, changes, opts, name, metrics_url)
@@ -445,8 +464,16 @@ def overview(results: list[dict[str, Any]]) -> str:
     for r in results:
         s = r["summary"]
         cells = " | ".join(f"{s['per_change_ms_median'][k]:.1f}" for k in names)
-        lines.append(f"| {r['store']} | {r['routes']:,} | {cells} | {s['visible_ms']['p50']} | {s['visible_ms']['p90']} |")
-    return "\n".join(["CPU ms of Traefik per change, by category (median over profiles); time to visible in ms", "", *lines])
+        lines.append(
+            f"| {r['store']} | {r['routes']:,} | {cells} | {s['visible_ms']['p50']} | {s['visible_ms']['p90']} |"
+        )
+    return "\n".join(
+        [
+            "CPU ms of Traefik per change, by category (median over profiles); time to visible in ms",
+            "",
+            *lines,
+        ]
+    )
 
 
 def read_report(path: Path) -> str:
@@ -456,7 +483,10 @@ def read_report(path: Path) -> str:
     categories = pprof.by_category(profile)
     ms = {k: v / 1e6 for k, v in categories.items()} | {"total": total / 1e6}
     share = {k: v / (total or 1) for k, v in categories.items()}
-    top = [{"function": f, "cum_ms": c / 1e6, "flat_ms": fl / 1e6} for f, c, fl in pprof.top_functions(profile, 15)]
+    top = [
+        {"function": f, "cum_ms": c / 1e6, "flat_ms": fl / 1e6}
+        for f, c, fl in pprof.top_functions(profile, 15)
+    ]
     return "\n".join([
         f"{path}: {profile.duration_nanos / 1e9:.1f} s profile, {len(profile.samples)} stacks, {total / 1e6:.0f} ms CPU",
         "", *category_table(ms, share, "CPU ms"), "", *function_table(top, total / 1e6),
@@ -467,23 +497,44 @@ def read_report(path: Path) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.reload_profile", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.reload_profile", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--routes", default="1000", help="route counts N, comma-separated (e.g. 100,1000,10000)")
     p.add_argument("--store", default="file", help="file, etcd, redis; comma-separated")
-    p.add_argument("--names", default="realistic", choices=["realistic", *DISTRIBUTIONS],
-                   help="user names (benchmarks.dataplane's distributions)")
-    p.add_argument("--changes", type=int, default=20, help="changes per profile; adds and deletes alternate (rounded up to even)")
-    p.add_argument("--profiles", type=int, default=3, help="profiles per (store, N); the table has their medians")
-    p.add_argument("--seconds", type=int, default=0, help="profile length (default: from the warm-up changes)")
+    p.add_argument(
+        "--names",
+        default="realistic",
+        choices=["realistic", *DISTRIBUTIONS],
+        help="user names (benchmarks.dataplane's distributions)",
+    )
+    p.add_argument(
+        "--changes",
+        type=int,
+        default=20,
+        help="changes per profile; adds and deletes alternate (rounded up to even)",
+    )
+    p.add_argument(
+        "--profiles", type=int, default=3, help="profiles per (store, N); the table has their medians"
+    )
+    p.add_argument(
+        "--seconds", type=int, default=0, help="profile length (default: from the warm-up changes)"
+    )
     p.add_argument("--settle-limit", type=float, default=900,
                    help="seconds to wait at most for traefik to be quiet after loading N routes")  # fmt: skip
     p.add_argument("--trait", action="append", default=[], metavar="NAME=VALUE",
                    help="traitlet of the proxy, e.g. traefik_default_cert=False (JSON or Python literal)")  # fmt: skip
     p.add_argument("--count", action="store_true",
                    help="count Traefik's config reloads (adds Prometheus metrics to Traefik: profile without)")  # fmt: skip
-    p.add_argument("--pin-cpu", action="store_true", help=f"start traefik on CPU {PROXY_CPU} alone (GOMAXPROCS=1)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the JSON and the raw profiles")
-    p.add_argument("--read", type=Path, metavar="FILE.pb.gz", help="only print the categories of a saved profile")
+    p.add_argument(
+        "--pin-cpu", action="store_true", help=f"start traefik on CPU {PROXY_CPU} alone (GOMAXPROCS=1)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="directory for the JSON and the raw profiles"
+    )
+    p.add_argument(
+        "--read", type=Path, metavar="FILE.pb.gz", help="only print the categories of a saved profile"
+    )
     opts = p.parse_args(argv)
     opts.traits = {}
     for item in opts.trait:

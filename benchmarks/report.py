@@ -104,8 +104,9 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f" x{r:.2g}" if r < 10 else f" x{r:.0f}"
 
 
-def cell(metric: Metric, system: str, size: int, run: dict[str, Any] | None,
-         base: dict[str, Any] | None) -> str:
+def cell(
+    metric: Metric, system: str, size: int, run: dict[str, Any] | None, base: dict[str, Any] | None
+) -> str:
     if run is None:
         return "-"
     value = metric.get(run.get("metrics") or {})
@@ -121,8 +122,7 @@ def cell(metric: Metric, system: str, size: int, run: dict[str, Any] | None,
     return text
 
 
-def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int],
-          skipped: dict[str, str]) -> str:
+def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int], skipped: dict[str, str]) -> str:
     """Per size: one row per metric, one column per system, plus the target."""
     by = {(r["system"], r["size"]): r for r in runs}
     lines: list[str] = []
@@ -131,14 +131,14 @@ def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int],
         if not shown:
             continue
         base = by.get((BASELINE, size))
-        header = ["metric (N=%d)" % size, "unit", "target"] + shown
+        header = [f"metric (N={size})", "unit", "target"] + shown
         rows = [header]
         for metric in METRICS:
             row = [metric.label, metric.unit, target_text(metric.key, size)]
             row += [cell(metric, s, size, by.get((s, size)), base) for s in shown]
             rows.append(row)
         load = ["1-min load avg start/end", "", ""] + [
-            "%.1f/%.1f" % (by[(s, size)].get("loadavg_start", 0), by[(s, size)].get("loadavg_end", 0))
+            "{:.1f}/{:.1f}".format(by[(s, size)].get("loadavg_start", 0), by[(s, size)].get("loadavg_end", 0))
             for s in shown
         ]
         rows.append(load)
@@ -146,8 +146,11 @@ def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int],
         rows.append(status)
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         for i, r in enumerate(rows):
-            lines.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w)
-                                   for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+            lines.append(
+                "  ".join(
+                    c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))
+                ).rstrip()
+            )
             if i == 0:
                 lines.append("  ".join("-" * w for w in widths))
         for s in shown:
@@ -155,8 +158,10 @@ def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int],
             if run.get("status") != "ok":
                 lines.append(f"  ! {s}: {run.get('status')}: {run.get('error', '')}")
         lines.append("")
-    lines.append("xR = ratio to ours-file at the same N (>1: costs more than ours-file); "
-                 "ok/MISS = one of our systems against the issue's target.")
+    lines.append(
+        "xR = ratio to ours-file at the same N (>1: costs more than ours-file); "
+        "ok/MISS = one of our systems against the issue's target."
+    )
     lines += vs_others(runs, sizes)
     if skipped:
         lines.append("Skipped:")
@@ -167,8 +172,7 @@ def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int],
 def vs_others(runs: list[dict[str, Any]], sizes: list[int]) -> list[str]:
     """Each of ours against the same backend upstream, and against CHP."""
     by = {(r["system"], r["size"]): r for r in runs}
-    keys = ["add_p50_ms", "delete_p50_ms", "get_all_p50_ms", "bulk_add_s", "bulk_delete_s",
-            "bytes_per_route"]
+    keys = ["add_p50_ms", "delete_p50_ms", "get_all_p50_ms", "bulk_add_s", "bulk_delete_s", "bytes_per_route"]
     metrics = [m for m in METRICS if m.key in keys]
     out = []
     for size in sizes:
@@ -194,8 +198,7 @@ def csv_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         m = run.get("metrics") or {}
-        row: dict[str, Any] = {"system": run["system"], "size": run["size"],
-                               "status": run.get("status")}
+        row: dict[str, Any] = {"system": run["system"], "size": run["size"], "status": run.get("status")}
         for metric in METRICS:
             row[metric.key] = metric.get(m)
         for metric in METRICS:
@@ -217,8 +220,16 @@ def write_csv(path: Path, runs: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-PLOTTED = ["add_p50_ms", "delete_p50_ms", "get_all_p50_ms", "bulk_add_s", "bulk_delete_s",
-           "bytes_per_route", "server_bytes_per_route", "rss_after_mb"]
+PLOTTED = [
+    "add_p50_ms",
+    "delete_p50_ms",
+    "get_all_p50_ms",
+    "bulk_add_s",
+    "bulk_delete_s",
+    "bytes_per_route",
+    "server_bytes_per_route",
+    "rss_after_mb",
+]
 
 
 def plot(path: Path, runs: list[dict[str, Any]], systems: list[str]) -> str | None:
@@ -242,28 +253,40 @@ def plot(path: Path, runs: list[dict[str, Any]], systems: list[str]) -> str | No
     for ax, metric in zip(axes.flat, metrics):
         for system in systems:
             points = sorted(
-                (r["size"], metric.get(r.get("metrics") or {}))
-                for r in runs if r["system"] == system
+                (r["size"], metric.get(r.get("metrics") or {})) for r in runs if r["system"] == system
             )
             points = [(x, y) for x, y in points if y is not None and y > 0]
             if not points:
                 continue
             xs, ys = zip(*points)
-            ax.plot(xs, ys, styles.get(system.split("-")[0], "-"), marker="o", label=system,
-                    color=colours.get(backend_of(system)))
+            ax.plot(
+                xs,
+                ys,
+                styles.get(system.split("-")[0], "-"),
+                marker="o",
+                label=system,
+                color=colours.get(backend_of(system)),
+            )
         for system, colour in (("ours-file", "black"), ("ours-etcd", "grey")):
             marks = [(n, target(metric.key, system, n)) for n in measured]
             marks = [(n, t) for n, t in marks if t is not None]
             if marks:
                 xs, ys = zip(*marks)
-                ax.scatter(xs, ys, marker="_", s=400, color=colour, zorder=3,
-                           label=f"target ({'file' if system == 'ours-file' else 'KV'})")
+                ax.scatter(
+                    xs,
+                    ys,
+                    marker="_",
+                    s=400,
+                    color=colour,
+                    zorder=3,
+                    label=f"target ({'file' if system == 'ours-file' else 'KV'})",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{metric.label} [{metric.unit}]", fontsize=10)
         ax.set_xlabel("routes (N)")
         ax.grid(True, which="both", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     handles, labels = [], []
     for ax in axes.flat:

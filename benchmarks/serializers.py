@@ -37,10 +37,10 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from traefik_proxy import core
 from traefik_proxy.core import serialize as package_writer
@@ -55,7 +55,9 @@ def load_writer(rev: str) -> ModuleType:
     """serialize.py at ``rev``, imported as a module of its own."""
     source = subprocess.run(
         ["git", "-C", str(ROOT), "show", f"{rev}:traefik_proxy/core/serialize.py"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     spec = importlib.util.spec_from_loader(f"serialize_at_{rev}", loader=None)
     module = importlib.util.module_from_spec(spec)
@@ -69,8 +71,9 @@ def label(writer: ModuleType, where: str) -> str:
 
 
 def route(i: int, port: int) -> core.Route:
-    return core.make_route(f"/user/user{i}/", f"http://10.0.{i // 250}.{i % 250}:{port}",
-                           {"user": f"user{i}", "server_name": ""})
+    return core.make_route(
+        f"/user/user{i}/", f"http://10.0.{i // 250}.{i % 250}:{port}", {"user": f"user{i}", "server_name": ""}
+    )
 
 
 def document(n: int) -> dict[str, Any]:
@@ -112,8 +115,10 @@ def measure(writers: dict[str, ModuleType], n: int, cold_runs: int, change_runs:
             change[name].append(seconds)
     for name, writer in writers.items():
         assert tomllib.loads(writer.to_toml(doc, memos[name])) == doc, name
-    return {"cold": {k: statistics.median(v) for k, v in cold.items()},
-            "change": {k: statistics.median(v) for k, v in change.items()}}
+    return {
+        "cold": {k: statistics.median(v) for k, v in cold.items()},
+        "change": {k: statistics.median(v) for k, v in change.items()},
+    }
 
 
 # ------------------------------------------------------------------ metrics
@@ -141,12 +146,17 @@ def metrics_text(n: int, provider: str = "file") -> str:
             histogram.append(f"traefik_service_request_duration_seconds_sum{{{labels}}} 0.0{i}")
             histogram.append(f"traefik_service_request_duration_seconds_count{{{labels}}} {i}")
             families["traefik_service_requests_bytes_total"].append(
-                f"traefik_service_requests_bytes_total{{{labels}}} 0")
+                f"traefik_service_requests_bytes_total{{{labels}}} 0"
+            )
             families[REQUESTS].append(f"{REQUESTS}{{{labels}}} {i + 1}")
             families["traefik_service_responses_bytes_total"].append(
-                f"traefik_service_responses_bytes_total{{{labels}}} {300 * i}")
-    lines = ["# HELP traefik_config_reloads_total Config reloads",
-             "# TYPE traefik_config_reloads_total counter", "traefik_config_reloads_total 3"]
+                f"traefik_service_responses_bytes_total{{{labels}}} {300 * i}"
+            )
+    lines = [
+        "# HELP traefik_config_reloads_total Config reloads",
+        "# TYPE traefik_config_reloads_total counter",
+        "traefik_config_reloads_total 3",
+    ]
     for name, samples in families.items():
         kind = "histogram" if name.endswith("_seconds") else "counter"
         lines += [f"# HELP {name} {name}", f"# TYPE {name} {kind}", *samples]
@@ -208,16 +218,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cold-runs", type=int, default=7)
     parser.add_argument("--change-runs", type=int, default=51)
     parser.add_argument("--metrics-runs", type=int, default=5)
-    parser.add_argument("--whole-text-runs", type=int, default=1,
-                        help="runs of prometheus_client on the whole text (slow)")
+    parser.add_argument(
+        "--whole-text-runs", type=int, default=1, help="runs of prometheus_client on the whole text (slow)"
+    )
     args = parser.parse_args(argv)
 
     baseline = load_writer(args.baseline)
-    writers = {label(package_writer, "package"): package_writer,
-               label(baseline, args.baseline): baseline}
+    writers = {label(package_writer, "package"): package_writer, label(baseline, args.baseline): baseline}
     names = list(writers)
-    print(f"python {sys.version.split()[0]}; medians of {args.cold_runs} full renders "
-          f"and {args.change_runs} one-route changes\n")
+    print(
+        f"python {sys.version.split()[0]}; medians of {args.cold_runs} full renders "
+        f"and {args.change_runs} one-route changes\n"
+    )
     print(f"| routes | render | {' | '.join(names)} | ratio |")
     print("|---:|---|" + "---:|" * (len(names) + 1))
     for n in (int(s) for s in args.sizes.split(",")):
@@ -227,8 +239,10 @@ def main(argv: list[str] | None = None) -> None:
             cells = " | ".join(f"{v:.2f} ms" for v in ms)
             print(f"| {n:,} | {title} | {cells} | {ms[0] / ms[1]:.2f}x |", flush=True)
 
-    print(f"\nmetrics: medians of {args.metrics_runs} parses "
-          f"({args.whole_text_runs} of the whole text with prometheus_client)\n")
+    print(
+        f"\nmetrics: medians of {args.metrics_runs} parses "
+        f"({args.whole_text_runs} of the whole text with prometheus_client)\n"
+    )
     names = list(PARSERS)
     print(f"| services | /metrics | {' | '.join(names)} |")
     print("|---:|---:|" + "---:|" * len(names))

@@ -39,7 +39,7 @@ class StoreServer:
         self._server: servers.KVServer | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
 
-    def start(self) -> "StoreServer":
+    def start(self) -> StoreServer:
         self._dir = tempfile.TemporaryDirectory(prefix=f"bench-{self.kind}-")
         data = Path(self._dir.name)
         try:
@@ -61,7 +61,7 @@ class StoreServer:
             self._dir.cleanup()
             self._dir = None
 
-    def __enter__(self) -> "StoreServer":
+    def __enter__(self) -> StoreServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -135,7 +135,7 @@ class ProbeBackend:
         finally:
             writer.close()
 
-    async def start(self) -> "ProbeBackend":
+    async def start(self) -> ProbeBackend:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         port = self.server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
@@ -153,19 +153,16 @@ async def probe(public_url: str, path: str, timeout: float = 5.0) -> bool:
 
     url = urlsplit(public_url)
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(url.hostname, url.port), timeout
-        )
-    except (OSError, asyncio.TimeoutError):
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, url.port), timeout)
+    except (TimeoutError, OSError):
         return False
     try:
         writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
-            "Connection: close\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\nConnection: close\r\n\r\n".encode()
         )
         await writer.drain()
         data = await asyncio.wait_for(reader.read(), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     finally:
         writer.close()
@@ -277,9 +274,7 @@ class Worker:
             if m["rss_before_bytes"] and m["rss_after_bytes"]:
                 m["bytes_per_route"] = (m["rss_after_bytes"] - m["rss_before_bytes"]) / n
             if m["server_rss_before_bytes"] and m["server_rss_after_bytes"]:
-                m["server_bytes_per_route"] = (
-                    m["server_rss_after_bytes"] - m["server_rss_before_bytes"]
-                ) / n
+                m["server_bytes_per_route"] = (m["server_rss_after_bytes"] - m["server_rss_before_bytes"]) / n
             self.flush()
 
             # 2. get_all_routes at N routes
@@ -345,7 +340,7 @@ class Worker:
             if started:
                 try:
                     await asyncio.wait_for(maybe_await(proxy.stop()), 30)
-                except BaseException as e:  # noqa: BLE001 - report, keep the result
+                except BaseException as e:
                     self.result.setdefault("warnings", []).append(f"stop failed: {e!r}")
             await backend.stop()
 
@@ -363,7 +358,7 @@ async def amain(spec: dict[str, Any]) -> int:
         except asyncio.CancelledError:
             worker.result["status"] = "timeout"
             worker.result["error"] = f"stopped at the time limit during {worker.result['phase']}"
-        except BaseException as e:  # noqa: BLE001 - recorded in the result
+        except BaseException as e:
             worker.result["status"] = "error"
             worker.result["error"] = f"{type(e).__name__}: {e}"
             worker.result["traceback"] = traceback.format_exc()

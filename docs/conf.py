@@ -128,8 +128,6 @@ def _napoleon_skips_attributes(app) -> None:
     app.connect(event, process_docstring)
 
 
-
-
 # -- msgspec Structs' signatures ----------------------------------------------------
 #
 # msgspec gives a field whose default comes from a factory the default

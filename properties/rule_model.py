@@ -182,8 +182,10 @@ def host_matches(regexp: str, host: str) -> bool:
     host = host.lower()
     middle = host[len(start) : len(host) - len(domain)]
     return (
-        host.startswith(start) and host.endswith(domain)
-        and len(host) >= len(start) + len(domain) and "." not in middle
+        host.startswith(start)
+        and host.endswith(domain)
+        and len(host) >= len(start) + len(domain)
+        and "." not in middle
     )
 
 

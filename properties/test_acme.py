@@ -14,8 +14,8 @@ from traefik_proxy.core.logline import parse_log_line
 from .strategies import FAST
 
 labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
-domain_names = st.lists(labels, min_size=2, max_size=4).map(".".join).filter(
-    lambda d: not d.replace(".", "").isdigit()
+domain_names = (
+    st.lists(labels, min_size=2, max_size=4).map(".".join).filter(lambda d: not d.replace(".", "").isdigit())
 )
 domain_lists = st.lists(domain_names, min_size=1, max_size=4, unique=True)
 emails = st.tuples(labels, domain_names).map("@".join)
@@ -48,8 +48,14 @@ def acme_settings(draw) -> acme.AcmeSettings:
 def test_usable_settings_have_no_problems(email, domains, data):
     host = data.draw(st.sampled_from(["", *domains]))
     problems = acme.settings_problems(
-        email=email, domains=domains, host=host, https_port=443,
-        server=acme.LETSENCRYPT_STAGING, challenge="http-01", http_port=80, replicas=[],
+        email=email,
+        domains=domains,
+        host=host,
+        https_port=443,
+        server=acme.LETSENCRYPT_STAGING,
+        challenge="http-01",
+        http_port=80,
+        replicas=[],
     )
     assert problems == []
     assert acme.effective_domains(domains, host) == tuple(domains)
@@ -59,8 +65,14 @@ def test_usable_settings_have_no_problems(email, domains, data):
 @given(emails, domain_lists, domain_names)
 def test_a_public_host_outside_the_domains_is_named(email, domains, host):
     problems = acme.settings_problems(
-        email=email, domains=[d for d in domains if d != host], host=host, https_port=443,
-        server=acme.LETSENCRYPT_PRODUCTION, challenge="http-01", http_port=80, replicas=[],
+        email=email,
+        domains=[d for d in domains if d != host],
+        host=host,
+        https_port=443,
+        server=acme.LETSENCRYPT_PRODUCTION,
+        challenge="http-01",
+        http_port=80,
+        replicas=[],
     )
     assert any(f"does not include {host!r}" in p for p in problems)
 
@@ -79,8 +91,14 @@ def test_domains_default_to_the_public_host(host):
 @given(st.lists(st.sampled_from(["https://a:8099", "http://b:8099"]), min_size=1, max_size=2))
 def test_replicas_are_refused_with_what_to_do_instead(replicas):
     problems = acme.settings_problems(
-        email="a@b.org", domains=["hub.example.org"], host="", https_port=443,
-        server=acme.LETSENCRYPT_PRODUCTION, challenge="http-01", http_port=80, replicas=replicas,
+        email="a@b.org",
+        domains=["hub.example.org"],
+        host="",
+        https_port=443,
+        server=acme.LETSENCRYPT_PRODUCTION,
+        challenge="http-01",
+        http_port=80,
+        replicas=replicas,
     )
     (problem,) = problems
     assert "traefik_replica_api_urls" in problem and "ssl_cert" in problem
@@ -88,11 +106,23 @@ def test_replicas_are_refused_with_what_to_do_instead(replicas):
 
 def test_problems_name_the_value_and_the_fix():
     problems = acme.settings_problems(
-        email="nobody", domains=["*.example.org", "10.0.0.1"], host="", https_port=80,
-        server="letsencrypt", challenge="http-01", http_port=80, replicas=[],
+        email="nobody",
+        domains=["*.example.org", "10.0.0.1"],
+        host="",
+        https_port=80,
+        server="letsencrypt",
+        challenge="http-01",
+        http_port=80,
+        replicas=[],
     )
     text = "\n".join(problems)
-    for fragment in ("'nobody'", "'*.example.org'", "'10.0.0.1'", "'letsencrypt'", "bind_url = 'https://:443'"):
+    for fragment in (
+        "'nobody'",
+        "'*.example.org'",
+        "'10.0.0.1'",
+        "'letsencrypt'",
+        "bind_url = 'https://:443'",
+    ):
         assert fragment in text
     assert acme.settings_without_email([]) is None
     assert "traefik_hsts is set" in acme.settings_without_email(["traefik_hsts"])
@@ -154,8 +184,12 @@ reasons = st.text(max_size=80)
 @FAST
 @given(domain_lists, reasons)
 def test_failure_to_obtain_names_each_domain_and_keeps_traefiks_reason(domains, reason):
-    record = {"level": "error", "message": "Unable to obtain ACME certificate for domains",
-              "domains": domains, "error": reason}
+    record = {
+        "level": "error",
+        "message": "Unable to obtain ACME certificate for domains",
+        "domains": domains,
+        "error": reason,
+    }
     failure = acme.certificate_failure(record, server="https://ca/dir", challenge="http-01")
     message = failure.message()
     assert all(d in message for d in domains)
@@ -164,36 +198,56 @@ def test_failure_to_obtain_names_each_domain_and_keeps_traefiks_reason(domains, 
 
 def test_hints_follow_the_acme_error_type():
     def hint(reason, challenge="http-01"):
-        record = {"message": "Unable to obtain ACME certificate for domains", "domains": ["a.org"], "error": reason}
+        record = {
+            "message": "Unable to obtain ACME certificate for domains",
+            "domains": ["a.org"],
+            "error": reason,
+        }
         return acme.certificate_failure(record, server="https://ca/dir", challenge=challenge).hint
 
-    assert "could not reach the ACME server https://ca/dir" in hint("cannot get ACME client get directory at 'x'")
+    assert "could not reach the ACME server https://ca/dir" in hint(
+        "cannot get ACME client get directory at 'x'"
+    )
     assert "staging" in hint("acme: error: 429 :: urn:ietf:params:acme:error:rateLimited :: too many")
     assert "DNS" in hint("urn:ietf:params:acme:error:dns :: NXDOMAIN")
     assert "port 80" in hint("urn:ietf:params:acme:error:connection :: refused")
     assert "port 443" in hint("urn:ietf:params:acme:error:unauthorized :: x", "tls-alpn-01")
-    skipped = {"message": "The ACME resolve is skipped from the resolvers list",
-               "error": "permissions 644 for /x/acme.json are too open, please use 600"}
+    skipped = {
+        "message": "The ACME resolve is skipped from the resolvers list",
+        "error": "permissions 644 for /x/acme.json are too open, please use 600",
+    }
     assert "chmod 600" in acme.certificate_failure(skipped, server="s", challenge="http-01").message()
 
 
 @FAST
-@given(st.dictionaries(st.sampled_from(["message", "error", "providerName", "routerName"]), st.text(max_size=20)))
+@given(
+    st.dictionaries(st.sampled_from(["message", "error", "providerName", "routerName"]), st.text(max_size=20))
+)
 def test_other_records_are_not_failures(record):
-    if record.get("message") in ("Unable to obtain ACME certificate for domains",
-                                 "The ACME resolve is skipped from the resolvers list"):
+    if record.get("message") in (
+        "Unable to obtain ACME certificate for domains",
+        "The ACME resolve is skipped from the resolvers list",
+    ):
         return
     assert acme.certificate_failure(record, server="s", challenge="http-01") is None
 
 
 @FAST
-@given(st.sampled_from(["debug", "info", "warn", "error", "fatal"]), st.text(max_size=40),
-       st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.text(max_size=10), max_size=3))
+@given(
+    st.sampled_from(["debug", "info", "warn", "error", "fatal"]),
+    st.text(max_size=40),
+    st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.text(max_size=10), max_size=3),
+)
 def test_json_lines_keep_their_level_message_and_fields(level, message, fields):
     record = {**fields, "level": level, "time": "2026-01-01T00:00:00Z", "message": message}
     line = parse_log_line(json.dumps(record) + "\n")
-    expected = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-                "error": logging.ERROR, "fatal": logging.CRITICAL}[level]
+    expected = {
+        "debug": logging.DEBUG,
+        "info": logging.INFO,
+        "warn": logging.WARNING,
+        "error": logging.ERROR,
+        "fatal": logging.CRITICAL,
+    }[level]
     assert line.level == expected
     assert line.text.startswith(message.strip())
     assert line.fields == record

@@ -42,7 +42,8 @@ def test_counts_sum_codes_per_service_of_one_provider(series):
 # "active" decision gets wrong most easily: draw zero often
 served = st.just(0) | st.integers(0, 50)
 histories = st.dictionaries(
-    names, st.tuples(served, served, served)  # before, between (pre/post restart)
+    names,
+    st.tuples(served, served, served),  # before, between (pre/post restart)
 )
 
 
@@ -71,8 +72,7 @@ def test_active_means_served_requests_since_the_last_reading(history, restarted,
     current = {n: c for n, c in current.items() if c > 0 or n in previous}
     # a counter that restarted and climbed back to exactly its old value looks
     # the same as a quiet one: no reading of counters can tell them apart
-    assume(not any(restarted and current.get(n) == previous.get(n) and h[2] > 0
-                   for n, h in history.items()))
+    assume(not any(restarted and current.get(n) == previous.get(n) and h[2] > 0 for n, h in history.items()))
     # requests served before the restart, none after it: also invisible in the counters
     assume(not any(restarted and h[2] == 0 and h[1] > 0 for h in history.values()))
 
@@ -122,8 +122,16 @@ def traefik_metrics(series) -> str:
         tail = f" {stamp}" if stamp else ""
         requests.append(f"traefik_service_requests_total{{{labels}}} {value}{tail}")
         sizes.append(f"traefik_service_requests_bytes_total{{{labels}}} {value}")
-    lines += ["# HELP traefik_service_requests_bytes_total size", "# TYPE traefik_service_requests_bytes_total counter", *sizes]
-    lines += ["# HELP traefik_service_requests_total How many", "# TYPE traefik_service_requests_total counter", *requests]
+    lines += [
+        "# HELP traefik_service_requests_bytes_total size",
+        "# TYPE traefik_service_requests_bytes_total counter",
+        *sizes,
+    ]
+    lines += [
+        "# HELP traefik_service_requests_total How many",
+        "# TYPE traefik_service_requests_total counter",
+        *requests,
+    ]
     return "\n".join(lines) + "\n"
 
 

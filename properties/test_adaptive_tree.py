@@ -42,20 +42,26 @@ names = st.text(alphabet="ab0", min_size=1, max_size=5)
 path_specs = st.builds(lambda n, tail: f"/user/{n}/" + tail, names, st.sampled_from(["", "lab/"]))
 host_specs = st.builds(lambda n: f"{n}.hub.x/", names)
 adaptive = st.builds(
-    Settings, tree_segment=st.just(1), tree_depth=st.integers(1, 2),
-    tree_bucket_size=st.integers(1, 4), error_middleware=st.sampled_from(["", "errors"]),
+    Settings,
+    tree_segment=st.just(1),
+    tree_depth=st.integers(1, 2),
+    tree_bucket_size=st.integers(1, 4),
+    error_middleware=st.sampled_from(["", "errors"]),
 )
 batches = st.lists(
     st.lists(st.tuples(st.booleans(), path_specs | host_specs | st.just("/")), min_size=1, max_size=5),
-    min_size=1, max_size=8,
+    min_size=1,
+    max_size=8,
 )
 NO_CHANGE = Changes(merge={}, delete=[], records={}, drop_records=[])
 
 
 def fresh(settings: Settings, held) -> RouteTable:
     return RouteTable(
-        [route_for(r) for r in held], tree_segment=settings.tree_segment,
-        tree_depth=settings.tree_depth, bucket_size=settings.tree_bucket_size,
+        [route_for(r) for r in held],
+        tree_segment=settings.tree_segment,
+        tree_depth=settings.tree_depth,
+        bucket_size=settings.tree_bucket_size,
     )
 
 
@@ -131,9 +137,7 @@ def test_one_add_or_delete_moves_at_most_a_bucket_of_routes(settings, held, name
     assert after.moves_are_nested(before)
     assert routespec not in {r for r, _ in moved}
     # the routes that moved are exactly those whose bucket differs
-    changed = {
-        r for r in before.routes if r in after.routes and before.hangs_in(r) != after.hangs_in(r)
-    }
+    changed = {r for r in before.routes if r in after.routes and before.hangs_in(r) != after.hangs_in(r)}
     assert {r for r, _ in moved} == changed
     # and the change writes just their parentRefs
     ops = [Op("add", routespec, route_for(routespec)) if add else Op("delete", routespec)]
@@ -170,7 +174,9 @@ def _served_as_before(store: dict[str, str], layout: KeyLayout, settings: Settin
 
 @FAST
 @given(
-    adaptive, batches, st.lists(st.tuples(st.booleans(), path_specs), min_size=1, max_size=5),
+    adaptive,
+    batches,
+    st.lists(st.tuples(st.booleans(), path_specs), min_size=1, max_size=5),
     st.integers(1, 12),
 )
 @example(Settings(tree_depth=2, tree_bucket_size=1), SPLIT[:1], [(True, "/user/abb/")], 1)
@@ -178,7 +184,8 @@ def _served_as_before(store: dict[str, str], layout: KeyLayout, settings: Settin
 @example(  # b goes while bb0 comes (a layout of shared starts would move bb00 sideways)
     Settings(tree_depth=1, tree_bucket_size=1),
     [[(True, "/user/b/"), (True, "/user/bb/"), (True, "/user/bb00/")]],
-    [(False, "/user/b/"), (True, "/user/bb0/")], 1,
+    [(False, "/user/b/"), (True, "/user/bb0/")],
+    1,
 )
 def test_every_cut_of_a_kv_write_serves_the_routes_it_leaves_alone(settings, batches, last, max_ops):
     """A store cut between any two transactions of a batch (splits, merges and

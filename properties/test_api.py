@@ -96,7 +96,9 @@ def test_any_change_makes_it_not_live(live, provider, data):
             ]
         )
     )
-    other_target = data.draw(targets.filter(lambda t: t != route.target) | st.text(max_size=10).filter(lambda t: t != route.target))
+    other_target = data.draw(
+        targets.filter(lambda t: t != route.target) | st.text(max_size=10).filter(lambda t: t != route.target)
+    )
     if change == "target":
         service["loadBalancer"] = {"servers": [{"url": other_target}]}
     elif change == "extra server":
@@ -112,7 +114,9 @@ def test_any_change_makes_it_not_live(live, provider, data):
         router["entryPoints"] = data.draw(st.sampled_from([[], ["other"], ["http", "other"]]))
     elif change == "half-read router":
         # a key-value provider read the store mid-write: fields are missing
-        for field in data.draw(st.lists(st.sampled_from(["priority", "entryPoints", "service"]), min_size=1, unique=True)):
+        for field in data.draw(
+            st.lists(st.sampled_from(["priority", "entryPoints", "service"]), min_size=1, unique=True)
+        ):
             router.pop(field, None)
     elif change == "service name":
         router["service"] = "someone-else@" + provider

@@ -35,8 +35,10 @@ def trees(leaves, allow_empty: bool = False):
     min_size = 0 if allow_empty else 1
     return st.recursive(
         leaves,
-        lambda inner: st.lists(inner, min_size=min_size, max_size=4)
-        | st.dictionaries(keys, inner, min_size=min_size, max_size=4),
+        lambda inner: (
+            st.lists(inner, min_size=min_size, max_size=4)
+            | st.dictionaries(keys, inner, min_size=min_size, max_size=4)
+        ),
         max_leaves=8,
     )
 

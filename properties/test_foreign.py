@@ -67,7 +67,10 @@ def test_the_old_proxys_routers_are_named_as_traefik_reports_them():
     ]  # route_api is on the API entrypoint; Traefik's own routers are not the Hub's business
     alice = next(r for r in found if r.name.startswith("router__2Fuser_2Falice_2F"))
     assert alice == ForeignRouter(
-        "router__2Fuser_2Falice_2F@redis", "redis", "( PathPrefix(`/user/alice/`) || Path(`/user/alice`) )", 53
+        "router__2Fuser_2Falice_2F@redis",
+        "redis",
+        "( PathPrefix(`/user/alice/`) || Path(`/user/alice`) )",
+        53,
     )
     warning = foreign_routers_warning(found, "http")
     assert warning.startswith("4 router(s) on entrypoint 'http' were not written by this Hub")
@@ -84,7 +87,10 @@ def test_a_router_without_entrypoints_is_on_all_of_them_and_unset_priority_is_ru
 @FAST
 @given(st.lists(routespecs(), min_size=1, max_size=4), st.integers(1, 10**6))
 def test_the_hubs_own_routers_are_never_named(specs, bump):
-    listed = [hub_payload(Route(s[0] if s[0].endswith("/") else s[0] + "/", "http://a.b", {}).routespec) for s in specs]
+    listed = [
+        hub_payload(Route(s[0] if s[0].endswith("/") else s[0] + "/", "http://a.b", {}).routespec)
+        for s in specs
+    ]
     listed = [dict(r, priority=r["priority"] + bump) for r in listed]
     assert all(is_hub_router(r, provider="redis", namespace="jupyterhub") for r in listed)
     assert foreign_routers(listed, **HUB) == []
@@ -92,14 +98,20 @@ def test_the_hubs_own_routers_are_never_named(specs, bump):
 
 @FAST
 @given(
-    rule=st.sampled_from(["PathPrefix(`/x`)", "Host(`a.b`) && PathPrefix(`/`)", "Path(`/metrics`)", "HostRegexp(`.+`)"]),
+    rule=st.sampled_from(
+        ["PathPrefix(`/x`)", "Host(`a.b`) && PathPrefix(`/`)", "Path(`/metrics`)", "HostRegexp(`.+`)"]
+    ),
     priority=st.integers(1, 10**6),
     more=st.integers(0, 10**6),
-    hub_specs=st.lists(st.sampled_from(["/", "/user/alice/", "a.b/user/x/", "/hub/"]), min_size=1, unique=True),
+    hub_specs=st.lists(
+        st.sampled_from(["/", "/user/alice/", "a.b/user/x/", "/hub/"]), min_size=1, unique=True
+    ),
 )
 def test_a_higher_priority_never_unnames_a_router(rule, priority, more, hub_specs):
     def named(p):
-        return bool(foreign_routers([payload("f", rule, p, provider="file")], **HUB, hub_routespecs=hub_specs))
+        return bool(
+            foreign_routers([payload("f", rule, p, provider="file")], **HUB, hub_routespecs=hub_specs)
+        )
 
     if named(priority):
         assert named(priority + more)
@@ -128,7 +140,9 @@ def test_only_enabled_foreign_routers_on_the_public_entrypoint_are_named(status,
 
 def test_a_router_limited_to_another_host_leaves_a_pinned_hub_alone():
     def named(rule):
-        return bool(foreign_routers([payload("f", rule, 10**6, provider="file")], **HUB, pin_host="hub.example:8000"))
+        return bool(
+            foreign_routers([payload("f", rule, 10**6, provider="file")], **HUB, pin_host="hub.example:8000")
+        )
 
     assert not named("Host(`other.example`) && PathPrefix(`/`)")
     assert not named("Host(`other.example`)")

@@ -140,7 +140,9 @@ def unit_fits(layout: KeyLayout, values: dict[str, str], name: str, limits: TxnL
     return within([k for k in unit if k in values], values, limits)
 
 
-def assert_safe_cut(layout: KeyLayout, values: dict[str, str], limits: TxnLimits, store: dict[str, str]) -> None:
+def assert_safe_cut(
+    layout: KeyLayout, values: dict[str, str], limits: TxnLimits, store: dict[str, str]
+) -> None:
     """What a store holding part of ``values`` may hold: no router before its
     service, without its record or without its parent; no record before its router."""
     everything = parts(layout, values)
@@ -299,8 +301,7 @@ def test_set_steps_of_a_large_batch_are_few():
     settings = Settings(tree_segment=1, tree_depth=2)
     ops = [Op("add", "/", make_route("/", "http://h:1", {"hub": True}))]
     ops += [
-        Op("add", f"/user/u{i}/", make_route(f"/user/u{i}/", f"http://h:{i + 2}", {}))
-        for i in range(10_000)
+        Op("add", f"/user/u{i}/", make_route(f"/user/u{i}/", f"http://h:{i + 2}", {})) for i in range(10_000)
     ]
     to_set, _ = kv_keys(changes_for(ops, settings), layout)
     steps = plan_set_steps(to_set, layout, TxnLimits(max_ops=128, max_bytes=1_000_000))

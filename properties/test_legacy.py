@@ -68,6 +68,7 @@ OLD_SETUP = {
     }
 }
 
+
 def apply_flat_diff(flat, to_set, to_delete, sep="/"):
     """What a key-value store does with one write: delete keys (a key ending
     in ``sep`` is a subtree), then set keys. A model of the store, for the test."""
@@ -82,13 +83,14 @@ def apply_flat_diff(flat, to_set, to_delete, sep="/"):
     return result
 
 
-
 def old_route(routespec: str, target: str, data: dict) -> tuple[dict, dict]:
     """(Traefik config, record table) the old add_route wrote for one route."""
     router, service = legacy_alias(routespec, "router"), legacy_alias(routespec, "service")
     traefik = {
         "http": {
-            "routers": {router: {"service": service, "rule": legacy_rule(routespec), "entryPoints": ["http"]}},
+            "routers": {
+                router: {"service": service, "rule": legacy_rule(routespec), "entryPoints": ["http"]}
+            },
             "services": {service: {"loadBalancer": {"servers": [{"url": target}], "passHostHeader": True}}},
         }
     }
@@ -156,7 +158,9 @@ datas = st.dictionaries(
 )
 good_routespecs = routespecs().map(lambda s: normalize_routespec(s[0]))
 # what an old record may hold that we refuse: hostile paths, odd hosts, bad targets
-bad_routespecs = st.sampled_from(["//", "/a/../", "/`x`/", "/(a)/", "bad host/x/", "/%zz/", "/a%00/", "/\x0f/"])
+bad_routespecs = st.sampled_from(
+    ["//", "/a/../", "/`x`/", "/(a)/", "bad host/x/", "/%zz/", "/a%00/", "/\x0f/"]
+)
 targets = st.sampled_from(["http://127.0.0.1:9001", "https://10.0.0.2:443/x", "http://h.example"])
 bad_targets = st.sampled_from(["ftp://127.0.0.1:21", "", "http://user:pw@h.example", "no url"])
 PREFIXES = st.sampled_from([("traefik", "jupyterhub"), ("hubs/a/traefik", "hubs/a/jupyterhub")])
@@ -166,7 +170,9 @@ PREFIXES = st.sampled_from([("traefik", "jupyterhub"), ("hubs/a/traefik", "hubs/
 def scenarios(draw):
     """Old routes (some invalid), our routes (some sharing a routespec), foreign keys."""
     specs = draw(st.lists(good_routespecs | bad_routespecs, min_size=0, max_size=6, unique=True))
-    old = [(s, draw(targets | bad_targets) if draw(st.booleans()) else draw(targets), draw(datas)) for s in specs]
+    old = [
+        (s, draw(targets | bad_targets) if draw(st.booleans()) else draw(targets), draw(datas)) for s in specs
+    ]
     ours_specs = draw(st.lists(good_routespecs, max_size=3, unique=True))
     shared = [s for s, t, d in old if valid(s, t, d)][: draw(st.integers(0, 2))]
     ours = [Route(s, "http://127.0.0.1:7000", {"ours": True}) for s in dict.fromkeys(ours_specs + shared)]
@@ -261,7 +267,10 @@ def test_file_migration_keeps_routes_removes_old_tables_and_nothing_else(scenari
 def test_our_layout_alone_plans_nothing(specs, prefixes):
     tp, jp = prefixes
     ours = [Route(s, "http://127.0.0.1:7000", {"n": 1}) for s in specs]
-    assert plan_kv_migration(our_kv(ours, tp, jp) | foreign_kv(tp, jp), traefik_prefix=tp, jupyterhub_prefix=jp) == Migration()
+    assert (
+        plan_kv_migration(our_kv(ours, tp, jp) | foreign_kv(tp, jp), traefik_prefix=tp, jupyterhub_prefix=jp)
+        == Migration()
+    )
 
 
 @SLOW
@@ -276,7 +285,16 @@ def test_legacy_names_round_trip(text):
 
 @pytest.mark.parametrize(
     "name",
-    ["router_", "router__2f", "router__2Fa", "router__9_2F", "router__C3_2F", "service__2F", "route_api", "jupyterhub-root-0123"],
+    [
+        "router_",
+        "router__2f",
+        "router__2Fa",
+        "router__9_2F",
+        "router__C3_2F",
+        "service__2F",
+        "route_api",
+        "jupyterhub-root-0123",
+    ],
 )
 def test_names_that_only_look_old_are_not_claimed(name):
     assert legacy_routespec(name, "router") is None
@@ -317,13 +335,23 @@ LEGACY_AS_OURS = {
         ),
     ],
 }
-LEGACY_COUNTS = {"routes": 4, "superseded": 0, "invalid": 0, "records": 4, "routers": 5, "services": 4, "middlewares": 1}
+LEGACY_COUNTS = {
+    "routes": 4,
+    "superseded": 0,
+    "invalid": 0,
+    "records": 4,
+    "routers": 5,
+    "services": 4,
+    "middlewares": 1,
+}
 
 
 @pytest.mark.parametrize("prefixes", [("traefik", "jupyterhub"), ("hubs/a/traefik", "hubs/a/jupyterhub")])
 def test_the_2_1_0_kv_layout_is_migrated_whole(prefixes):
     tp, jp = prefixes
-    store = {k: v for write in legacy_kv_writes(traefik_prefix=tp, jupyterhub_prefix=jp) for k, v in write.items()}
+    store = {
+        k: v for write in legacy_kv_writes(traefik_prefix=tp, jupyterhub_prefix=jp) for k, v in write.items()
+    }
     plan = plan_kv_migration(store, traefik_prefix=tp, jupyterhub_prefix=jp)
     assert list(plan.routes) == LEGACY_AS_OURS["kv"]
     assert plan.counts() == LEGACY_COUNTS
@@ -367,7 +395,9 @@ def test_a_route_recorded_by_both_keeps_ours():
 
 def test_routers_and_services_left_without_a_record_are_found_by_their_rule():
     # the old Redis delete was not atomic: a killed Hub can leave a router without its record
-    store = {k: v for k, v in LEGACY_KV.items() if not k.startswith("jupyterhub/routes/router__2Fuser_2Falice_2F/")}
+    store = {
+        k: v for k, v in LEGACY_KV.items() if not k.startswith("jupyterhub/routes/router__2Fuser_2Falice_2F/")
+    }
     plan = plan_kv_migration(store)
     assert "router__2Fuser_2Falice_2F" in plan.routers
     assert "service__2Fuser_2Falice_2F" in plan.services

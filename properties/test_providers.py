@@ -53,8 +53,14 @@ def test_etcd_endpoint_credentials_and_tls(scheme, host, port, root, username, p
 
 @FAST
 @given(
-    st.sampled_from(["redis", "rediss"]), hosts, ports, root_keys, st.integers(0, 15),
-    secret_text, secret_text, st.booleans(),
+    st.sampled_from(["redis", "rediss"]),
+    hosts,
+    ports,
+    root_keys,
+    st.integers(0, 15),
+    secret_text,
+    secret_text,
+    st.booleans(),
 )
 def test_redis_endpoint_credentials_db_and_tls(scheme, host, port, root, db, username, password, in_url):
     """Credentials come from the traitlets or, percent-encoded, from the URL."""
@@ -87,9 +93,7 @@ def test_consul_endpoint_token_and_tls(scheme, host, port, root, token):
 
 def test_consul_tls_options():
     https = "https://consul.example:8501"
-    assert consul_provider(https, "t", client_kwargs={"verify": False})["tls"] == {
-        "insecureSkipVerify": True
-    }
+    assert consul_provider(https, "t", client_kwargs={"verify": False})["tls"] == {"insecureSkipVerify": True}
     tls = consul_provider(https, "t", client_kwargs={"cert": ("/c.pem", "/k.pem")})["tls"]
     assert tls == {"cert": "/c.pem", "key": "/k.pem"}
     assert consul_provider(https, "t")["tls"] == {}
@@ -133,9 +137,7 @@ def test_sentinel_address_round_trip(host, port):
     assert sentinel_address(written) == (host.lower(), port or 26379)
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "s1/x", "redis://s1:26379", "s1:port", "u@s1:1", "s 1:2", "s1:1?x"]
-)
+@pytest.mark.parametrize("bad", ["", "s1/x", "redis://s1:26379", "s1:port", "u@s1:1", "s 1:2", "s1:1?x"])
 def test_sentinel_address_refuses_what_is_not_host_port(bad):
     with pytest.raises(ValueError, match="host:port"):
         sentinel_address(bad)

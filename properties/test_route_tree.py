@@ -25,8 +25,8 @@ from traefik_proxy.core import (
     bucket_fragment,
     bucket_name,
     changes_for,
-    is_tree_router,
     final_routes,
+    is_tree_router,
     make_route,
     relayout,
     route_name,
@@ -96,7 +96,9 @@ requests = st.builds(
     st.sampled_from(["", "/", "x", "/x"]),
 )
 tree_settings = st.builds(
-    Settings, tree_segment=st.integers(0, 2), tree_depth=st.integers(0, 3),
+    Settings,
+    tree_segment=st.integers(0, 2),
+    tree_depth=st.integers(0, 3),
     error_middleware=st.sampled_from(["", "errors"]),
     # 0: the fixed tree; small sizes split and merge buckets all the time
     tree_bucket_size=st.sampled_from([0, 1, 2, 3]),
@@ -109,7 +111,8 @@ hosts = st.sampled_from(["a.x", "al.x", "alx.x", "b.x", "hub.x", "al.y", "localh
 host_routespecs = st.builds(lambda h, path: h + path, hosts, routespecs)
 mixed_batches = st.lists(
     st.lists(st.tuples(st.booleans(), routespecs | host_routespecs), min_size=1, max_size=6),
-    min_size=1, max_size=5,
+    min_size=1,
+    max_size=5,
 )
 request_hosts = hosts | st.sampled_from(["zz.x", "AL.X", "alb.x", "al.x.y", "alb"])
 
@@ -122,14 +125,13 @@ def run_batches(settings: Settings, batches) -> tuple[dict, set[str], RouteTable
     """Apply batches as the proxy does: a table carried from one batch to the next."""
     document: dict = {}
     table = RouteTable(
-        tree_segment=settings.tree_segment, tree_depth=settings.tree_depth,
+        tree_segment=settings.tree_segment,
+        tree_depth=settings.tree_depth,
         bucket_size=settings.tree_bucket_size,
     )
     held: set[str] = set()
     for batch in batches:
-        ops = [
-            Op("add", r, route_for(r)) if add else Op("delete", r) for add, r in batch
-        ]
+        ops = [Op("add", r, route_for(r)) if add else Op("delete", r) for add, r in batch]
         document = changes_for(ops, settings, table).apply_to(document)
         table = table.after(final_routes(ops))
         for routespec, route in final_routes(ops):
@@ -184,7 +186,9 @@ def test_relayout_moves_a_store_written_with_other_settings(before, after, batch
         assert serve(moved, "hub.test", path) == want, (path, sorted(held))
     # and a second relayout has nothing left to do
     again, rewritten, removed = relayout(records, moved, after)
-    assert (rewritten, removed) == (0, 0) and again == Changes(merge={}, delete=[], records={}, drop_records=[])
+    assert (rewritten, removed) == (0, 0) and again == Changes(
+        merge={}, delete=[], records={}, drop_records=[]
+    )
 
 
 def test_relayout_drops_what_earlier_versions_wrote_and_traefik_defaults():
@@ -226,7 +230,9 @@ def test_host_buckets_route_as_the_flat_layout_does(settings, batches, requests_
     """Host routes hang under host buckets, which copy the path-only routes:
     every request reaches what it reaches with every route on the entrypoint."""
     flat_settings = Settings(
-        tree_segment=settings.tree_segment, tree_depth=0, error_middleware=settings.error_middleware,
+        tree_segment=settings.tree_segment,
+        tree_depth=0,
+        error_middleware=settings.error_middleware,
         tree_bucket_size=settings.tree_bucket_size,
     )
     tree, held, _ = run_batches(settings, batches)
@@ -243,10 +249,20 @@ def test_a_host_bucket_takes_only_its_own_domain():
     """Another Hub's host on the same Traefik never enters this Hub's host buckets."""
     for bucket in bucket_chain("alice.hub-a.example:8000/", 1, 2):
         rule = bucket_fragment(
-            bucket, namespace="a", entrypoint="http", tls=False, pin_host="",
-            fallback=None, error_middleware="",
+            bucket,
+            namespace="a",
+            entrypoint="http",
+            tls=False,
+            pin_host="",
+            fallback=None,
+            error_middleware="",
         )["http"]["routers"][bucket_name(bucket, "a")]["rule"]
         assert matches(rule, "ALICE.hub-a.example", "/")
         assert matches(rule, "al.hub-a.example", "/")
-        for other in ("alice.hub-b.example", "al.x.hub-a.example", "alice.hub-a.example.org", "hub-a.example"):
+        for other in (
+            "alice.hub-b.example",
+            "al.x.hub-a.example",
+            "alice.hub-a.example.org",
+            "hub-a.example",
+        ):
             assert not matches(rule, other, "/"), (rule, other)

@@ -22,11 +22,11 @@ from traefik_proxy.core import (
 from .rule_model import And, Call, Or, RuleError, evaluate, parse_rule
 from .strategies import (
     FAST,
-    encoded_segment,
-    hosts,
     SLOW,
+    encoded_segment,
     hostile_strings,
     hostnames,
+    hosts,
     raw_segment,
     routespecs,
 )
@@ -65,7 +65,7 @@ def under(prefix: str, path: str) -> bool:
             Or(And(Call("Host", ("h",)), Call("PathPrefix", ("/a/",))), Call("Path", ("/a",))),
         ),
         # a raw string keeps quotes and parentheses, drops carriage returns
-        ("Path(`/a\"b)(\r`)", Call("Path", ('/a"b)(',))),
+        ('Path(`/a"b)(\r`)', Call("Path", ('/a"b)(',))),
     ],
 )
 def test_model_parses(rule, tree):
@@ -77,7 +77,7 @@ def test_model_parses(rule, tree):
     [
         "PathPrefix(`/a`b/`)",  # a backtick ends the string early
         "PathPrefix(`/a/`",
-        "PathPrefix(\"/a/\")",
+        'PathPrefix("/a/")',
         "PathPrefix(`/a\ufeff/`)",  # Go's scanner refuses a BOM past offset 0
         "PathPrefix(`/a\x00/`)",
         "Path(`a`)",  # Traefik: path must start with '/'
@@ -242,8 +242,11 @@ def test_priority_orders_by_decoded_path_prefix(host, segs_a, data):
     n = data.draw(st.integers(0, len(segs_a) - 1), "length of the shorter route")
     a = (host or "") + "/" + "".join(w + "/" for w, _ in segs_a[:n])
     tail = [d for _, d in segs_a[n:]]
-    b = (host or "") + "/" + "".join(d + "/" for _, d in segs_a[:n]) + "".join(
-        quote(d, safe="") + "/" for d in tail
+    b = (
+        (host or "")
+        + "/"
+        + "".join(d + "/" for _, d in segs_a[:n])
+        + "".join(quote(d, safe="") + "/" for d in tail)
     )
     assert route_priority(normalize_routespec(b)) > route_priority(normalize_routespec(a))
 

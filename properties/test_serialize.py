@@ -75,7 +75,11 @@ def test_route_documents_round_trip_with_memo(ops):
     document: dict = {}
     for kind, i in ops:
         routespec = f"/user/u{i}/"
-        route = core.make_route(routespec, f"http://127.0.0.1:{1000 + i}", {"i": i, "s": "{{x}}"}) if kind == "add" else None
+        route = (
+            core.make_route(routespec, f"http://127.0.0.1:{1000 + i}", {"i": i, "s": "{{x}}"})
+            if kind == "add"
+            else None
+        )
         document = core.changes_for([core.Op(kind, routespec, route)], core.Settings()).apply_to(document)
         assert tomllib.loads(to_toml(document, memo_toml)) == document
         assert yaml.safe_load(to_yaml(document, memo_yaml)) == document  # no floats here

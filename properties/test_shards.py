@@ -94,7 +94,9 @@ flat_routespecs = st.sampled_from(["/", "/hub/", "/user/"])
 #: user routes under the directories tree_segment 0, 1 and 2 bucket the names of
 user_routespecs = st.builds(
     lambda directory, name, rest: directory + name + "/" + rest,
-    st.sampled_from(["/", "/user/", "/t/user/"]), segment, st.sampled_from(["", "lab/"]),
+    st.sampled_from(["/", "/user/", "/t/user/"]),
+    segment,
+    st.sampled_from(["", "lab/"]),
 )
 #: small alphabets (test_route_tree's), so that routes share buckets
 path_routespecs = routespecs | user_routespecs | flat_routespecs
@@ -148,9 +150,7 @@ def chain(routespec: str, settings: Settings) -> list[Bucket]:
 @st.composite
 def bucket_sets(draw, settings: Settings) -> set[Bucket]:
     """Buckets of random routes' chains: for each route its leaf or a bucket above it."""
-    specs = draw(
-        st.lists(path_routespecs | host_routespecs | rich_routespecs, min_size=1, max_size=8)
-    )
+    specs = draw(st.lists(path_routespecs | host_routespecs | rich_routespecs, min_size=1, max_size=8))
     buckets: set[Bucket] = set()
     for spec in specs:
         found = chain(spec, settings)
@@ -163,8 +163,12 @@ def bucket_sets(draw, settings: Settings) -> set[Bucket]:
 
 
 @FAST
-@given(path_routespecs | host_routespecs | rich_routespecs, st.integers(0, 2), st.integers(1, 3),
-       st.integers(1, 64))
+@given(
+    path_routespecs | host_routespecs | rich_routespecs,
+    st.integers(0, 2),
+    st.integers(1, 3),
+    st.integers(1, 64),
+)
 def test_a_bucket_has_one_shard_in_range(routespec, tree_segment, tree_depth, shards):
     """shard_of is in range(K) and depends on the bucket's value alone (an equal
     bucket built apart has the same shard)."""
@@ -187,8 +191,12 @@ def test_shard_of_is_the_same_in_another_process():
     buckets = [
         Bucket(prefix, level, host, domain)
         for prefix, level, host, domain in [
-            ("/user/a", 1, False, ""), ("/user/al", 2, False, ""), ("/user/é", 1, False, ""),
-            ("a", 1, True, "hub.example"), ("al", 2, True, ""), ("/t/user/b", 1, False, ""),
+            ("/user/a", 1, False, ""),
+            ("/user/al", 2, False, ""),
+            ("/user/é", 1, False, ""),
+            ("a", 1, True, "hub.example"),
+            ("al", 2, True, ""),
+            ("/t/user/b", 1, False, ""),
         ]
     ]
     here = [[shard_of(b, k) for k in (2, 3, 7, 16)] for b in buckets]
@@ -201,7 +209,10 @@ def test_shard_of_is_the_same_in_another_process():
     seed = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"
     out = subprocess.run(
         [sys.executable, "-c", code, json.dumps([[b.prefix, b.level, b.host, b.domain] for b in buckets])],
-        env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONHASHSEED": seed},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(out.stdout) == here
 
@@ -318,8 +329,11 @@ def test_the_front_tree_routes_each_bucket_to_its_shard(settings, shards, data):
     every parent exists; level 1 is on the entrypoint; no name is one the
     front's own relayout would take for its own buckets."""
     if data is None:  # the example: a deep name, a short one, and a host
-        buckets = {chain("/user/alice/", settings)[-1], chain("/user/a/", settings)[-1],
-                   chain("al.x/", settings)[-1]}
+        buckets = {
+            chain("/user/alice/", settings)[-1],
+            chain("/user/a/", settings)[-1],
+            chain("al.x/", settings)[-1],
+        }
     else:
         buckets = data.draw(bucket_sets(settings))
     ns = settings.namespace
@@ -432,9 +446,12 @@ def sharded(
     front = deep_merge(front, front_tree(leaves, settings, shards))
     front = deep_merge(front, front_services(settings.namespace, [f"shard-{k}" for k in range(shards)]))
     shard = Settings(
-        entrypoint=ENTRYPOINT, namespace=settings.namespace, pin_host=settings.pin_host,
+        entrypoint=ENTRYPOINT,
+        namespace=settings.namespace,
+        pin_host=settings.pin_host,
         error_middleware=settings.error_middleware,
-        tree_segment=settings.tree_segment, tree_depth=settings.tree_depth,
+        tree_segment=settings.tree_segment,
+        tree_depth=settings.tree_depth,
     )
     configs = [config_of([r for r in held if place(r) in (None, k)], shard) for k in range(shards)]
     return front, configs
@@ -481,14 +498,29 @@ many_shards = st.sampled_from([1, 2, 3, 3, 4, 5, 5])
     st.data(),
 )
 @example(  # a short name ends its chain above the leaf level: it lives in the rest's shard
-    Settings(tree_segment=1, tree_depth=2), 3,
-    {"/", "/hub/", "/user/", "/user/alice/", "/user/a/", "/user/al/"}, {"/user/bob/", "/user/alx/"},
-    ["/user/alice/x", "/user/a/x", "/user/a", "/user/al", "/user/al/x", "/user/alx/x", "/user/bob/",
-     "/user/b", "/hub/x", "/x"],
+    Settings(tree_segment=1, tree_depth=2),
+    3,
+    {"/", "/hub/", "/user/", "/user/alice/", "/user/a/", "/user/al/"},
+    {"/user/bob/", "/user/alx/"},
+    [
+        "/user/alice/x",
+        "/user/a/x",
+        "/user/a",
+        "/user/al",
+        "/user/al/x",
+        "/user/alx/x",
+        "/user/bob/",
+        "/user/b",
+        "/hub/x",
+        "/x",
+    ],
 )
 @example(  # three levels: /user/a, /user/al and /user/ali are in three different shards of 3
-    Settings(tree_segment=1, tree_depth=3), 3, {"/", "/user/", "/user/alice/", "/user/al/", "/user/a/"},
-    set(), ["/user/alice/x", "/user/al/x", "/user/al", "/user/a/x", "/user/alx/", "/user/b/"],
+    Settings(tree_segment=1, tree_depth=3),
+    3,
+    {"/", "/user/", "/user/alice/", "/user/al/", "/user/a/"},
+    set(),
+    ["/user/alice/x", "/user/al/x", "/user/al", "/user/a/x", "/user/alx/", "/user/b/"],
 )
 def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale, data):
     """By path (host_routing False): a request through the front tree to a
@@ -509,22 +541,31 @@ def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale
 
 
 host_settings = st.builds(
-    Settings, tree_segment=st.integers(0, 2), tree_depth=depths,
+    Settings,
+    tree_segment=st.integers(0, 2),
+    tree_depth=depths,
     error_middleware=st.sampled_from(["", "errors"]),
 )
 #: with these, "/", "/hub/" and "/user/" are flat
 hub_settings = st.builds(
-    Settings, tree_segment=st.integers(1, 2), tree_depth=depths,
+    Settings,
+    tree_segment=st.integers(1, 2),
+    tree_depth=depths,
     error_middleware=st.sampled_from(["", "errors"]),
 )
 
 
 def flat_layout(settings: Settings, held: set[str]) -> dict:
     """One Traefik holding every route on its entrypoint (no tree, no shards)."""
-    return config_of(held, Settings(
-        namespace=settings.namespace, error_middleware=settings.error_middleware,
-        tree_segment=settings.tree_segment, tree_depth=0,
-    ))
+    return config_of(
+        held,
+        Settings(
+            namespace=settings.namespace,
+            error_middleware=settings.error_middleware,
+            tree_segment=settings.tree_segment,
+            tree_depth=0,
+        ),
+    )
 
 
 def check_as_flat(settings, shards, held, stale, requests_, host_routing):
@@ -571,13 +612,26 @@ def test_subdomain_routes_through_shards_route_as_one_traefik(
     st.data(),
 )
 @example(  # a path-only user route sharded apart from a host bucket it also matches under
-    Settings(tree_segment=1, tree_depth=1), 3, {"a.x/"}, {"/user/alice/"}, set(),
+    Settings(tree_segment=1, tree_depth=1),
+    3,
+    {"a.x/"},
+    {"/user/alice/"},
+    set(),
     [("a.x", "/user/alice/x")],
 )
 @example(  # a service's route under a host bucket of two levels, whose rest is in another shard
-    Settings(tree_segment=1, tree_depth=2), 3, {"a.x/", "al.x/"}, {"/", "/services/x/", "/user/al/lab/"},
-    {"alx.x/"}, [("a.x", "/services/x/y"), ("al.x", "/user/al/lab/z"), ("alx.x", "/services/x"),
-                 ("zz.x", "/user/al/lab/"), ("a.x", "/hub/")],
+    Settings(tree_segment=1, tree_depth=2),
+    3,
+    {"a.x/", "al.x/"},
+    {"/", "/services/x/", "/user/al/lab/"},
+    {"alx.x/"},
+    [
+        ("a.x", "/services/x/y"),
+        ("al.x", "/user/al/lab/z"),
+        ("alx.x", "/services/x"),
+        ("zz.x", "/user/al/lab/"),
+        ("a.x", "/hub/"),
+    ],
 )
 def test_host_and_path_routes_through_shards_route_as_one_traefik(
     settings, shards, users, paths, stale, requests_
@@ -593,6 +647,7 @@ def test_host_and_path_routes_through_shards_route_as_one_traefik(
 
 
 # ------------------------------------------------------------------ 4. misplaced
+
 
 @st.composite
 def placements(draw):
@@ -628,18 +683,28 @@ def places_of(
 @FAST
 @given(placements())
 @example(  # a write interrupted between stores: its own shard (1 of 2) has the newer version
-    (Settings(tree_segment=1, tree_depth=1), 2, False, {
-        None: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9000", {})},
-        0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9002", {})},
-        1: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
-    }),
+    (
+        Settings(tree_segment=1, tree_depth=1),
+        2,
+        False,
+        {
+            None: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9000", {})},
+            0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9002", {})},
+            1: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
+        },
+    ),
 )
 @example(  # by host, a path user route sharded by an earlier version goes back everywhere
-    (Settings(tree_segment=1, tree_depth=1), 2, True, {
-        None: {"a.x/": make_route("a.x/", "http://127.0.0.1:9000", {})},
-        0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
-        1: {"a.x/": make_route("a.x/", "http://127.0.0.1:9000", {})},
-    }),
+    (
+        Settings(tree_segment=1, tree_depth=1),
+        2,
+        True,
+        {
+            None: {"a.x/": make_route("a.x/", "http://127.0.0.1:9000", {})},
+            0: {"/user/alice/": make_route("/user/alice/", "http://127.0.0.1:9001", {})},
+            1: {"a.x/": make_route("a.x/", "http://127.0.0.1:9000", {})},
+        },
+    ),
 )
 def test_moves_put_every_route_where_k_says(placement):
     """Applying the moves (set in each ``to``, delete from each ``drop``)

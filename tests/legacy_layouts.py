@@ -375,7 +375,9 @@ def write_legacy_etcd(url: str, writes: Iterable[Mapping[str, str]], **client_kw
         client.close()
 
 
-def write_legacy_redis(url: str, writes: Iterable[Mapping[str, str]], username: str = "", password: str = "") -> None:
+def write_legacy_redis(
+    url: str, writes: Iterable[Mapping[str, str]], username: str = "", password: str = ""
+) -> None:
     """Each write as one MSET of plain string keys, as the old TraefikRedisProxy did."""
     import redis
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 #: Under CI=true every server is installed by `make test`: one missing is an
 #: install that failed, and must fail the run instead of skipping its tests.
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -291,7 +290,9 @@ def start_redis(directory: Path, acl_user: tuple[str, str] | None = None) -> KVS
     conf.write_text("\n".join(lines) + "\n")
     conf.chmod(0o600)
     log = directory / "valkey.log"
-    server = KVServer("redis", f"redis://127.0.0.1:{port}", process=_launch([binary, str(conf)], log), log=log)
+    server = KVServer(
+        "redis", f"redis://127.0.0.1:{port}", process=_launch([binary, str(conf)], log), log=log
+    )
     if acl_user:
         server.username, server.password = acl_user
 

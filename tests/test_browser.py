@@ -123,8 +123,15 @@ def test_browser_login_lab_kernel_stop(tmp_path, capsys):
     assert time.monotonic() - started < TIME_LIMIT
 
 
-def browse(hub: HubProcess, tmp_path: Path, capsys, *, prefix: str = "browser",
-           args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+def browse(
+    hub: HubProcess,
+    tmp_path: Path,
+    capsys,
+    *,
+    prefix: str = "browser",
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> None:
     """Chromium logs in, runs a cell in JupyterLab and stops the server, at ``hub.public_url``.
 
     ``args`` and ``env`` are added to Chromium's (the HTTPS test maps a name
@@ -253,12 +260,15 @@ async def test_dashboard_lists_the_hubs_routers(request, tmp_path):
         ARTIFACTS.mkdir(exist_ok=True)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_ARGS,
                 env=environment_without_proxies(),
             )
             context = await browser.new_context(
                 http_credentials={
-                    "username": proxy.traefik_api_username, "password": proxy.traefik_api_password
+                    "username": proxy.traefik_api_username,
+                    "password": proxy.traefik_api_password,
                 },
                 viewport={"width": 1280, "height": 800},
             )

@@ -26,7 +26,8 @@ def start_operator_traefik(static_file: Path) -> subprocess.Popen:
     with open(static_file.with_suffix(".log"), "wb") as log:
         return subprocess.Popen(
             [find_traefik("traefik"), f"--configfile={static_file}"],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -42,8 +43,19 @@ def stop_operator_traefik(traefik: subprocess.Popen, static_file: Path) -> None:
 def test_module_prints_the_static_config_of_the_example(tmp_path):
     env = {**os.environ, "DEMO_RUN_DIR": str(tmp_path), "DEMO_BANNER": "0", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "traefik_proxy", "static-config", "-f", str(REPO / "examples/jupyterhub_config.py")],
-        capture_output=True, text=True, env=env, timeout=120, check=True,
+        [
+            sys.executable,
+            "-m",
+            "traefik_proxy",
+            "static-config",
+            "-f",
+            str(REPO / "examples/jupyterhub_config.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
     )
     static = tomllib.loads(done.stdout)
     assert static["providers"]["file"]["filename"] == str(tmp_path / "rules.toml")
@@ -64,7 +76,20 @@ def test_key_value_config_as_yaml_files(tmp_path, capsys):
         "c.TraefikRedisProxy.traefik_api_password = 'api-secret'\n"
     )
     static_file, dynamic_file = tmp_path / "traefik.yaml", tmp_path / "api.yml"
-    assert main(["static-config", "-f", str(config), "-o", str(static_file), "--dynamic-output", str(dynamic_file)]) == 0
+    assert (
+        main(
+            [
+                "static-config",
+                "-f",
+                str(config),
+                "-o",
+                str(static_file),
+                "--dynamic-output",
+                str(dynamic_file),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == ""
     static = yaml.safe_load(static_file.read_text())
     assert static["providers"]["redis"]["endpoints"] == ["127.0.0.1:6399"]
@@ -150,8 +175,18 @@ async def test_shard_traefiks_started_with_the_written_configs_serve_the_hub(tmp
     try:
         for shard, name in [([], ""), (["--shard", "0"], ".shard-0"), (["--shard", "1"], ".shard-1")]:
             static_file = tmp_path / f"traefik{name}.toml"
-            main(["static-config", "-f", str(config), "-o", str(static_file),
-                  "--dynamic-output", str(tmp_path / f"rules{name}.toml"), *shard])
+            main(
+                [
+                    "static-config",
+                    "-f",
+                    str(config),
+                    "-o",
+                    str(static_file),
+                    "--dynamic-output",
+                    str(tmp_path / f"rules{name}.toml"),
+                    *shard,
+                ]
+            )
             traefiks.append((start_operator_traefik(static_file), static_file))
         shard_static = tomllib.loads((tmp_path / "traefik.shard-1.toml").read_text())
         assert shard_static["entryPoints"]["http"]["address"] == f"127.0.0.1:{shard_port + 2}"

@@ -96,7 +96,9 @@ def test_sentinel_failover_keeps_acknowledged_writes(sentinel_set):
     sentinel_set.wait_for_failover(old)
     promoted = time.monotonic() - killed
     took = _first_write(lambda: master.set("infra:after", "2"), "write after failover")
-    print(f"\nvalkey: new master {sentinel_set.master()} {promoted:.2f}s after SIGKILL, write ok after {took:.2f}s more")
+    print(
+        f"\nvalkey: new master {sentinel_set.master()} {promoted:.2f}s after SIGKILL, write ok after {took:.2f}s more"
+    )
     assert master.get("infra:before") == "1"
     # the old master comes back as a replica of the new one, with the new data
     new = sentinel_set.master()

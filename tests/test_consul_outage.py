@@ -72,7 +72,11 @@ async def setup_keys_stored(proxy) -> bool:
 async def test_consul_outage_and_recovery(backends, tmp_path, request):
     server = servers.start_consul(tmp_path / "consul")
     proxy = make_proxy(
-        "consul", request, tmp_path / "proxy", **consul_traits(server), **kv_prefixes(),
+        "consul",
+        request,
+        tmp_path / "proxy",
+        **consul_traits(server),
+        **kv_prefixes(),
         check_route_timeout=TIMEOUT,
     )
     prefix = "/consul-outage/"
@@ -110,8 +114,10 @@ async def test_consul_outage_and_recovery(backends, tmp_path, request):
         proxy.check_route_timeout = 30
         seconds, error = await timed(proxy.add_route(newcomer, backends["a"].url, {"user": "carol"}))
         assert error is None, repr(error)
-        print(f"  consul: add_route after the restart took {seconds:.2f}s "
-              f"({time.monotonic() - back:.2f}s after Consul answered)")
+        print(
+            f"  consul: add_route after the restart took {seconds:.2f}s "
+            f"({time.monotonic() - back:.2f}s after Consul answered)"
+        )
         # the write after the outage put the Hub's own config (API router) back
         assert await setup_keys_stored(proxy)
         assert await served_by(proxy, newcomer + "x") == "a"

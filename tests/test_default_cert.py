@@ -101,8 +101,12 @@ async def test_the_operators_certificate_wins(request, tmp_path, backends):
     cert_file, key_file = operators_certificate(tmp_path, "127.0.0.1", "localhost")
     public_port = free_port()
     proxy = make_proxy(
-        "file", request, tmp_path / "hub",
-        public_url=f"https://127.0.0.1:{public_port}", ssl_cert=cert_file, ssl_key=key_file,
+        "file",
+        request,
+        tmp_path / "hub",
+        public_url=f"https://127.0.0.1:{public_port}",
+        ssl_cert=cert_file,
+        ssl_key=key_file,
     )
     served = await served_once_started(proxy, backends["a"], public_port)
     assert served == kept_certificate(Path(cert_file))
@@ -158,7 +162,7 @@ def test_kept_file_is_private_and_an_open_one_is_closed(tmp_path, caplog):
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 @pytest.mark.parametrize(
@@ -166,8 +170,10 @@ def _now() -> datetime.datetime:
     [
         (lambda: b"not a certificate", "does not hold a PEM certificate"),
         # a certificate with another certificate's key
-        (lambda: (default_cert.create(_now()).cert_pem + default_cert.create(_now()).key_pem).encode(),
-         "does not belong"),
+        (
+            lambda: (default_cert.create(_now()).cert_pem + default_cert.create(_now()).key_pem).encode(),
+            "does not belong",
+        ),
         # ten years ago: expired
         (lambda: _joined(default_cert.create(_now() - datetime.timedelta(days=3660))), "expires on"),
     ],

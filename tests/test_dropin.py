@@ -77,8 +77,12 @@ async def test_foreign_router_is_named_on_first_use_of_an_external_traefik(
     request, tmp_path, caplog, backends
 ):
     proxy = make_proxy(
-        "file", request, tmp_path,
-        should_start=False, traefik_api_password="external", extra_dynamic_config=FOREIGN,
+        "file",
+        request,
+        tmp_path,
+        should_start=False,
+        traefik_api_password="external",
+        extra_dynamic_config=FOREIGN,
     )
     caplog.set_level(logging.WARNING, logger=proxy.log.name)
     process = start_traefik(proxy)
@@ -130,9 +134,11 @@ async def test_a_config_with_only_old_names_runs(request, tmp_path, backends):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         proxy = TraefikTomlProxy(
-            config=config, public_url=f"http://127.0.0.1:{free_port()}",
+            config=config,
+            public_url=f"http://127.0.0.1:{free_port()}",
             traefik_api_url=f"http://127.0.0.1:{free_port()}",
-            traefik_pid_file=str(tmp_path / "traefik.pid"), traefik_log_level="ERROR",
+            traefik_pid_file=str(tmp_path / "traefik.pid"),
+            traefik_log_level="ERROR",
         )
     await proxy.start()
     try:
@@ -214,9 +220,12 @@ async def test_stop_removes_the_files_it_created_and_keeps_the_routes(request, t
 async def test_a_start_whose_api_never_answers_leaves_no_traefik(request, tmp_path):
     # the hash Traefik is given is not the password's: the API answers 401 only
     proxy = make_proxy(
-        "file", request, tmp_path,
+        "file",
+        request,
+        tmp_path,
         traefik_api_password="the password",
-        traefik_api_hashed_password=hash_password("not the password", 4), check_route_timeout=3,
+        traefik_api_hashed_password=hash_password("not the password", 4),
+        check_route_timeout=3,
     )
     with pytest.raises(TimeoutError, match="did not answer"):
         await proxy.start()

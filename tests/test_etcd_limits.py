@@ -151,5 +151,7 @@ async def test_unsplit_large_values_are_refused_by_the_default_server(started, b
     messages = {str(o) for o in outcomes if isinstance(o, BaseException)}
     print(f"\n  etcd refused the unsplit batch: {messages}")
     # etcd's own refusal, or its gRPC server's for a request well over the limit
-    assert any("request is too large" in m or "received message larger than max" in m for m in messages), messages
+    assert any("request is too large" in m or "received message larger than max" in m for m in messages), (
+        messages
+    )
     assert all(proxy.kv_store.label in m and "etcd_max_txn_bytes" in m for m in messages), messages

@@ -119,9 +119,16 @@ async def test_hub_killed_mid_write_leaves_a_whole_file(request, tmp_path, backe
     try:
         for round_ in range(5):
             hammer = subprocess.Popen(
-                [sys.executable, str(script), str(dynamic), proxy.traefik_api_url,
-                 proxy.traefik_api_password, backends["a"].url],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                [
+                    sys.executable,
+                    str(script),
+                    str(dynamic),
+                    proxy.traefik_api_url,
+                    proxy.traefik_api_password,
+                    backends["a"].url,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
             # let it get going, then kill it at a random moment
             first = hammer.stdout.readline()
@@ -135,7 +142,8 @@ async def test_hub_killed_mid_write_leaves_a_whole_file(request, tmp_path, backe
             count = check_consistent(dynamic)
             # a new proxy object picks the file up, and removes stale temp files
             later = TraefikFileProviderProxy(
-                dynamic_config_file=str(dynamic), should_start=False,
+                dynamic_config_file=str(dynamic),
+                should_start=False,
                 traefik_api_url=proxy.traefik_api_url,
                 traefik_api_password=proxy.traefik_api_password,
             )
@@ -163,8 +171,11 @@ async def test_traefik_left_by_a_killed_hub_is_replaced(request, tmp_path, backe
     await first._close()
 
     second = make_proxy(
-        "file", request, tmp_path,
-        public_url=first.public_url, traefik_api_url=first.traefik_api_url,
+        "file",
+        request,
+        tmp_path,
+        public_url=first.public_url,
+        traefik_api_url=first.traefik_api_url,
     )
     await second.start()
     try:
@@ -221,8 +232,9 @@ async def test_readers_never_see_a_partly_written_file(request, tmp_path, backen
     target = backends["a"].url
     try:
         # a file of a few hundred kB, so that each write takes a while
-        await asyncio.gather(*(proxy.add_route(f"/user/r{i}/", target, {"pad": "x" * 500})
-                               for i in range(300)))
+        await asyncio.gather(
+            *(proxy.add_route(f"/user/r{i}/", target, {"pad": "x" * 500}) for i in range(300))
+        )
         reader = subprocess.Popen(
             [sys.executable, str(script), proxy.dynamic_config_file, str(snapshots), str(stop)],
             stdout=subprocess.PIPE,
@@ -231,8 +243,10 @@ async def test_readers_never_see_a_partly_written_file(request, tmp_path, backen
         rng = random.Random(99)
         for i in range(40):
             await asyncio.gather(
-                *(proxy.add_route(f"/user/r{rng.randrange(400)}/", target, {"i": i})
-                  for _ in range(rng.randrange(1, 5))),
+                *(
+                    proxy.add_route(f"/user/r{rng.randrange(400)}/", target, {"i": i})
+                    for _ in range(rng.randrange(1, 5))
+                ),
                 *(proxy.delete_route(f"/user/r{rng.randrange(400)}/") for _ in range(2)),
             )
         stop.touch()
@@ -278,9 +292,7 @@ async def test_a_route_traefik_never_serves_fails_alone_in_its_batch(request, tm
         await proxy._api_transport.aclose()
 
 
-async def test_traefik_killed_at_each_restart_is_restarted_with_growing_delays(
-    request, tmp_path, backends
-):
+async def test_traefik_killed_at_each_restart_is_restarted_with_growing_delays(request, tmp_path, backends):
     """SIGKILL traefik, then each restarted traefik before it serves: the
     supervisor waits 0.5 s, 1 s, 2 s, and the next restart serves again."""
     proxy = make_proxy("file", request, tmp_path)

@@ -30,8 +30,9 @@ async def test_error_pages_send_users_to_the_hub(request, tmp_path, backends):
         assert down.json() == {**down.json(), "backend": "hub", "path": "/hub/error/502"}
         assert up.status_code == 200 and up.json()["backend"] == "a"
         # the Hub's own route never points at itself for errors
-        name = next(n for n in (await proxy.client.get("/api/http/routers")).json()
-                    if n["rule"] == "PathPrefix(`/`)")
+        name = next(
+            n for n in (await proxy.client.get("/api/http/routers")).json() if n["rule"] == "PathPrefix(`/`)"
+        )
         assert "middlewares" not in name
     finally:
         await proxy.stop()
@@ -61,12 +62,17 @@ async def test_two_hubs_share_one_traefik_and_one_store(kind, request, tmp_path,
     """Each Hub sees, replaces and deletes only its own routes; each host goes
     to its own Hub's servers."""
     first = make_proxy(
-        kind, request, tmp_path / "a",
-        traefik_namespace="hub-a", traefik_pin_host="a.example.org",
+        kind,
+        request,
+        tmp_path / "a",
+        traefik_namespace="hub-a",
+        traefik_pin_host="a.example.org",
     )
     await first.start()
     second = make_proxy(
-        kind, request, tmp_path / "b",
+        kind,
+        request,
+        tmp_path / "b",
         should_start=False,
         traefik_api_url=first.traefik_api_url,
         traefik_api_password=first.traefik_api_password,
@@ -112,9 +118,7 @@ async def test_activity_tracking_feeds_jupyterhub(request, tmp_path, backends):
     from jupyterhub import orm
     from jupyterhub.app import JupyterHub
 
-    proxy = make_proxy(
-        "file", request, tmp_path, traefik_track_activity=True, traefik_activity_interval=0.1
-    )
+    proxy = make_proxy("file", request, tmp_path, traefik_track_activity=True, traefik_activity_interval=0.1)
     await proxy.start()
     try:
         for name in ("busy", "idle"):
@@ -168,7 +172,9 @@ async def test_activity_tracking_feeds_jupyterhub(request, tmp_path, backends):
         )
         await JupyterHub.update_last_activity(hub_like)
         busy = orm.User.find(db, "busy")
-        assert busy.last_activity == datetime.fromisoformat(second.replace("Z", "+00:00")).replace(tzinfo=None)
+        assert busy.last_activity == datetime.fromisoformat(second.replace("Z", "+00:00")).replace(
+            tzinfo=None
+        )
         assert orm.User.find(db, "idle").last_activity is None
         assert checked
     finally:
@@ -181,12 +187,13 @@ async def test_add_route_waits_for_every_replica(kind, request, tmp_path, backen
     import os
     import signal
 
-
     main = make_proxy(kind, request, tmp_path / "main")
     await main.start()
     # the replica: same store and prefixes, its own ports, run by the test
     replica_config = make_proxy(
-        kind, request, tmp_path / "replica",
+        kind,
+        request,
+        tmp_path / "replica",
         should_start=False,
         traefik_api_password=main.traefik_api_password,
         kv_traefik_prefix=main.kv_traefik_prefix,

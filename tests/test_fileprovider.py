@@ -92,12 +92,16 @@ async def test_new_proxy_object_reads_existing_routes(request, tmp_path, backend
     try:
         await proxy.add_route("/user/kept/", backends["a"].url, {"n": 1})
         later = TraefikFileProviderProxy(
-            dynamic_config_file=proxy.dynamic_config_file, should_start=False,
-            traefik_api_url=proxy.traefik_api_url, traefik_api_password=proxy.traefik_api_password,
+            dynamic_config_file=proxy.dynamic_config_file,
+            should_start=False,
+            traefik_api_url=proxy.traefik_api_url,
+            traefik_api_password=proxy.traefik_api_password,
             static_config_file=proxy.static_config_file,
         )
         assert await later.get_route("/user/kept/") == {
-            "routespec": "/user/kept/", "target": backends["a"].url, "data": {"n": 1}
+            "routespec": "/user/kept/",
+            "target": backends["a"].url,
+            "data": {"n": 1},
         }
         await later._close()
     finally:
@@ -131,9 +135,12 @@ async def test_https_public_url_serves_our_certificate(request, tmp_path, backen
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     proxy = make_proxy(
-        "file", request, tmp_path,
+        "file",
+        request,
+        tmp_path,
         public_url=f"https://127.0.0.1:{free_port()}",
-        ssl_cert=str(cert_file), ssl_key=str(key_file),
+        ssl_cert=str(cert_file),
+        ssl_key=str(key_file),
     )
     assert proxy.traefik_entrypoint == "https"
     await proxy.start()
@@ -166,10 +173,16 @@ async def test_unknown_extension_is_a_clear_error(request, tmp_path):
 
 async def test_extra_static_and_dynamic_config(request, tmp_path, backends):
     proxy = make_proxy(
-        "file", request, tmp_path,
-        extra_static_config={"entryPoints": {"http": {"transport": {"respondingTimeouts": {"idleTimeout": "7s"}}}}},
+        "file",
+        request,
+        tmp_path,
+        extra_static_config={
+            "entryPoints": {"http": {"transport": {"respondingTimeouts": {"idleTimeout": "7s"}}}}
+        },
         extra_dynamic_config={
-            "http": {"middlewares": {"extra-header": {"headers": {"customResponseHeaders": {"X-Extra": "yes"}}}}}
+            "http": {
+                "middlewares": {"extra-header": {"headers": {"customResponseHeaders": {"X-Extra": "yes"}}}}
+            }
         },
     )
     await proxy.start()
@@ -185,9 +198,7 @@ async def test_extra_static_and_dynamic_config(request, tmp_path, backends):
 
 async def test_external_traefik_should_start_false(request, tmp_path, backends):
     """A traefik the test runs itself; the proxy only writes the dynamic config."""
-    proxy = make_proxy(
-        "file", request, tmp_path, should_start=False, traefik_api_password="correct horse"
-    )
+    proxy = make_proxy("file", request, tmp_path, should_start=False, traefik_api_password="correct horse")
     process = start_traefik(proxy)
     try:
         # the first call sets up the API router in the dynamic config and waits for it
@@ -221,8 +232,11 @@ async def test_api_over_https(request, tmp_path, backends):
     """An https traefik_api_url serves the API over TLS (Traefik's default
     certificate, so certificate checks are off here)."""
     proxy = make_proxy(
-        "file", request, tmp_path,
-        traefik_api_url=f"https://127.0.0.1:{free_port()}", traefik_api_validate_cert=False,
+        "file",
+        request,
+        tmp_path,
+        traefik_api_url=f"https://127.0.0.1:{free_port()}",
+        traefik_api_validate_cert=False,
     )
     await proxy.start()
     try:
@@ -238,17 +252,18 @@ async def test_api_over_https(request, tmp_path, backends):
 async def test_external_traefik_without_dynamic_setup(request, tmp_path, backends):
     """enable_setup_dynamic_config=False: the proxy leaves the API router and
     its auth to whoever runs traefik, and only writes routes."""
-    operator = make_proxy(
-        "file", request, tmp_path, should_start=False, traefik_api_password="operator's"
-    )
+    operator = make_proxy("file", request, tmp_path, should_start=False, traefik_api_password="operator's")
     operator._generate_password_if_needed()
     await operator._setup_traefik_dynamic_config()  # the operator's own API router
     api_router = tomllib.loads((tmp_path / "rules.toml").read_text())["http"]["routers"]
     process = start_traefik(operator)
     hub = TraefikFileProviderProxy(
-        should_start=False, enable_setup_dynamic_config=False,
-        dynamic_config_file=operator.dynamic_config_file, public_url=operator.public_url,
-        traefik_api_url=operator.traefik_api_url, traefik_api_password="operator's",
+        should_start=False,
+        enable_setup_dynamic_config=False,
+        dynamic_config_file=operator.dynamic_config_file,
+        public_url=operator.public_url,
+        traefik_api_url=operator.traefik_api_url,
+        traefik_api_password="operator's",
     )
     try:
         await hub.add_route("/user/nosetup/", backends["a"].url, {})

@@ -46,7 +46,8 @@ def cluster(etcd_cluster):
 @pytest.fixture
 async def proxy(cluster, tmp_path):
     p = cluster_proxy(
-        TraefikEtcdProxy, tmp_path,
+        TraefikEtcdProxy,
+        tmp_path,
         etcd_url=cluster.etcd_url,
         check_route_timeout=TIMEOUT,
         # a route's router and record take 7 operations: several per
@@ -92,8 +93,10 @@ async def test_member_killed_during_a_burst(cluster, proxy, backends):
     failed = {r: repr(call.error) for r, call in results.items() if call.error is not None}
     assert not failed, f"calls failed after SIGKILL of {victim}: {failed}\n{tails(cluster.members)}"
     slowest = max(call.ended - call.started for call in results.values())
-    print(f"\netcd: SIGKILL of {victim} (in use, the leader) amid {len(results)} calls: "
-          f"all done, slowest {slowest:.2f}s")
+    print(
+        f"\netcd: SIGKILL of {victim} (in use, the leader) amid {len(results)} calls: "
+        f"all done, slowest {slowest:.2f}s"
+    )
     assert member_in_use(cluster, proxy) != victim
     assert any(victim_port(cluster, victim) in m for m in warnings.messages), warnings.messages
 

@@ -77,8 +77,11 @@ def hub_health(public_url: str) -> bool:
 def test_spawns_with_a_member_and_a_replica_down(cluster, tmp_path):
     # B: its own ports; its API router and auth come from the store, written by the Hub
     replica = cluster_proxy(
-        TraefikEtcdProxy, tmp_path / "b",
-        etcd_url=cluster.etcd_url, should_start=False, traefik_api_password="unused-here",
+        TraefikEtcdProxy,
+        tmp_path / "b",
+        etcd_url=cluster.etcd_url,
+        should_start=False,
+        traefik_api_password="unused-here",
     )
     b = [start_traefik(replica)]
     (tmp_path / "hub").mkdir()
@@ -118,8 +121,10 @@ def _spawn_through_failures(cluster: EtcdCluster, hub: HubProcess, replica, b: l
         return all((hub.servers(u).get("") or {}).get("ready") for u in USERS)
 
     hub.wait_until(all_ready, 90, "every server ready", interval=0.5)
-    print(f"\nhub: {len(USERS)} spawns ready {time.monotonic() - started:.1f}s after "
-          f"SIGKILL of etcd {victim} and replica B")
+    print(
+        f"\nhub: {len(USERS)} spawns ready {time.monotonic() - started:.1f}s after "
+        f"SIGKILL of etcd {victim} and replica B"
+    )
     for user in USERS:
         assert reachable(hub.public_url, user, hub.auth_headers), user
     log = hub.log_text()
@@ -132,7 +137,8 @@ def _spawn_through_failures(cluster: EtcdCluster, hub: HubProcess, replica, b: l
     b.append(start_traefik(replica))
     hub.wait_until(
         lambda: all(reachable(replica.public_url, u, hub.auth_headers) for u in USERS),
-        30, "replica B serving every user",
+        30,
+        "replica B serving every user",
     )
     print(f"hub: replica B serves every server {time.monotonic() - again:.2f}s after its restart")
     cluster.restart(victim)

@@ -37,7 +37,8 @@ TIMEOUT = 15.0
 @pytest.fixture
 async def proxy(sentinel_set, tmp_path):
     p = cluster_proxy(
-        TraefikRedisProxy, tmp_path,
+        TraefikRedisProxy,
+        tmp_path,
         # the data nodes' scheme and database; the sentinels name the host
         redis_url="redis://127.0.0.1/0",
         redis_sentinel_master=sentinel_set.master_name,
@@ -86,8 +87,10 @@ async def test_what_waiting_for_the_replica_costs(proxy, backends):
             writes[wait].append(time.perf_counter() - started)
     finally:
         store.wait_for_replica = True
-    ms = {k: {w: statistics.median(v[w]) * 1e3 for w in (True, False)} for k, v in
-          (("add_route", adds), ("store write", writes))}
+    ms = {
+        k: {w: statistics.median(v[w]) * 1e3 for w in (True, False)}
+        for k, v in (("add_route", adds), ("store write", writes))
+    }
     print()
     for what, median in ms.items():
         print(

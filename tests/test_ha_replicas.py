@@ -55,8 +55,10 @@ class Replicas:
         restarted = time.monotonic()
         self.processes[down] = start_traefik(self.configs[down])
         await wait_for(lambda: serves_all(self.configs[down], self.routes), timeout=20)
-        print(f"replicas: {down} serves all {len(self.routes)} routes "
-              f"{time.monotonic() - restarted:.2f}s after its restart")
+        print(
+            f"replicas: {down} serves all {len(self.routes)} routes "
+            f"{time.monotonic() - restarted:.2f}s after its restart"
+        )
         # and is waited for again
         await self.add(f"/replicas/{down}-back/", "a")
         await assert_served(self.configs[down], self.routes)
@@ -72,11 +74,17 @@ class Replicas:
 async def test_a_replica_down_is_not_waited_for(request, tmp_path, backends):
     password = secrets.token_hex(16)
     hub = make_proxy(
-        "etcd", request, tmp_path / "a",
-        should_start=False, check_route_timeout=10, traefik_api_password=password,
+        "etcd",
+        request,
+        tmp_path / "a",
+        should_start=False,
+        check_route_timeout=10,
+        traefik_api_password=password,
     )
     replica = make_proxy(
-        "etcd", request, tmp_path / "b",
+        "etcd",
+        request,
+        tmp_path / "b",
         should_start=False,
         traefik_api_password=password,
         kv_traefik_prefix=hub.kv_traefik_prefix,
@@ -100,6 +108,6 @@ async def serves_all(config, routes: dict[str, str]) -> bool:
         for routespec, backend in routes.items():
             if await served_by(config, routespec + "x") != backend:
                 return False
-    except Exception:  # noqa: BLE001 - not listening yet
+    except Exception:
         return False
     return True

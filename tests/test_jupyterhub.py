@@ -114,8 +114,10 @@ def test_one_line_turns_on_shards_for_a_real_hub(tmp_path):
             r = client.post(f"/hub/api/users/{USER}/server", headers=auth)
             assert r.status_code in (201, 202), (r.status_code, r.text)
             hub.wait_until(
-                lambda: (hub.servers(USER).get("") or {}).get("ready"), SPAWN_TIMEOUT,
-                "the user's server ready", interval=0.5,
+                lambda: (hub.servers(USER).get("") or {}).get("ready"),
+                SPAWN_TIMEOUT,
+                "the user's server ready",
+                interval=0.5,
             )
             routespec = f"/user/{USER}/"
             shard_files = sorted(hub.rules.parent.glob(f"{hub.rules.stem}.shard-*{hub.rules.suffix}"))

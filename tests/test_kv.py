@@ -203,9 +203,7 @@ def _assert_not_logged(caplog, *secrets: str) -> None:
 
 async def test_etcd_with_password(etcd_auth_server, backends, tmp_path, caplog, request):
     server = etcd_auth_server
-    proxy = make_proxy(
-        "etcd", request, tmp_path, **etcd_traits(server), **kv_prefixes()
-    )
+    proxy = make_proxy("etcd", request, tmp_path, **etcd_traits(server), **kv_prefixes())
     assert proxy.etcd_password == server.password
     await _start_and_route(proxy, backends, caplog)
     _assert_not_logged(caplog, server.password)
@@ -260,8 +258,15 @@ async def test_redis_database_from_url(redis_server):
     try:
         assert proxy._generate_traefik_static_config()["providers"]["redis"]["db"] == 3
         await proxy._kv_atomic_set({f"{proxy.kv_traefik_prefix}/k": "v"})
-        assert await proxy.kv_store.client.execute_command("CLIENT", "INFO") and (await proxy.kv_store.client.get(f"{proxy.kv_traefik_prefix}/k")) == "v"
-        db0 = TraefikRedisProxy(redis_url=redis_server.url, kv_traefik_prefix=proxy.kv_traefik_prefix, kv_jupyterhub_prefix=proxy.kv_jupyterhub_prefix)
+        assert (
+            await proxy.kv_store.client.execute_command("CLIENT", "INFO")
+            and (await proxy.kv_store.client.get(f"{proxy.kv_traefik_prefix}/k")) == "v"
+        )
+        db0 = TraefikRedisProxy(
+            redis_url=redis_server.url,
+            kv_traefik_prefix=proxy.kv_traefik_prefix,
+            kv_jupyterhub_prefix=proxy.kv_jupyterhub_prefix,
+        )
         assert await db0._kv_get_tree(proxy.kv_traefik_prefix + "/") == {}
         await db0._close()
     finally:

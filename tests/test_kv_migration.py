@@ -114,8 +114,13 @@ async def test_an_external_traefik_is_taken_over_on_first_use(request, tmp_path,
     old, new = await Backend("old").start(), await Backend("new").start()
     tp, jp = old_layout_in(server, {"/user/alice/": old.url})
     proxy = make_proxy(
-        "redis", request, tmp_path, should_start=False, traefik_api_password="external",
-        kv_traefik_prefix=tp, kv_jupyterhub_prefix=jp,
+        "redis",
+        request,
+        tmp_path,
+        should_start=False,
+        traefik_api_password="external",
+        kv_traefik_prefix=tp,
+        kv_jupyterhub_prefix=jp,
     )
     caplog.set_level(logging.INFO, logger=proxy.log.name)
     process = start_traefik(proxy)
@@ -137,9 +142,7 @@ class DeleteFaultInjected(RuntimeError):
     """Raised by a store delete replaced for the test: the Hub dies right there."""
 
 
-async def test_a_takeover_cut_short_is_finished_by_the_next_start(
-    request, tmp_path, caplog, backends
-):
+async def test_a_takeover_cut_short_is_finished_by_the_next_start(request, tmp_path, caplog, backends):
     """A Hub that dies after writing the old routes our way but before deleting
     the old keys leaves both; the next start keeps our records and removes the
     rest, and the start after that has nothing to take over."""
@@ -184,23 +187,26 @@ async def test_a_takeover_cut_short_is_finished_by_the_next_start(
         RawStore(server).delete_trees([tp + "/", jp + "/"])
 
 
-async def test_old_records_that_make_no_route_are_removed_with_one_warning(
-    request, tmp_path, caplog
-):
+async def test_old_records_that_make_no_route_are_removed_with_one_warning(request, tmp_path, caplog):
     server = request.getfixturevalue("consul_server")
     tp, jp = old_layout_in(server, {})
     broken = core.legacy_alias("/broken/", "router")
     service = core.legacy_alias("/broken/", "service")
-    write_legacy_store(server, [{
-        f"{tp}/http/routers/{broken}/rule": core.legacy_rule("/broken/"),
-        f"{tp}/http/routers/{broken}/service": service,
-        f"{tp}/http/routers/{broken}/entryPoints/0": "http",
-        f"{tp}/http/services/{service}/loadBalancer/servers/0/url": "not-a-url",
-        f"{jp}/routes/{broken}/routespec": "/broken/",
-        f"{jp}/routes/{broken}/target": "not-a-url",
-        f"{jp}/routes/{broken}/router": broken,
-        f"{jp}/routes/{broken}/service": service,
-    }])
+    write_legacy_store(
+        server,
+        [
+            {
+                f"{tp}/http/routers/{broken}/rule": core.legacy_rule("/broken/"),
+                f"{tp}/http/routers/{broken}/service": service,
+                f"{tp}/http/routers/{broken}/entryPoints/0": "http",
+                f"{tp}/http/services/{service}/loadBalancer/servers/0/url": "not-a-url",
+                f"{jp}/routes/{broken}/routespec": "/broken/",
+                f"{jp}/routes/{broken}/target": "not-a-url",
+                f"{jp}/routes/{broken}/router": broken,
+                f"{jp}/routes/{broken}/service": service,
+            }
+        ],
+    )
     proxy = make_proxy("consul", request, tmp_path, kv_traefik_prefix=tp, kv_jupyterhub_prefix=jp)
     caplog.set_level(logging.INFO, logger=proxy.log.name)
     await proxy.start()
@@ -227,8 +233,12 @@ async def test_a_hub_with_6000_routes_in_etcd_starts(request, tmp_path, backends
     # the routes as an earlier Hub wrote them, in few transactions (the test
     # etcd takes large ones)
     earlier = make_proxy(
-        "etcd", request, tmp_path / "earlier", **prefixes,
-        etcd_max_txn_ops=50_000, etcd_max_txn_bytes=30_000_000,
+        "etcd",
+        request,
+        tmp_path / "earlier",
+        **prefixes,
+        etcd_max_txn_ops=50_000,
+        etcd_max_txn_bytes=30_000_000,
     )
     target = backends["a"].url
     routes = [core.make_route(f"/user/u{i}/", target, {"user": f"u{i}"}) for i in range(6000)]
@@ -260,11 +270,15 @@ OLD_NAMES = {
     # kind: (proxy class, server fixture, its new settings, old name → new name),
     # as jupyterhub-traefik-proxy 2.1.0's etcd.py and consul.py map them
     "etcd": (
-        TraefikEtcdProxy, "etcd_auth_server", etcd_traits,
+        TraefikEtcdProxy,
+        "etcd_auth_server",
+        etcd_traits,
         {"kv_url": "etcd_url", "kv_username": "etcd_username", "kv_password": "etcd_password"},
     ),
     "consul": (
-        TraefikConsulProxy, "consul_token_server", consul_traits,
+        TraefikConsulProxy,
+        "consul_token_server",
+        consul_traits,
         {"kv_url": "consul_url", "kv_password": "consul_password"},
     ),
 }
@@ -288,9 +302,7 @@ async def test_old_store_setting_names_reach_the_store(kind, request, tmp_path, 
         proxy = cls(config=config, **proxy_kwargs(tmp_path, **prefixes))
     for old, new in renamed.items():
         name = cls.__name__
-        expected = (
-            f"{name}.{old} is deprecated (jupyterhub-traefik-proxy 1.0); set {name}.{new} instead"
-        )
+        expected = f"{name}.{old} is deprecated (jupyterhub-traefik-proxy 1.0); set {name}.{new} instead"
         assert expected in [str(w.message) for w in caught]
         assert expected in caplog.messages
         assert getattr(proxy, new) == new_settings[new]
@@ -333,8 +345,9 @@ async def test_consul_username_is_basic_auth_for_the_hub_and_its_traefik(tmp_pat
             assert await served_by(proxy, "/user/alice/lab") == "a"
         finally:
             await proxy.stop()
-        wrong = TraefikConsulProxy(consul_url=standin.url, consul_username="hub", consul_password="no",
-                                   check_route_timeout=1)
+        wrong = TraefikConsulProxy(
+            consul_url=standin.url, consul_username="hub", consul_password="no", check_route_timeout=1
+        )
         with pytest.raises(Exception, match="basic auth required"):  # the stand-in's 401
             await wrong.get_all_routes()
         await wrong._close()

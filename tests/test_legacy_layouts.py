@@ -26,7 +26,6 @@ from traefik_proxy import core
 from traefik_proxy.core import legacy_alias
 from traefik_proxy.files import load_config
 
-from .proxies import make_proxy
 from .legacy_layouts import (
     LEGACY_API_PASSWORD,
     LEGACY_API_USER,
@@ -37,6 +36,7 @@ from .legacy_layouts import (
     write_legacy_file,
     write_legacy_store,
 )
+from .proxies import make_proxy
 from .servers import find_binary, missing_server
 from .utils import Backend, free_port, wait_for
 
@@ -119,7 +119,10 @@ def start_traefik(directory, kind: str, server, tp: str):
     public, api = free_port(), free_port()
     provider = {"endpoints": [urlsplit(server.url).netloc], "rootKey": tp}
     static = {
-        "entryPoints": {"http": {"address": f"127.0.0.1:{public}"}, "traefik": {"address": f"127.0.0.1:{api}"}},
+        "entryPoints": {
+            "http": {"address": f"127.0.0.1:{public}"},
+            "traefik": {"address": f"127.0.0.1:{api}"},
+        },
         "api": {"insecure": True},
         "providers": {"providersThrottleDuration": "0s", kind: provider},
         "log": {"level": "ERROR", "noColor": True},
@@ -150,7 +153,10 @@ def test_writers_leave_exactly_the_old_layout(kind, request):
     tp, jp = f"old-{tag}/traefik", f"old-{tag}/jupyterhub"
     write_legacy_store(server, legacy_kv_writes(traefik_prefix=tp, jupyterhub_prefix=jp))
     stored = RawStore(server).read(f"old-{tag}/")
-    assert stored == {k.replace("traefik/", f"{tp}/", 1).replace("jupyterhub/", f"{jp}/", 1): v for k, v in LEGACY_KV.items()}
+    assert stored == {
+        k.replace("traefik/", f"{tp}/", 1).replace("jupyterhub/", f"{jp}/", 1): v
+        for k, v in LEGACY_KV.items()
+    }
     plan = core.plan_kv_migration(stored, traefik_prefix=tp, jupyterhub_prefix=jp)
     assert (len(plan.routes), len(plan.routers), len(plan.invalid)) == (4, 5, 0)
 
@@ -169,11 +175,18 @@ async def test_the_plan_takes_routing_back_from_the_old_routers(kind, request, t
 
         # our add_route's write, without migration: the old router still wins
         mine = core.make_route("/user/alice/", new.url, {"user": "alice"})
-        store_set(server, changes_as_keys(core.changes_for([core.Op("add", mine.routespec, mine)], core.Settings()), tp, jp))
+        store_set(
+            server,
+            changes_as_keys(
+                core.changes_for([core.Op("add", mine.routespec, mine)], core.Settings()), tp, jp
+            ),
+        )
         await wait_for(lambda: _has(api, f"{core.route_name('/user/alice/')}@{kind}"), timeout=20)
         assert await backend_of(public, "/user/alice/lab") == "old"
 
-        plan = core.plan_kv_migration(store.read(tp + "/") | store.read(jp + "/"), traefik_prefix=tp, jupyterhub_prefix=jp)
+        plan = core.plan_kv_migration(
+            store.read(tp + "/") | store.read(jp + "/"), traefik_prefix=tp, jupyterhub_prefix=jp
+        )
         assert plan.superseded == ("/user/alice/",)
         store_set(server, changes_as_keys(plan.additions(core.Settings()), tp, jp))
         store.delete_trees(plan.kv_removal_keys(tp, jp))
@@ -211,8 +224,10 @@ async def test_proxy_takes_over_the_file_of_a_killed_old_hub(suffix, request, tm
 
         await proxy.add_route("/user/alice/", new.url, {"user": "alice", "server_name": ""})
         assert await backend_of(proxy.public_url, "/user/alice/lab") == "new"
-        expected = {routespec: {"routespec": routespec, "target": target, "data": data}
-                    for routespec, target, data in LEGACY_ROUTES}
+        expected = {
+            routespec: {"routespec": routespec, "target": target, "data": data}
+            for routespec, target, data in LEGACY_ROUTES
+        }
         expected["/"]["target"] = hub.url
         expected["/user/alice/"]["target"] = new.url
         assert await proxy.get_all_routes() == expected
@@ -239,7 +254,9 @@ async def test_proxy_takes_over_the_file_of_a_killed_old_hub(suffix, request, tm
 async def test_invalid_old_records_are_removed_with_a_warning(request, tmp_path, caplog):
     path = tmp_path / "rules.toml"
     broken = legacy_alias("/broken/", "router")
-    path.write_text(legacy_file_text(".toml") + f"""
+    path.write_text(
+        legacy_file_text(".toml")
+        + f"""
 [http.routers.{broken}]
 service = "{legacy_alias("/broken/", "service")}"
 rule = "{core.legacy_rule("/broken/")}"
@@ -250,7 +267,8 @@ routespec = "/broken/"
 target = "not-a-url"
 router = "{broken}"
 service = "{legacy_alias("/broken/", "service")}"
-""")
+"""
+    )
     proxy = make_proxy("file", request, tmp_path, dynamic_config_file=str(path))
     caplog.set_level(logging.INFO, logger=proxy.log.name)
     await proxy.start()

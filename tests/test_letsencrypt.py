@@ -29,8 +29,8 @@ from traefik_proxy.core.acme import LETSENCRYPT_PRODUCTION
 from traefik_proxy.default_cert import COMMON_NAME as DEFAULT_CN
 
 from .acme_servers import DOMAIN, Pebble, start_pebble
-from .proxies import make_proxy
 from .hub_process import HubProcess
+from .proxies import make_proxy
 from .test_browser import CHROMIUM, IN_CI, browse
 from .test_jupyterhub import PASSWORD, _drive_hub
 from .utils import free_port, served_certificate, wait_for
@@ -177,7 +177,9 @@ async def check_plain_http(pebble: Pebble) -> None:
         assert response.headers["location"] == f"https://{DOMAIN}:{pebble.tls_port}/hub/login?next=%2Fhub%2F"
         # Traefik's challenge router outranks the redirect: an unknown token is
         # its 404, not a redirect
-        response = await client.get(f"{base}/.well-known/acme-challenge/unknown-token", headers={"Host": DOMAIN})
+        response = await client.get(
+            f"{base}/.well-known/acme-challenge/unknown-token", headers={"Host": DOMAIN}
+        )
         assert response.status_code == 404, (response, response.headers)
 
 
@@ -187,8 +189,13 @@ async def test_tls_alpn_challenge_and_hsts(request, tmp_path, pebble, backends, 
     root = pebble.root_pem()
     orders_before = pebble.orders()
     proxy, recorder = acme_proxy(
-        request, tmp_path, pebble, kind=kind,
-        traefik_acme_challenge="tls-alpn-01", traefik_http_port=0, traefik_hsts=True,
+        request,
+        tmp_path,
+        pebble,
+        kind=kind,
+        traefik_acme_challenge="tls-alpn-01",
+        traefik_http_port=0,
+        traefik_hsts=True,
     )
     started = time.monotonic()
     await proxy.start()
@@ -197,7 +204,9 @@ async def test_tls_alpn_challenge_and_hsts(request, tmp_path, pebble, backends, 
         await proxy.add_route("/user/alice/", backends["a"].url, {"user": "alice"})
         await wait_for_certificate(pebble.tls_port, root)
         elapsed = time.monotonic() - started
-        print(f"\n  time from proxy start to HTTPS serving Pebble's certificate (TLS-ALPN-01, {kind}): {elapsed:.1f}s")
+        print(
+            f"\n  time from proxy start to HTTPS serving Pebble's certificate (TLS-ALPN-01, {kind}): {elapsed:.1f}s"
+        )
         async with https_client(root) as client:
             for path, backend in (("/hub/", "hub"), ("/user/alice/api", "a")):
                 response = await get_as_hub_test(client, f"https://127.0.0.1:{pebble.tls_port}{path}")
@@ -230,6 +239,7 @@ async def test_failed_validation_is_reported_and_hub_keeps_serving(request, tmp_
         # Traefik tries again at its next configuration change (as the README says)
         attempts = pebble.orders()
         await proxy.add_route("/user/alice/", backends["a"].url, {"user": "alice"})
+
         async def ordered_again() -> bool:
             return pebble.orders() > attempts
 
@@ -276,7 +286,10 @@ def jupyterhub_app_standin(public_url: str) -> SimpleNamespace:
             "traefik_letsencrypt_domains is set but traefik_letsencrypt_email is empty",
         ),
         (
-            {"traefik_letsencrypt_domains": [DOMAIN], "app": jupyterhub_app_standin("https://hub.example.org/")},
+            {
+                "traefik_letsencrypt_domains": [DOMAIN],
+                "app": jupyterhub_app_standin("https://hub.example.org/"),
+            },
             "does not include 'hub.example.org', the Hub's public host",
         ),
         (
@@ -328,17 +341,21 @@ class HttpsHub(HubProcess):
     def __init__(self, directory: Path, pebble: Pebble):
         self.root_pem = pebble.root_pem()
         public_url = f"https://{DOMAIN}:{pebble.tls_port}"
-        extra_config = "\n".join([
-            f"c.JupyterHub.public_url = {public_url + '/'!r}",
-            "c.TraefikProxy.traefik_letsencrypt_email = 'admin@hub.test'",
-            f"c.TraefikProxy.traefik_acme_server = {pebble.directory_url!r}",
-            f"c.TraefikProxy.traefik_acme_storage = {str(directory / 'acme.json')!r}",
-            f"c.TraefikProxy.traefik_http_port = {pebble.http_port}",
-            f"c.TraefikProxy.traefik_env = {pebble.traefik_env()!r}",
-            "",
-        ])
+        extra_config = "\n".join(
+            [
+                f"c.JupyterHub.public_url = {public_url + '/'!r}",
+                "c.TraefikProxy.traefik_letsencrypt_email = 'admin@hub.test'",
+                f"c.TraefikProxy.traefik_acme_server = {pebble.directory_url!r}",
+                f"c.TraefikProxy.traefik_acme_storage = {str(directory / 'acme.json')!r}",
+                f"c.TraefikProxy.traefik_http_port = {pebble.http_port}",
+                f"c.TraefikProxy.traefik_env = {pebble.traefik_env()!r}",
+                "",
+            ]
+        )
         super().__init__(
-            directory, PASSWORD, extra_config,
+            directory,
+            PASSWORD,
+            extra_config,
             # JupyterHub turns this into http:// (no ssl_cert); the proxy serves TLS on it
             bind_url=f"https://127.0.0.1:{pebble.tls_port}",
             public_url=public_url,
@@ -356,8 +373,10 @@ def test_jupyterhub_login_and_spawn_over_https(tmp_path, pebble):
     started = time.monotonic()
     with hub:  # starts the Hub
         hub.wait_until(
-            lambda: chains_to(pebble.tls_port, hub.root_pem), CERT_TIMEOUT,
-            "HTTPS serving Pebble's certificate", interval=0.1,
+            lambda: chains_to(pebble.tls_port, hub.root_pem),
+            CERT_TIMEOUT,
+            "HTTPS serving Pebble's certificate",
+            interval=0.1,
         )
         elapsed = time.monotonic() - started
         print(f"\n  time from JupyterHub start to HTTPS serving Pebble's certificate: {elapsed:.1f}s")
@@ -369,7 +388,14 @@ def test_jupyterhub_login_and_spawn_over_https(tmp_path, pebble):
         assert response.headers["location"] == f"{hub.public_url}/hub/"
         log = hub.log_text()
         assert "Let's Encrypt: Traefik obtains a certificate for hub.test" in log
-        print(*(f"  hub log: {line}" for line in log.splitlines() if "Let's Encrypt" in line or "traefik:" in line), sep="\n")
+        print(
+            *(
+                f"  hub log: {line}"
+                for line in log.splitlines()
+                if "Let's Encrypt" in line or "traefik:" in line
+            ),
+            sep="\n",
+        )
         assert "no certificate for" not in log
         hub.stop()
 
@@ -388,8 +414,18 @@ def trusting_home(directory: Path, root_pem: str) -> Path:
     database = f"sql:{nssdb}"
     subprocess.run([certutil, "-d", database, "-N", "--empty-password"], check=True)
     subprocess.run(
-        [certutil, "-d", database, "-A", "-t", "C,,", "-n", "Pebble root", "-i",
-         str(directory / "pebble-root.pem")],
+        [
+            certutil,
+            "-d",
+            database,
+            "-A",
+            "-t",
+            "C,,",
+            "-n",
+            "Pebble root",
+            "-i",
+            str(directory / "pebble-root.pem"),
+        ],
         check=True,
     )
     return directory
@@ -399,17 +435,24 @@ def trusting_home(directory: Path, root_pem: str) -> Path:
 @pytest.mark.skipif(CHROMIUM is None and not IN_CI, reason="no chromium binary (apt-get install chromium)")
 def test_browser_over_https(tmp_path, pebble, capsys):
     """The browser test, once, at https://hub.test with Pebble's root trusted."""
-    assert CHROMIUM is not None, "CI=true but no chromium binary: `make chromium` (part of `make test`) failed"
+    assert CHROMIUM is not None, (
+        "CI=true but no chromium binary: `make chromium` (part of `make test`) failed"
+    )
     hub = HttpsHub(tmp_path / "hub", pebble)
     home = trusting_home(tmp_path / "home", hub.root_pem)
     (tmp_path / "hub").mkdir()
     with hub:
         hub.wait_until(
-            lambda: chains_to(pebble.tls_port, hub.root_pem), CERT_TIMEOUT,
-            "HTTPS serving Pebble's certificate", interval=0.1,
+            lambda: chains_to(pebble.tls_port, hub.root_pem),
+            CERT_TIMEOUT,
+            "HTTPS serving Pebble's certificate",
+            interval=0.1,
         )
         browse(
-            hub, tmp_path, capsys, prefix="https-browser",
+            hub,
+            tmp_path,
+            capsys,
+            prefix="https-browser",
             args=(f"--host-resolver-rules=MAP {DOMAIN} 127.0.0.1",),
             env={"HOME": str(home)},
         )

@@ -115,9 +115,7 @@ async def test_encoded_slash_reaches_backend(proxy, backends, prefix):
 
 async def test_host_and_origin_headers_reach_backend(proxy, backends, prefix):
     await proxy.add_route(f"{prefix}h/", backends["a"].url, {})
-    response = await fetch(
-        proxy, f"{prefix}h/api", host="hub.example.org", Origin="https://hub.example.org"
-    )
+    response = await fetch(proxy, f"{prefix}h/api", host="hub.example.org", Origin="https://hub.example.org")
     assert response.status_code == 200
     body = response.json()
     assert body["host"] == "hub.example.org"
@@ -188,9 +186,10 @@ async def test_concurrent_adds_share_a_few_writes_and_confirmations(proxy, backe
     route is among the confirmed ones."""
     n = 20
     specs = [f"{prefix}k{i}/" for i in range(n)]
-    with spying(proxy, "_apply_changes") as (writes,), spying(
-        proxy._api, "wait_for_live"
-    ) as (confirmations,):
+    with (
+        spying(proxy, "_apply_changes") as (writes,),
+        spying(proxy._api, "wait_for_live") as (confirmations,),
+    ):
         results = await asyncio.gather(
             *(proxy.add_route(s, backends["a"].url, {"i": i}) for i, s in enumerate(specs))
         )

@@ -99,7 +99,10 @@ class SetOnly(ProviderOnly):
 @pytest.mark.parametrize(
     "cls, named",
     [
-        (ProviderOnly, ["_kv_atomic_set(to_set)", "_kv_atomic_delete(*keys)", "_kv_get_tree(prefix)", "_make_store()"]),
+        (
+            ProviderOnly,
+            ["_kv_atomic_set(to_set)", "_kv_atomic_delete(*keys)", "_kv_get_tree(prefix)", "_make_store()"],
+        ),
         (SetOnly, ["_kv_atomic_delete(*keys) and _kv_get_tree(prefix)", "it has _kv_atomic_set"]),
     ],
 )
@@ -176,7 +179,9 @@ async def test_dynamic_config_set_before_start_is_written_with_the_hubs_own(requ
     await proxy.start()
     try:
         assert proxy.dynamic_config["http"]["routers"]["ops"]["service"] == "ops"
-        assert any("api@internal" == r.get("service") for r in proxy.dynamic_config["http"]["routers"].values())
+        assert any(
+            "api@internal" == r.get("service") for r in proxy.dynamic_config["http"]["routers"].values()
+        )
         await wait_for(lambda: serves(proxy, "/ops/x", "b"))
     finally:
         await proxy.stop()
@@ -191,13 +196,27 @@ async def test_apply_and_delete_dynamic_config(proxy, backends, prefix):
     router, service = core.legacy_alias(routespec, "router"), core.legacy_alias(routespec, "service")
     traefik_config = {
         "http": {
-            "routers": {router: {"rule": core.legacy_rule(routespec), "service": service,
-                                 "entryPoints": [proxy.traefik_entrypoint], "priority": 10**9}},
+            "routers": {
+                router: {
+                    "rule": core.legacy_rule(routespec),
+                    "service": service,
+                    "entryPoints": [proxy.traefik_entrypoint],
+                    "priority": 10**9,
+                }
+            },
             "services": {service: {"loadBalancer": {"servers": [{"url": backends["b"].url}]}}},
         }
     }
-    jupyterhub_config = {"routes": {router: {"routespec": routespec, "target": backends["b"].url,
-                                             "data": {"who": "legacy"}, "router": router}}}
+    jupyterhub_config = {
+        "routes": {
+            router: {
+                "routespec": routespec,
+                "target": backends["b"].url,
+                "data": {"who": "legacy"},
+                "router": router,
+            }
+        }
+    }
     await proxy._apply_dynamic_config(traefik_config, jupyterhub_config)
     await wait_for(lambda: serves(proxy, routespec + "x", "b"), timeout=20)
     assert (await proxy.get_all_routes())[routespec]["data"]["who"] == "legacy"

@@ -35,7 +35,7 @@ class KeyspaceEvents:
         self.pattern = f"__keyspace*:{prefix}*"
         self.events: list[tuple[str, str]] = []
 
-    async def __aenter__(self) -> "KeyspaceEvents":
+    async def __aenter__(self) -> KeyspaceEvents:
         self.pubsub = self.client.pubsub()
         await self.pubsub.psubscribe(self.pattern)
         self.task = asyncio.create_task(self._read())
@@ -89,7 +89,9 @@ async def test_one_event_per_write(redis_server, backend, tmp_path, request):
             assert await served_by(proxy, "/user/alan/x") == "a"
         async with redis.asyncio.from_url(redis_server.url, decode_responses=True) as client:
             # Redis writes the classes in its own order ("hK")
-            assert set((await client.config_get("notify-keyspace-events"))["notify-keyspace-events"]) == set("Kh")
+            assert set((await client.config_get("notify-keyspace-events"))["notify-keyspace-events"]) == set(
+                "Kh"
+            )
             # Traefik's listing (SCAN of the prefix, then MGET) reads the hash as nil
             assert (await client.mget([trigger])) == [None]
     finally:
@@ -116,7 +118,9 @@ async def test_off_each_key_is_an_event(redis_server, backend, tmp_path, request
         await proxy.stop()
 
 
-async def test_config_refused_warns_once_and_routes_still_go_live(redis_server, backend, tmp_path, request, caplog):
+async def test_config_refused_warns_once_and_routes_still_go_live(
+    redis_server, backend, tmp_path, request, caplog
+):
     """A Hub user without CONFIG (managed Redis, least privilege): every key
     is an event again, as before; the Hub says so once and works on."""
     async with redis.asyncio.from_url(redis_server.url) as client:
@@ -126,7 +130,9 @@ async def test_config_refused_warns_once_and_routes_still_go_live(redis_server, 
             commands=["+@all", "-config"],
         )  # fmt: skip
     caplog.set_level(logging.WARNING)
-    proxy = await started(request, tmp_path, "refused", redis_username="noconfig", redis_password="noconfig-pass")
+    proxy = await started(
+        request, tmp_path, "refused", redis_username="noconfig", redis_password="noconfig-pass"
+    )
     try:
         await proxy.add_route("/user/alice/", backend.url, {"user": "alice"})
         await proxy.add_route("/user/alan/", backend.url, {"user": "alan"})
@@ -136,6 +142,8 @@ async def test_config_refused_warns_once_and_routes_still_go_live(redis_server, 
         assert len(warnings) == 1, warnings
         assert "redis_one_event_per_write" in warnings[0] and "CONFIG" in warnings[0]
         async with redis.asyncio.from_url(redis_server.url, decode_responses=True) as client:
-            assert set((await client.config_get("notify-keyspace-events"))["notify-keyspace-events"]) != set("Kh")
+            assert set((await client.config_get("notify-keyspace-events"))["notify-keyspace-events"]) != set(
+                "Kh"
+            )
     finally:
         await proxy.stop()

@@ -145,7 +145,9 @@ async def test_the_api_is_not_reachable_from_the_public_entrypoint(proxy, backen
 
 
 @pytest.mark.parametrize("kind", ["file", "etcd", "redis"])
-async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, request, tmp_path, backends, caplog):
+async def test_a_store_written_flat_is_moved_into_the_tree_at_start(
+    kind, request, tmp_path, backends, caplog
+):
     """A store from before the tree (every route on the entrypoint, as
     ``traefik_route_tree_depth = 0`` still writes it) is re-laid at start;
     the start after that has nothing to move; from the fixed tree of earlier
@@ -156,8 +158,12 @@ async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, reques
 
     async def started(name: str, depth: int, size: int = 32):
         proxy = make_proxy(
-            kind, request, tmp_path / name, traefik_route_tree_depth=depth,
-            traefik_route_tree_bucket_size=size, **shared,
+            kind,
+            request,
+            tmp_path / name,
+            traefik_route_tree_depth=depth,
+            traefik_route_tree_bucket_size=size,
+            **shared,
         )
         caplog.clear()
         await proxy.start()
@@ -171,16 +177,25 @@ async def test_a_store_written_flat_is_moved_into_the_tree_at_start(kind, reques
         await flat.stop()
     caplog.set_level(logging.INFO, logger=f"traefik_proxy.test.{kind}")
     steps = (
-        ("tree", 2, 32, True), ("again", 2, 32, False), ("fixed", 2, 0, True),
-        ("fixed-again", 2, 0, False), ("adaptive", 2, 32, True), ("flat-again", 0, 32, True),
+        ("tree", 2, 32, True),
+        ("again", 2, 32, False),
+        ("fixed", 2, 0, True),
+        ("fixed-again", 2, 0, False),
+        ("adaptive", 2, 32, True),
+        ("flat-again", 0, 32, True),
     )
     for name, depth, size, moved in steps:
         proxy = await started(name, depth, size)
         try:
             lines = [r.getMessage() for r in caplog.records if "Route tree" in r.getMessage()]
             assert bool(lines) == moved, (name, lines)
-            for path, backend in {"/user/alice/lab": "a", "/user/alice/server2/x": "b",
-                                  "/user/bob": "b", "/user/bobby/": "hub", "/hub/home": "hub"}.items():
+            for path, backend in {
+                "/user/alice/lab": "a",
+                "/user/alice/server2/x": "b",
+                "/user/bob": "b",
+                "/user/bobby/": "hub",
+                "/hub/home": "hub",
+            }.items():
                 assert await served_by(proxy, path) == backend, (name, path)
             routers = await proxy._api.list_routers()
             buckets = [r["name"] for r in routers if core.is_bucket_router(r["name"].split("@")[0])]
@@ -216,7 +231,9 @@ async def test_host_routes_hang_under_host_buckets(proxy, backends, prefix):
     name = core.route_name(f"{alice}/", proxy.traefik_namespace)
     router = (await proxy.client.get(f"/api/http/routers/{name}@{proxy.provider_name}")).json()
     inner = core.bucket_chain(f"{alice}/", settings.tree_segment, settings.tree_depth)[-1]
-    assert router["parentRefs"] == [f"{core.bucket_name(inner, proxy.traefik_namespace)}@{proxy.provider_name}"]
+    assert router["parentRefs"] == [
+        f"{core.bucket_name(inner, proxy.traefik_namespace)}@{proxy.provider_name}"
+    ]
     # the path-only route goes: the host buckets' copies of it go too
     await proxy.delete_route(f"{prefix}")
     await wait_for(lambda: _served_is_not(proxy, f"{prefix}x", "hub", f"ali-{tag}.example.org"))
@@ -235,7 +252,10 @@ def test_tree_settings_follow_base_url_and_refuse_negative_values():
     assert TraefikFileProviderProxy().settings.tree_segment == 1
     under_jhub = TraefikFileProviderProxy(app=SimpleNamespace(base_url="/jhub/"))
     assert under_jhub.settings.tree_segment == 2
-    assert [b.prefix for b in core.bucket_chain("/jhub/user/alice/", 2, 2)] == ["/jhub/user/a", "/jhub/user/al"]
+    assert [b.prefix for b in core.bucket_chain("/jhub/user/alice/", 2, 2)] == [
+        "/jhub/user/a",
+        "/jhub/user/al",
+    ]
     for name in ("traefik_route_tree_depth", "traefik_route_tree_segment"):
         with pytest.raises(Exception, match=f"{name} = -1 is negative; set c.TraefikProxy.{name} to 0"):
             TraefikFileProviderProxy(**{name: -1})

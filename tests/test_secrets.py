@@ -35,9 +35,13 @@ def assert_secret_absent(secret: str, *texts: str) -> None:
 def external_hub(proxy, password: str, **overrides) -> TraefikFileProviderProxy:
     """A second Hub on the same traefik and file that sets up nothing itself."""
     return TraefikFileProviderProxy(
-        should_start=False, enable_setup_dynamic_config=False,
-        dynamic_config_file=proxy.dynamic_config_file, public_url=proxy.public_url,
-        traefik_api_url=proxy.traefik_api_url, traefik_api_password=password, **overrides,
+        should_start=False,
+        enable_setup_dynamic_config=False,
+        dynamic_config_file=proxy.dynamic_config_file,
+        public_url=proxy.public_url,
+        traefik_api_url=proxy.traefik_api_url,
+        traefik_api_password=password,
+        **overrides,
     )
 
 
@@ -77,14 +81,16 @@ def unreachable_store_proxy(kind: str, port: int, secret: str):
     if kind == "etcd":
         from traefik_proxy.etcd import TraefikEtcdProxy as cls
 
-        traits = {"etcd_url": f"http://127.0.0.1:{port}", "etcd_username": "root",
-                  "etcd_password": secret}
+        traits = {"etcd_url": f"http://127.0.0.1:{port}", "etcd_username": "root", "etcd_password": secret}
     elif kind == "redis":
         from traefik_proxy.redis import TraefikRedisProxy as cls
 
         # in the URL too, where a redis password often is
-        traits = {"redis_url": f"redis://hub:{quote(secret + '@url', safe='')}@127.0.0.1:{port}/0",
-                  "redis_username": "hub", "redis_password": secret}
+        traits = {
+            "redis_url": f"redis://hub:{quote(secret + '@url', safe='')}@127.0.0.1:{port}/0",
+            "redis_username": "hub",
+            "redis_password": secret,
+        }
     else:
         from traefik_proxy.consul import TraefikConsulProxy as cls
 
@@ -171,27 +177,28 @@ def capturing_traefik(directory: Path) -> tuple[str, Path]:
 
 def store_auth(kind: str, server) -> dict[str, str]:
     if kind == "etcd":
-        return {"etcd_url": server.url, "etcd_username": server.username,
-                "etcd_password": server.password}
+        return {"etcd_url": server.url, "etcd_username": server.username, "etcd_password": server.password}
     if kind == "redis":
-        return {"redis_url": server.url, "redis_username": server.username,
-                "redis_password": server.password}
+        return {"redis_url": server.url, "redis_username": server.username, "redis_password": server.password}
     return {"consul_url": server.url, "consul_password": server.password}
 
 
 # the Consul with a token is the stand-in even beside a consul binary (consul_token_server)
-@pytest.mark.parametrize(
-    "kind", ["file", "etcd", "redis", pytest.param("consul", id="consul-standin")]
-)
+@pytest.mark.parametrize("kind", ["file", "etcd", "redis", pytest.param("consul", id="consul-standin")])
 async def test_traefiks_own_output_at_debug_holds_no_secret(kind, request, tmp_path, backends):
     command, output = capturing_traefik(tmp_path)
     overrides = {}
     if kind != "file":
-        fixture = {"etcd": "etcd_auth_server", "redis": "redis_auth_server",
-                   "consul": "consul_token_server"}[kind]
+        fixture = {"etcd": "etcd_auth_server", "redis": "redis_auth_server", "consul": "consul_token_server"}[
+            kind
+        ]
         overrides = store_auth(kind, request.getfixturevalue(fixture))
     proxy = make_proxy(
-        kind, request, tmp_path / "hub", traefik_command=command, traefik_log_level="DEBUG",
+        kind,
+        request,
+        tmp_path / "hub",
+        traefik_command=command,
+        traefik_log_level="DEBUG",
         **overrides,
     )
     await proxy.start()

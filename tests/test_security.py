@@ -14,8 +14,33 @@ from .proxies import make_proxy
 from .utils import Backend
 
 # pieces an attacker would combine to break out of PathPrefix(`...`)
-HOSTILE = ["`", "(", ")", "||", "&&", "!", '"', "'", "\\", " ", "{{", "}}", "Path", "Host",
-           "PathPrefix(`/hub/`)", "/hub/", "%", "..", "//", "\n", "\x00", "#", "?", ";", "@"]
+HOSTILE = [
+    "`",
+    "(",
+    ")",
+    "||",
+    "&&",
+    "!",
+    '"',
+    "'",
+    "\\",
+    " ",
+    "{{",
+    "}}",
+    "Path",
+    "Host",
+    "PathPrefix(`/hub/`)",
+    "/hub/",
+    "%",
+    "..",
+    "//",
+    "\n",
+    "\x00",
+    "#",
+    "?",
+    ";",
+    "@",
+]
 fragments = st.one_of(
     st.sampled_from(HOSTILE),
     st.text(min_size=1, max_size=6),

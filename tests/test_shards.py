@@ -214,8 +214,12 @@ async def test_changing_the_shard_count_moves_every_route(kind, request, tmp_pat
     if kind != "file":  # one store for every step
         settings.update(PROXY_KINDS[kind](request, tmp_path)[1])
     # /shard-1/'s service is jupyterhub-shard-1-<hash>: never taken for a shard's
-    routes = {"/": hub, "/hub/": hub, "/shard-1/": a,
-              **{f"/user/{n}{i}/": a for i, n in enumerate("abcdefgh")}}
+    routes = {
+        "/": hub,
+        "/hub/": hub,
+        "/shard-1/": a,
+        **{f"/user/{n}{i}/": a for i, n in enumerate("abcdefgh")},
+    }
     for step, count in enumerate([0, 3, 2, 0]):
         proxy = make_proxy(kind, request, tmp_path, traefik_shards=count, **settings)
         await proxy.start()
@@ -256,8 +260,13 @@ async def test_shard_settings_that_cannot_work_are_named(tmp_path):
 
 async def test_shard_proxies_share_the_fronts_settings_not_its_places(tmp_path):
     proxy = make_proxy(
-        "file", None, tmp_path, traefik_shards=2, traefik_shard_port=40100,
-        traefik_namespace="hub7", traefik_log_level="INFO",
+        "file",
+        None,
+        tmp_path,
+        traefik_shards=2,
+        traefik_shard_port=40100,
+        traefik_namespace="hub7",
+        traefik_log_level="INFO",
         extra_static_config={"entryPoints": {"web": {"address": ":80"}}},
     )
     shard = proxy._make_shard(1)
@@ -342,9 +351,7 @@ async def test_without_shards_redis_on_its_last_database_starts(request, tmp_pat
         await proxy.stop()
 
 
-async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(
-    request, tmp_path, backends
-):
+async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(request, tmp_path, backends):
     """etcd stopped under a front and two shards: add_route and get_all_routes
     fail within check_route_timeout with the error naming the store, every
     Traefik keeps serving what it had, and once etcd is back the same proxy
@@ -354,8 +361,14 @@ async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(
     server = start_store("etcd", tmp_path / "store")
     timeout = 5.0
     proxy = make_proxy(
-        "etcd", request, tmp_path / "proxy", **etcd_traits(server), **kv_prefixes(),
-        traefik_shards=2, check_route_timeout=timeout, traefik_shard_delete_delay=0.0,
+        "etcd",
+        request,
+        tmp_path / "proxy",
+        **etcd_traits(server),
+        **kv_prefixes(),
+        traefik_shards=2,
+        check_route_timeout=timeout,
+        traefik_shard_delete_delay=0.0,
     )
     routes = {"/": "hub", **{f"/user/{n}/": "a" for n in ("alice", "bob", "zoe", "ann")}}
     try:

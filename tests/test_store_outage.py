@@ -89,7 +89,7 @@ async def timed(call) -> tuple[float, BaseException | None]:
     started = time.monotonic()
     try:
         await call
-    except Exception as e:  # noqa: BLE001 - the test inspects it
+    except Exception as e:
         return time.monotonic() - started, e
     return time.monotonic() - started, None
 
@@ -410,8 +410,13 @@ async def test_unreachable_store_fails_clearly_and_in_time(kind, request, tmp_pa
 
     url = f"{'redis' if kind == 'redis' else 'http'}://127.0.0.1:{free_port()}"
     proxy = make_proxy(
-        kind, request, tmp_path, should_start=False, traefik_api_password="x",
-        check_route_timeout=TIMEOUT, **{f"{kind}_url": url},
+        kind,
+        request,
+        tmp_path,
+        should_start=False,
+        traefik_api_password="x",
+        check_route_timeout=TIMEOUT,
+        **{f"{kind}_url": url},
     )
     started = time.monotonic()
     with pytest.raises(KVStoreUnavailable, match=url.split("://")[1]):

@@ -21,7 +21,10 @@ USER, PASSWORD = "hub", "secret"
 
 def expected(name: str, target: str = "http://10.0.0.1:8888") -> core.Expected:
     return core.Expected(
-        name=name, rule=f"PathPrefix(`/user/{name}/`)", target=target, priority=10,
+        name=name,
+        rule=f"PathPrefix(`/user/{name}/`)",
+        target=target,
+        priority=10,
         entrypoints=("http",),
     )
 
@@ -57,10 +60,13 @@ class MockTraefik:
         if path == "/api/overview":
             return httpx.Response(200, json={})
         if path == "/api/rawdata":
-            return httpx.Response(200, json={
-                "routers": {f"{n}@file": self.router(r) for n, r in routes.items()},
-                "services": {f"{n}@file": self.service(r) for n, r in routes.items()},
-            })
+            return httpx.Response(
+                200,
+                json={
+                    "routers": {f"{n}@file": self.router(r) for n, r in routes.items()},
+                    "services": {f"{n}@file": self.service(r) for n, r in routes.items()},
+                },
+            )
         kind, _, key = path.removeprefix("/api/http/").partition("/")
         route = routes.get(key.removesuffix("@file"))
         if kind == "routers" and self.polls_until_live > 0:
@@ -74,8 +80,11 @@ class MockTraefik:
     @staticmethod
     def router(route: core.Expected) -> dict:
         return {
-            "status": "enabled", "rule": route.rule, "priority": route.priority,
-            "entryPoints": list(route.entrypoints), "service": route.name,
+            "status": "enabled",
+            "rule": route.rule,
+            "priority": route.priority,
+            "entryPoints": list(route.entrypoints),
+            "service": route.name,
         }
 
     @staticmethod
@@ -91,8 +100,13 @@ def traefik():
 def api_for(traefik: MockTraefik, password: str = PASSWORD, **kwargs) -> TraefikAPI:
     kwargs.setdefault("timeout", 1.0)
     return TraefikAPI(
-        "http://traefik:8099", USER, password, provider="file", poll_interval=0.001,
-        transport=traefik.transport(), **kwargs,
+        "http://traefik:8099",
+        USER,
+        password,
+        provider="file",
+        poll_interval=0.001,
+        transport=traefik.transport(),
+        **kwargs,
     )
 
 
@@ -217,8 +231,13 @@ async def test_the_pause_between_polls_is_at_least_the_poll_time(traefik):
         return slow(request)
 
     api = TraefikAPI(
-        "http://traefik:8099", USER, PASSWORD, provider="file", poll_interval=0.001,
-        timeout=5, transport=httpx.MockTransport(handle),
+        "http://traefik:8099",
+        USER,
+        PASSWORD,
+        provider="file",
+        poll_interval=0.001,
+        timeout=5,
+        transport=httpx.MockTransport(handle),
     )
     assert await api.wait_for_live([route]) == set()
     gaps = [b - a for a, b in zip(times, times[1:4])]

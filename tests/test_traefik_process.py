@@ -39,8 +39,17 @@ async def test_restart_delays_double_while_restarts_fail_and_reset_after_one_ser
         await asyncio.sleep(0.01)
     await supervisor.stop()
     assert list(supervisor.restart_delays)[:11] == [
-        0.5, 1, 2, 4, 8, 16, 30, 30, 30,  # restarts 1-8 fail, the 9th serves
-        FIRST_BACKOFF, 1,
+        0.5,
+        1,
+        2,
+        4,
+        8,
+        16,
+        30,
+        30,
+        30,  # restarts 1-8 fail, the 9th serves
+        FIRST_BACKOFF,
+        1,
     ]
     assert MAX_BACKOFF == 30
     assert supervisor.process is None

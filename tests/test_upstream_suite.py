@@ -27,7 +27,15 @@ def test_upstream_suite_passes(tmp_path):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             # warnings off: etcd3's protobuf warnings would fill the tail
-            [sys.executable, "-m", "tests.upstream_suite.run", "-q", "--show-capture=log", "-p", "no:warnings"],
+            [
+                sys.executable,
+                "-m",
+                "tests.upstream_suite.run",
+                "-q",
+                "--show-capture=log",
+                "-p",
+                "no:warnings",
+            ],
             cwd=REPO,
             # wide enough that pytest's summary lines keep their error
             env=dict(os.environ, COLUMNS="250"),
@@ -55,7 +63,9 @@ def test_upstream_suite_passes(tmp_path):
     start = summary[-1] if summary else 0
     tail = "\n".join(lines[max(start, len(lines) - TAIL_LINES) :])
     if code is None:
-        raise AssertionError(f"the upstream suite did not finish within {TIMEOUT}s; its output ended:\n{tail}")
+        raise AssertionError(
+            f"the upstream suite did not finish within {TIMEOUT}s; its output ended:\n{tail}"
+        )
     passed = 0
     for line in reversed(lines):
         # pytest's closing line, e.g. "== 3 failed, 290 passed, 8 deselected in 250.0s =="

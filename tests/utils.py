@@ -51,7 +51,7 @@ class Backend:
         }
         return web.Response(text=json.dumps(body), content_type="application/json")
 
-    async def start(self) -> "Backend":
+    async def start(self) -> Backend:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)

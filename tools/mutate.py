@@ -66,7 +66,9 @@ def load(path: Path = MUTATIONS) -> list[Mutation]:
 
 
 def scratch_copy(destination: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis", "results", ".venv*", ".chp")
+    ignore = shutil.ignore_patterns(
+        "__pycache__", ".pytest_cache", ".hypothesis", "results", ".venv*", ".chp"
+    )
     for name in COPIED:
         source = ROOT / name
         if source.is_dir():
@@ -107,14 +109,24 @@ def run(mutation: Mutation, python: str, keep_log: Path | None) -> Outcome:
         except ValueError as e:
             return Outcome(mutation, "error", str(e), time.monotonic() - started)
         env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-        command = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                   *mutation.tests]
+        command = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests]
         try:
-            result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
-                                    timeout=mutation.timeout, stdin=subprocess.DEVNULL)
+            result = subprocess.run(
+                command,
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=mutation.timeout,
+                stdin=subprocess.DEVNULL,
+            )
             output, status = result.stdout + result.stderr, result.returncode
         except subprocess.TimeoutExpired as e:
-            output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            output = (
+                (e.stdout or b"").decode(errors="replace")
+                if isinstance(e.stdout, bytes)
+                else (e.stdout or "")
+            )
             status = None
     if keep_log is not None:
         keep_log.mkdir(parents=True, exist_ok=True)
@@ -130,7 +142,9 @@ def run(mutation: Mutation, python: str, keep_log: Path | None) -> Outcome:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="*", help="run only these mutations")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--python", default=sys.executable, help="the Python whose pytest runs the tests")

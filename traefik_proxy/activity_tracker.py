@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Container
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
@@ -57,7 +57,7 @@ class ActivityTracker:
             self._log.warning("Could not read Traefik's metrics for route activity: %r", e)
             return
         counts = core.service_request_counts(text, self._provider)
-        now = core.iso_utc(datetime.now(timezone.utc))
+        now = core.iso_utc(datetime.now(UTC))
         for name in core.active_since(self._counts, counts):
             self.last_activity[name] = now
         self._counts = counts

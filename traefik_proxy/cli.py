@@ -118,9 +118,7 @@ def shard_proxy(proxy, k: int):
             f"0 to {proxy.traefik_shards - 1}; set c.TraefikProxy.traefik_shards"
         )
     if not proxy.traefik_shard_port:
-        raise ValueError(
-            "--shard needs fixed ports for the shards: set c.TraefikProxy.traefik_shard_port"
-        )
+        raise ValueError("--shard needs fixed ports for the shards: set c.TraefikProxy.traefik_shard_port")
     return proxy._make_shard(k)
 
 

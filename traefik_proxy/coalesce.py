@@ -37,7 +37,7 @@ class Coalescer(Generic[T]):
             batch, self._queue = self._queue, []
             try:
                 outcomes = await self._run_batch([item for item, _ in batch])
-            except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            except BaseException as e:
                 outcomes = [e] * len(batch)
                 if isinstance(e, asyncio.CancelledError):
                     for _, future in batch + self._queue:

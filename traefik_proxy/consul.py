@@ -7,8 +7,6 @@ The traitlets and Traefik's Consul provider; the client is
 
 from __future__ import annotations
 
-from typing import Any
-
 from traitlets import Dict, Unicode, validate
 
 from . import core

@@ -87,7 +87,7 @@ def parse(pem: bytes, now: datetime.datetime) -> DefaultCertificate | str:
 def load_or_create(path: Path, log: logging.Logger) -> DefaultCertificate:
     """The certificate kept at ``path``; created (and kept there, 0600) if missing or unusable."""
     path = Path(path)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     why_new = "none was kept yet"
     try:
         mode = path.stat().st_mode

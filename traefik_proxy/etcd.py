@@ -6,7 +6,6 @@ The traitlets and Traefik's etcd provider; the client is
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from traitlets import Dict, Integer, Unicode, validate
@@ -69,9 +68,7 @@ class TraefikEtcdProxy(TKvProxy):
         endpoints = core.split_endpoints(proposal.value)
         if not endpoints:
             raise ValueError(f"etcd_url {proposal.value!r} must be {form}")
-        schemes = {
-            check_store_url("etcd_url", url, ("http", "https"), form).scheme for url in endpoints
-        }
+        schemes = {check_store_url("etcd_url", url, ("http", "https"), form).scheme for url in endpoints}
         if len(schemes) > 1:
             raise ValueError(
                 f"etcd_url {proposal.value!r} mixes http and https endpoints: the members "

@@ -18,10 +18,10 @@ import msgspec
 from traitlets import Unicode
 
 from . import core
-from .setting_checks import deprecated_alias, deprecated_class
-from .files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, config_format, dump_config, load_config
 from .core.serialize import Memo
+from .files import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, config_format, dump_config, load_config
 from .proxy import TraefikProxy
+from .setting_checks import deprecated_alias, deprecated_class
 from .sharding import shard_file
 
 RECORDS_KEY = "jupyterhub"
@@ -60,7 +60,8 @@ class TraefikFileProviderProxy(TraefikProxy):
 
     async def _setup_traefik_static_config(self) -> None:
         config_format(self._path)  # an unknown extension fails before traefik starts
-        provider = {"file": {"filename": os.path.abspath(self.dynamic_config_file), "watch": True}}
+        path = os.path.abspath(self.dynamic_config_file)  # noqa: ASYNC240 (no I/O but getcwd)
+        provider = {"file": {"filename": path, "watch": True}}
         self.static_config = core.deep_merge(self.static_config, {"providers": provider})
         await super()._setup_traefik_static_config()
 

@@ -20,9 +20,7 @@ def config_format(path: Path) -> str:
         return "toml"
     if suffix in (".yaml", ".yml"):
         return "yaml"
-    raise ValueError(
-        f"config file {str(path)!r} must end in .toml, .yaml or .yml, which decides its format"
-    )
+    raise ValueError(f"config file {str(path)!r} must end in .toml, .yaml or .yml, which decides its format")
 
 
 def dump_config(config: dict[str, Any], path: Path, memo: Memo | None = None) -> bytes:
@@ -47,9 +45,7 @@ def load_config(path: Path) -> dict[str, Any]:
             "Fix or move it away; it was left untouched."
         ) from None
     if not isinstance(config, dict):
-        raise ValueError(
-            f"dynamic config file {str(path)!r} holds a {type(config).__name__}, not a mapping"
-        )
+        raise ValueError(f"dynamic config file {str(path)!r} holds a {type(config).__name__}, not a mapping")
     return config
 
 
@@ -76,9 +72,7 @@ def atomic_write(path: Path, content: bytes, mode: int = 0o600) -> None:
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=directory
-    )
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)

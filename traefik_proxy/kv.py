@@ -127,6 +127,7 @@ class TKvProxy(KvMigration, TraefikProxy):
         Never an extension of the front's own (``traefik-shard-3``): Traefik
         reads a rootKey as a plain string prefix, so the front would read
         the shards' keys as its own."""
+
         def shard_prefix(prefix: str) -> str:
             head, sep, last = prefix.rpartition(self.kv_separator)
             return f"{head}{sep}shard-{k}.{last}"
@@ -157,9 +158,12 @@ class TKvProxy(KvMigration, TraefikProxy):
         missing = [f"{name}{KV_METHODS[name]}" for name in KV_METHODS if name not in own]
         raise NotImplementedError(
             f"{type(self).__name__} has no key-value store: implement "
-            + (f"{' and '.join(missing)} (it has {', '.join(own)})" if own else
-               "the three methods _kv_atomic_set(to_set), _kv_atomic_delete(*keys) and "
-               "_kv_get_tree(prefix)")
+            + (
+                f"{' and '.join(missing)} (it has {', '.join(own)})"
+                if own
+                else "the three methods _kv_atomic_set(to_set), _kv_atomic_delete(*keys) and "
+                "_kv_get_tree(prefix)"
+            )
             + ", or _make_store() returning a traefik_proxy.stores.KVStore"
         )
 

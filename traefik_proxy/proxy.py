@@ -80,9 +80,7 @@ class TraefikProxy(
     static_config_file = Unicode(
         "traefik.toml", config=True, help="Where to write Traefik's static config (.toml or .yaml)"
     )
-    extra_static_config = Dict(
-        config=True, help="Merged into the static config Traefik is started with."
-    )
+    extra_static_config = Dict(config=True, help="Merged into the static config Traefik is started with.")
     extra_dynamic_config = Dict(
         config=True, help="Merged into the dynamic config (e.g. middlewares, TLS options)."
     )
@@ -193,9 +191,7 @@ class TraefikProxy(
     traefik_poll_interval = Float(
         0.005, config=True, help="Seconds between two checks of Traefik's API while waiting"
     )
-    concurrency = Integer(
-        10, config=True, help="Most requests to Traefik's API in flight at once"
-    )
+    concurrency = Integer(10, config=True, help="Most requests to Traefik's API in flight at once")
     traefik_namespace = Unicode(
         "jupyterhub",
         config=True,

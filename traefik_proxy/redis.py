@@ -84,7 +84,9 @@ class TraefikRedisProxy(TKvProxy):
     @validate("redis_url")
     def _validate_redis_url(self, proposal):
         url = check_store_url(
-            "redis_url", proposal.value, ("redis", "rediss"),
+            "redis_url",
+            proposal.value,
+            ("redis", "rediss"),
             "redis://host:port[/db] or rediss://host:port[/db]",
         )
         if url.path.strip("/") and not url.path.strip("/").isdigit():

@@ -55,15 +55,11 @@ class RouteTreeMixin(Configurable):
         base_url = getattr(getattr(self, "app", None), "base_url", None) or "/"
         return len([s for s in urlsplit(base_url).path.split("/") if s]) + 1
 
-    @validate(
-        "traefik_route_tree_depth", "traefik_route_tree_segment", "traefik_route_tree_bucket_size"
-    )
+    @validate("traefik_route_tree_depth", "traefik_route_tree_segment", "traefik_route_tree_bucket_size")
     def _not_negative(self, proposal):
         if proposal.value < 0:
             name = proposal.trait.name
-            raise TraitError(
-                f"{name} = {proposal.value} is negative; set c.TraefikProxy.{name} to 0 or more"
-            )
+            raise TraitError(f"{name} = {proposal.value} is negative; set c.TraefikProxy.{name} to 0 or more")
         return proposal.value
 
     _route_table: core.RouteTable | None = None

@@ -65,9 +65,7 @@ class SettingChecks(HasTraits):
     def _validate_namespace(self, proposal) -> str:
         value = proposal.value
         if not value or not all(c.isascii() and (c.isalnum() or c == "-") for c in value):
-            raise ValueError(
-                f"traefik_namespace {value!r} must be non-empty ASCII letters, digits and '-'"
-            )
+            raise ValueError(f"traefik_namespace {value!r} must be non-empty ASCII letters, digits and '-'")
         return value
 
     @validate("traefik_pin_host")

@@ -156,8 +156,7 @@ class ShardingMixin(Configurable):
             )
         if self.traefik_replica_api_urls:
             raise ValueError(
-                "traefik_shards does not support traefik_replica_api_urls yet; "
-                "set one of them to its default"
+                "traefik_shards does not support traefik_replica_api_urls yet; set one of them to its default"
             )
         if not self.should_start and not self.traefik_shard_port:
             raise ValueError(
@@ -196,9 +195,7 @@ class ShardingMixin(Configurable):
         from .proxy import TraefikProxy
 
         cls = self._shard_class()
-        own = set(cls.class_trait_names(config=True)) - set(
-            TraefikProxy.class_trait_names(config=True)
-        )
+        own = set(cls.class_trait_names(config=True)) - set(TraefikProxy.class_trait_names(config=True))
         # the subclass's own settings (its store's) that differ from their
         # defaults: never an old name left at its default (a warning per shard)
         traits = cls.class_traits()
@@ -225,7 +222,7 @@ async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
         try:
             if not await shard._get_jupyterhub_dynamic_config():
                 return found
-        except Exception as e:  # noqa: BLE001 (e.g. Redis without that database)
+        except Exception as e:
             # the front's own store answered just before: no such shard store
             front.log.debug("No store of shard %d to take routes from: %s", k, e)
             return found
@@ -233,7 +230,10 @@ async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
             await shard._close()  # opened again to move its routes, if any
         if front.should_start:
             supervisor = TraefikSupervisor(
-                shard.traefik_command, shard.static_config_file, shard.traefik_pid_file, {},
+                shard.traefik_command,
+                shard.static_config_file,
+                shard.traefik_pid_file,
+                {},
                 front.log,
             )
             await supervisor.stop_leftover()
@@ -290,7 +290,9 @@ async def move_misplaced(
     if moves or leftovers:
         front.log.info(
             "Moving %d routes to where %d shards put them (%d shard stores left over)",
-            len(moves), len(shards), len(leftovers),
+            len(moves),
+            len(shards),
+            len(leftovers),
         )
 
     def submit(place: int | None, op: core.Op) -> Any:
@@ -339,9 +341,7 @@ class ShardSet:
         return self.front.settings
 
     def _shard(self, routespec: str) -> int | None:
-        return core.route_shard(
-            routespec, self.settings, len(self.shards), self.front.host_routing
-        )
+        return core.route_shard(routespec, self.settings, len(self.shards), self.front.host_routing)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -364,9 +364,7 @@ class ShardSet:
         except BaseException:
             await self.stop(flush=False)
             raise
-        self.log.info(
-            "%d shard traefiks serve %d buckets of user routes", count, len(self._front_buckets)
-        )
+        self.log.info("%d shard traefiks serve %d buckets of user routes", count, len(self._front_buckets))
 
     async def stop(self, flush: bool = True) -> None:
         """Write the deletes still waiting (unless stopping after a failure), stop the shards."""

@@ -58,7 +58,7 @@ class Takeover:
                 hub_routespecs=routespecs,
                 pin_host=self.traefik_pin_host,
             )
-        except Exception as e:  # noqa: BLE001 (a check that must not stop the Hub)
+        except Exception as e:
             self.log.warning("Could not check Traefik's routers for foreign ones: %s", e)
             return
         if found:

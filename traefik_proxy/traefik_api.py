@@ -266,9 +266,7 @@ class TraefikAPI:
             await self._last_listing(pending, client)
         return set(pending)
 
-    async def _last_listing(
-        self, pending: dict[str, core.Expected], client: httpx.AsyncClient
-    ) -> None:
+    async def _last_listing(self, pending: dict[str, core.Expected], client: httpx.AsyncClient) -> None:
         # the last route never showed: without this listing every route
         # of the batch would fail with it, not only the ones not served
         try:
@@ -285,7 +283,8 @@ class TraefikAPI:
             self.log.warning(
                 "Traefik at %s refuses connections (%s): not waiting for it to serve "
                 "route changes; it reads every route from the store when it starts",
-                url, error or type(error).__name__,
+                url,
+                error or type(error).__name__,
             )
 
     def _note_answering(self, client: httpx.AsyncClient) -> None:
@@ -294,9 +293,7 @@ class TraefikAPI:
             self._down.discard(url)
             self.log.info("Traefik at %s answers again", url)
 
-    async def _live_among(
-        self, pending: dict[str, core.Expected], client: httpx.AsyncClient
-    ) -> list[str]:
+    async def _live_among(self, pending: dict[str, core.Expected], client: httpx.AsyncClient) -> list[str]:
         """The names of the pending routes that one poll finds live."""
         if len(pending) > RAWDATA_THRESHOLD:
             rawdata = await self.get_json("/api/rawdata", client=client)
@@ -320,8 +317,10 @@ class TraefikAPI:
             if not present:
                 return not router
             service = str((router or {}).get("service", "")).split("@")[0]
-            return bool(router) and router.get("status") == "enabled" and (
-                service == expected.get(name, service)
+            return (
+                bool(router)
+                and router.get("status") == "enabled"
+                and (service == expected.get(name, service))
             )
 
         deadline = time.monotonic() + self.timeout
@@ -333,10 +332,12 @@ class TraefikAPI:
                     routers = (await self.get_json("/api/rawdata")).get("routers") or {}
                     found = [routers.get(f"{n}@{self.provider}") for n in order]
                 else:
-                    found = await asyncio.gather(*(
-                        self.get_json(f"/api/http/routers/{n}@{self.provider}", missing_ok=True)
-                        for n in order
-                    ))
+                    found = await asyncio.gather(
+                        *(
+                            self.get_json(f"/api/http/routers/{n}@{self.provider}", missing_ok=True)
+                            for n in order
+                        )
+                    )
                 pending -= {n for n, r in zip(order, found) if done(n, r)}
             except httpx.HTTPError as e:
                 self.log.debug("Traefik API not answering yet: %r", e)
@@ -346,9 +347,7 @@ class TraefikAPI:
             await asyncio.sleep(max(self.poll_interval, now - started))
         return pending
 
-    async def is_live(
-        self, expected: core.Expected, client: httpx.AsyncClient | None = None
-    ) -> bool:
+    async def is_live(self, expected: core.Expected, client: httpx.AsyncClient | None = None) -> bool:
         """True if one Traefik serves the route with the expected target."""
         # the router first: while it is missing or stale there is no need to
         # ask for the service, which halves the polling load during a reload

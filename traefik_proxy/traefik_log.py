@@ -35,7 +35,7 @@ class TraefikLogForwarder:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def drain(self, timeout: float = 5.0) -> None:
+    async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (waits on several tasks)
         """Wait for the last lines of exited processes; give up after ``timeout``."""
         if not self._tasks:
             return

@@ -120,7 +120,7 @@ class TraefikSupervisor:
         """Stop the traefik a killed Hub left running (found via the pid file)."""
         try:
             pid = int(self.pid_file.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # noqa: ASYNC240 (procfs, once at start)
         except (FileNotFoundError, ValueError, ProcessLookupError):
             return
         if b"traefik" not in cmdline:
@@ -141,7 +141,7 @@ class TraefikSupervisor:
         self.log.info("Starting %s with %s", executable, self.config_file)
         self.process = await asyncio.create_subprocess_exec(
             executable,
-            f"--configfile={os.path.abspath(self.config_file)}",
+            f"--configfile={os.path.abspath(self.config_file)}",  # noqa: ASYNC240 (no I/O but getcwd)
             env={**os.environ, **self.env},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._output,
@@ -211,7 +211,7 @@ class TraefikSupervisor:
             process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), STOP_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.log.warning("traefik did not stop within %ss; killing it", STOP_GRACE)
                 process.kill()
                 await process.wait()

@@ -56,15 +56,23 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dataplane import (
-    LOAD_CPU, PROXY_CPU, Backend, wait_for_body, wait_for_quiet, wrk,
+    LOAD_CPU,
+    PROXY_CPU,
+    Backend,
+    wait_for_body,
+    wait_for_quiet,
+    wrk,
 )
 from benchmarks.systems import free_port
 from tests.servers import stop_process
 
 # rough share of English surnames by initial (percent); the rest of a name is uniform
-INITIALS = dict(zip("smbchwgprldtkjfanoevyizuqx",
-                    [10, 9, 9, 8, 7, 6, 5, 5, 5, 5, 5, 4, 4, 3, 3, 3, 2, 1.5, 1.5, 1.5, 1,
-                     0.5, 0.5, 0.3, 0.2, 0.1]))
+INITIALS = dict(
+    zip(
+        "smbchwgprldtkjfanoevyizuqx",
+        [10, 9, 9, 8, 7, 6, 5, 5, 5, 5, 5, 4, 4, 3, 3, 3, 2, 1.5, 1.5, 1.5, 1, 0.5, 0.5, 0.3, 0.2, 0.1],
+    )
+)
 REST = "abcdefghijklmnopqrstuvwxyz0123456789"
 HUB_PATH = "/hub/home"
 DOMAIN = "hub.test"  # host routes: <user>.hub.test; the Hub itself answers on hub.test
@@ -91,14 +99,14 @@ class Node:
 
     prefix: str
     names: list[str] = field(default_factory=list)  # routes held here directly
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
-    def leaves(self) -> list["Node"]:
+    def leaves(self) -> list[Node]:
         if not self.children:
             return [self]
         return [leaf for c in self.children for leaf in c.leaves()]
 
-    def find(self, name: str) -> "Node":
+    def find(self, name: str) -> Node:
         """The node a new name would go to: the deepest whose prefix it extends."""
         for child in self.children:
             if name.startswith(child.prefix):
@@ -231,8 +239,7 @@ class Layout:
     def add_user(self, name: str, target: str, style: str, kind: str) -> None:
         node = self.tree.find(name)
         node.names.append(name)
-        add_leaf(self.dynamic, name, target, style, self.host,
-                 parent_routing(node, kind, self.entrypoint_of))
+        add_leaf(self.dynamic, name, target, style, self.host, parent_routing(node, kind, self.entrypoint_of))
 
 
 def parent_routing(node: Node, kind: str, entrypoint_of: dict[str, str]) -> dict[str, Any]:
@@ -244,41 +251,55 @@ def parent_routing(node: Node, kind: str, entrypoint_of: dict[str, str]) -> dict
     return {"parentRefs": [f"n-{node.prefix}"]}
 
 
-def add_leaf(dynamic: dict[str, Any], name: str, target: str, style: str, host: bool,
-             attach: dict[str, Any]) -> None:
+def add_leaf(
+    dynamic: dict[str, Any], name: str, target: str, style: str, host: bool, attach: dict[str, Any]
+) -> None:
     http = dynamic["http"]
     rule, priority = user_rule(name, style, host)
-    http["routers"][f"u-{name}"] = {"rule": rule, "priority": priority,
-                                    "service": f"s-{name}", **attach}
-    http["services"][f"s-{name}"] = {"loadBalancer": {
-        "servers": [{"url": target}], "passHostHeader": True}}
+    http["routers"][f"u-{name}"] = {"rule": rule, "priority": priority, "service": f"s-{name}", **attach}
+    http["services"][f"s-{name}"] = {"loadBalancer": {"servers": [{"url": target}], "passHostHeader": True}}
 
 
-def layout(shape: str, tree: Node, backend: Backend, web_port: int, tls: bool = False,
-           internal: dict[str, Any] | None = None) -> Layout:
+def layout(
+    shape: str,
+    tree: Node,
+    backend: Backend,
+    web_port: int,
+    tls: bool = False,
+    internal: dict[str, Any] | None = None,
+) -> Layout:
     kind, _, host = parse(shape)
     style = "prefix" if kind == "flat-prefix" else "or"
     routers: dict[str, Any] = {}
-    services: dict[str, Any] = {"hub": {"loadBalancer": {
-        "servers": [{"url": backend.url("hub")}], "passHostHeader": True}}}
+    services: dict[str, Any] = {
+        "hub": {"loadBalancer": {"servers": [{"url": backend.url("hub")}], "passHostHeader": True}}
+    }
     dynamic = {"http": {"routers": routers, "services": services}}
     web: dict[str, Any] = {"address": f"127.0.0.1:{web_port}"}
     if tls:
         web["http"] = {"tls": {}}  # every router on it serves TLS (Traefik's default cert)
     static: dict[str, Any] = {"entryPoints": {"web": web}, "log": {"level": "ERROR"}}
     if kind == "hubfirst":
-        routers["hub"] = {"rule": "!PathPrefix(`/user/`)", "priority": 1_000_000,
-                          "service": "hub", "entryPoints": ["web"]}
-        routers["hub-users"] = {"rule": "PathPrefix(`/user/`)", "priority": 1,
-                                "service": "hub", "entryPoints": ["web"]}
+        routers["hub"] = {
+            "rule": "!PathPrefix(`/user/`)",
+            "priority": 1_000_000,
+            "service": "hub",
+            "entryPoints": ["web"],
+        }
+        routers["hub-users"] = {
+            "rule": "PathPrefix(`/user/`)",
+            "priority": 1,
+            "service": "hub",
+            "entryPoints": ["web"],
+        }
     else:
-        routers["hub"] = {"rule": "PathPrefix(`/`)", "priority": 1, "service": "hub",
-                          "entryPoints": ["web"]}
+        routers["hub"] = {"rule": "PathPrefix(`/`)", "priority": 1, "service": "hub", "entryPoints": ["web"]}
     entrypoint_of: dict[str, str] = {}
     taken = {web_port}
     if kind == "ep":
-        forwarded = internal if internal is not None else {
-            "trustedIPs": TRUSTED, "notAppendXForwardedFor": True}
+        forwarded = (
+            internal if internal is not None else {"trustedIPs": TRUSTED, "notAppendXForwardedFor": True}
+        )
         for i, bucket in enumerate(tree.children):
             ep, port = f"b{i:04d}", unique_port(taken)
             entrypoint_of[bucket.prefix] = ep
@@ -286,20 +307,30 @@ def layout(shape: str, tree: Node, backend: Backend, web_port: int, tls: bool = 
             if forwarded:  # Traefik refuses an empty forwardedHeaders section
                 static["entryPoints"][ep]["forwardedHeaders"] = forwarded
             rule, priority = node_rule(bucket.prefix, host)
-            routers[f"n-{bucket.prefix}"] = {"rule": rule, "priority": priority,
-                                             "service": f"hop-{ep}", "entryPoints": ["web"]}
-            services[f"hop-{ep}"] = {"loadBalancer": {
-                "servers": [{"url": f"http://127.0.0.1:{port}"}], "passHostHeader": True}}
-            routers[f"fb-{bucket.prefix}"] = {"rule": "PathPrefix(`/`)", "priority": 1,
-                                              "service": "hub", "entryPoints": [ep]}
+            routers[f"n-{bucket.prefix}"] = {
+                "rule": rule,
+                "priority": priority,
+                "service": f"hop-{ep}",
+                "entryPoints": ["web"],
+            }
+            services[f"hop-{ep}"] = {
+                "loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}], "passHostHeader": True}
+            }
+            routers[f"fb-{bucket.prefix}"] = {
+                "rule": "PathPrefix(`/`)",
+                "priority": 1,
+                "service": "hub",
+                "entryPoints": [ep],
+            }
     elif kind not in ("flat", "flat-prefix", "hubfirst"):
         add_nodes(routers, tree, host)
     result = Layout(static, dynamic, tree, entrypoint_of, host)
 
     def walk(node: Node) -> None:
         for name in node.names:
-            add_leaf(dynamic, name, backend.url("user"), style, host,
-                     parent_routing(node, kind, entrypoint_of))
+            add_leaf(
+                dynamic, name, backend.url("user"), style, host, parent_routing(node, kind, entrypoint_of)
+            )
         for child in node.children:
             walk(child)
 
@@ -319,12 +350,15 @@ def unique_port(taken: set[int]) -> int:
 def add_nodes(routers: dict[str, Any], node: Node, host: bool) -> None:
     """Multi-layer: a parent router per non-root node, with a catch-all child to the Hub."""
     for child in node.children:
-        attach = ({"entryPoints": ["web"]} if node.prefix == ""
-                  else {"parentRefs": [f"n-{node.prefix}"]})
+        attach = {"entryPoints": ["web"]} if node.prefix == "" else {"parentRefs": [f"n-{node.prefix}"]}
         rule, priority = node_rule(child.prefix, host)
         routers[f"n-{child.prefix}"] = {"rule": rule, "priority": priority, **attach}
-        routers[f"fb-{child.prefix}"] = {"rule": "PathPrefix(`/`)", "priority": 1,
-                                         "service": "hub", "parentRefs": [f"n-{child.prefix}"]}
+        routers[f"fb-{child.prefix}"] = {
+            "rule": "PathPrefix(`/`)",
+            "priority": 1,
+            "service": "hub",
+            "parentRefs": [f"n-{child.prefix}"],
+        }
         add_nodes(routers, child, host)
 
 
@@ -350,17 +384,20 @@ class Traefik:
         self.dynamic_file = workdir / "dynamic.yaml"
         self.static_file = workdir / "static.yaml"
         # applies a change at once, as traefik_proxy configures it (Traefik's default waits 2 s)
-        lay.static["providers"] = {"providersThrottleDuration": "0s",
-                                   "file": {"filename": str(self.dynamic_file), "watch": True}}
+        lay.static["providers"] = {
+            "providersThrottleDuration": "0s",
+            "file": {"filename": str(self.dynamic_file), "watch": True},
+        }
         write_json(self.dynamic_file, lay.dynamic)
         write_json(self.static_file, lay.static)
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Traefik":
+    def start(self) -> Traefik:
         self.process = subprocess.Popen(
-            ["taskset", "-c", str(PROXY_CPU), traefik_binary(),
-             f"--configfile={self.static_file}"],
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            ["taskset", "-c", str(PROXY_CPU), traefik_binary(), f"--configfile={self.static_file}"],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         return self
 
     def stop(self) -> None:
@@ -368,8 +405,7 @@ class Traefik:
         self.process = None
 
 
-def time_to_live(lay: Layout, tf: Traefik, base: str, name: str, target: str,
-                 kind: str) -> float:
+def time_to_live(lay: Layout, tf: Traefik, base: str, name: str, target: str, kind: str) -> float:
     """Seconds from writing the file with one more route until that route serves."""
     import httpx
 
@@ -389,8 +425,7 @@ def time_to_live(lay: Layout, tf: Traefik, base: str, name: str, target: str,
     raise RuntimeError(f"{url} not live after 60 s")
 
 
-def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
-              ) -> list[dict[str, Any]]:
+def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace) -> list[dict[str, Any]]:
     names = user_names(size - 1)
     tree = plan(shape, names)
     measured = measured_user(tree)
@@ -407,39 +442,64 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
         try:
             wait_for_body(base + user_path, "user", timeout=120, host=user_host)
             results = []
-            targets = () if args.only_reloads else (("user", user_path, "user", user_host),
-                                                    ("hub", HUB_PATH, "hub", hub_host))
+            targets = (
+                ()
+                if args.only_reloads
+                else (("user", user_path, "user", user_host), ("hub", HUB_PATH, "hub", hub_host))
+            )
             for route, path, body, hdr in targets:
                 wait_for_body(base + path, body, timeout=30, host=hdr)
                 busy = wait_for_quiet(args.max_busy, args.quiet_timeout)
                 if args.warmup:
                     wrk(base + path, args.warmup, args.connections, host=hdr)
-                runs = [wrk(base + path, args.duration, args.connections, pid=tf.process.pid,
-                            host=hdr)
-                        for _ in range(args.repeat)]
+                runs = [
+                    wrk(base + path, args.duration, args.connections, pid=tf.process.pid, host=hdr)
+                    for _ in range(args.repeat)
+                ]
                 runs.sort(key=lambda r: r["rps"])
                 r = dict(runs[len(runs) // 2], rps_all=[round(x["rps"]) for x in runs])
-                r.update(shape=shape, size=size, route=route, path=path, routers=routers,
-                         busy_before=busy,
-                         top_level_routers=top, buckets=len(tree.leaves()) if tree.children else 0,
-                         largest_leaf=max(len(n.names) for n in tree.leaves()))
+                r.update(
+                    shape=shape,
+                    size=size,
+                    route=route,
+                    path=path,
+                    routers=routers,
+                    busy_before=busy,
+                    top_level_routers=top,
+                    buckets=len(tree.leaves()) if tree.children else 0,
+                    largest_leaf=max(len(n.names) for n in tree.leaves()),
+                )
                 results.append(r)
-                print(f"  {shape:12} N={size:<6} {route:4} {r['rps']:8.0f} req/s  "
-                      f"p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:7.2f} ms  "
-                      f"cpu {r['proxy_cpu_us_per_req'] or 0:5.0f} us/req  "
-                      f"load {r['loadavg_before']:.1f} others {r['others_cpu_share']:.2f}"
-                      + (f"  ERRORS {r['errors']}/{r['non2xx']}" if r["errors"] or r["non2xx"]
-                         else ""), flush=True)
+                print(
+                    f"  {shape:12} N={size:<6} {route:4} {r['rps']:8.0f} req/s  "
+                    f"p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:7.2f} ms  "
+                    f"cpu {r['proxy_cpu_us_per_req'] or 0:5.0f} us/req  "
+                    f"load {r['loadavg_before']:.1f} others {r['others_cpu_share']:.2f}"
+                    + (f"  ERRORS {r['errors']}/{r['non2xx']}" if r["errors"] or r["non2xx"] else ""),
+                    flush=True,
+                )
             if args.reloads:
-                live = [time_to_live(lay, tf, base, f"new{k}x", backend.url("user"), kind)
-                        for k in range(args.reloads)]
+                live = [
+                    time_to_live(lay, tf, base, f"new{k}x", backend.url("user"), kind)
+                    for k in range(args.reloads)
+                ]
                 if not results:
-                    results.append({"shape": shape, "size": size, "route": "reload",
-                                    "routers": routers, "loadavg_before": os.getloadavg()[0]})
+                    results.append(
+                        {
+                            "shape": shape,
+                            "size": size,
+                            "route": "reload",
+                            "routers": routers,
+                            "loadavg_before": os.getloadavg()[0],
+                        }
+                    )
                 for r in results:
                     r["add_live_ms"] = [round(x * 1e3, 1) for x in live]
-                print(f"  {shape:12} N={size:<6} add until live "
-                      f"{statistics.median(live) * 1e3:.0f} ms (median of {len(live)})", flush=True)
+                print(
+                    f"  {shape:12} N={size:<6} add until live "
+                    f"{statistics.median(live) * 1e3:.0f} ms (median of {len(live)})",
+                    flush=True,
+                )
             return results
         finally:
             tf.stop()
@@ -448,18 +508,19 @@ def run_shape(shape: str, size: int, backend: Backend, args: argparse.Namespace
 # ------------------------------------------------------------------ headers
 
 
-def client_request(port: int, path: str, host: str, tls: bool,
-                   extra: dict[str, str] | None = None) -> dict[str, Any]:
+def client_request(
+    port: int, path: str, host: str, tls: bool, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     """GET from source address 127.0.0.2, so the client differs from internal hops (127.0.0.1)."""
     if tls:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            "127.0.0.1", port, source_address=("127.0.0.2", 0), context=ctx, timeout=5)
+            "127.0.0.1", port, source_address=("127.0.0.2", 0), context=ctx, timeout=5
+        )
     else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, source_address=("127.0.0.2", 0),
-                                          timeout=5)
+        conn = http.client.HTTPConnection("127.0.0.1", port, source_address=("127.0.0.2", 0), timeout=5)
     conn.request("GET", path, headers={"Host": host, **(extra or {})})
     response = conn.getresponse()
     body = response.read()
@@ -490,12 +551,25 @@ def headers_check(backend: Backend) -> list[dict[str, Any]]:
                     scheme = "https" if tls else "http"
                     wait_until_serving(port, tls)
                     for spoof in (False, True):
-                        extra = {"X-Forwarded-For": "6.6.6.6", "X-Real-Ip": "6.6.6.6",
-                                 "X-Forwarded-Proto": "gopher"} if spoof else None
-                        seen = client_request(port, f"/user/{measured}/x?echo",
-                                              "hub.example.org:8443", tls, extra)
-                        row = {"shape": shape, "internal_forwardedHeaders": internal,
-                               "scheme": scheme, "client_spoofs_xff": spoof, **seen}
+                        extra = (
+                            {
+                                "X-Forwarded-For": "6.6.6.6",
+                                "X-Real-Ip": "6.6.6.6",
+                                "X-Forwarded-Proto": "gopher",
+                            }
+                            if spoof
+                            else None
+                        )
+                        seen = client_request(
+                            port, f"/user/{measured}/x?echo", "hub.example.org:8443", tls, extra
+                        )
+                        row = {
+                            "shape": shape,
+                            "internal_forwardedHeaders": internal,
+                            "scheme": scheme,
+                            "client_spoofs_xff": spoof,
+                            **seen,
+                        }
                         out.append(row)
                         print(json.dumps(row), flush=True)
                 finally:
@@ -518,24 +592,34 @@ def wait_until_serving(port: int, tls: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.experiments.shapes",
-                                description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.experiments.shapes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--sizes", default="1000,5000")
     p.add_argument("--shapes", default="flat,ep:64,mlr:64")
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--connections", type=int, default=50)
-    p.add_argument("--max-busy", type=float, default=None,
-                   help="wait before each cell until the CPUs are at most this busy (0-1)")
+    p.add_argument(
+        "--max-busy",
+        type=float,
+        default=None,
+        help="wait before each cell until the CPUs are at most this busy (0-1)",
+    )
     p.add_argument("--quiet-timeout", type=float, default=300)
     p.add_argument("--reloads", type=int, default=3, help="timed single-route adds per cell")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="run the whole grid this many times, interleaved (noise)")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="run the whole grid this many times, interleaved (noise)"
+    )
     p.add_argument("--headers", action="store_true", help="only the X-Forwarded-* check")
-    p.add_argument("--only-reloads", action="store_true",
-                   help="no wrk: only time single-route adds until live (--reloads of them)")
+    p.add_argument(
+        "--only-reloads",
+        action="store_true",
+        help="no wrk: only time single-route adds until live (--reloads of them)",
+    )
     p.add_argument("--out", default="benchmarks/results/shapes")
     args = p.parse_args(argv)
     args.duration = min(args.duration, 10.0)
@@ -557,9 +641,16 @@ def main(argv: list[str] | None = None) -> int:
                         r["round"] = round_
                         results.append(r)
                     stamp = time.strftime("%Y%m%d")
-                    (out / f"shapes-{stamp}.json").write_text(json.dumps(
-                        {"argv": sys.argv, "cpus": {"proxy": PROXY_CPU, "load": LOAD_CPU},
-                         "results": results}, indent=1))
+                    (out / f"shapes-{stamp}.json").write_text(
+                        json.dumps(
+                            {
+                                "argv": sys.argv,
+                                "cpus": {"proxy": PROXY_CPU, "load": LOAD_CPU},
+                                "results": results,
+                            },
+                            indent=1,
+                        )
+                    )
     finally:
         backend.stop()
     return 0

@@ -1,6 +1,6 @@
 """Markdown tables from shapes.py results (medians over rounds).
 
-    .venv/bin/python -m benchmarks.experiments.summarize RESULTS.json [MORE.json ...]
+.venv/bin/python -m benchmarks.experiments.summarize RESULTS.json [MORE.json ...]
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ def summarize(results: list[dict[str, Any]]) -> str:
             base_cpu[(size, route)] = _median([r["proxy_cpu_us_per_req"] for r in rs])
     lines = []
     for size in sizes:
-        lines += [f"\n**N = {size:,} user routes**\n",
-                  "| shape | top-level routers | buckets | largest bucket | user req/s | user p99 ms "
-                  "| user CPU us/req | hub req/s | hub p99 ms | hub CPU us/req | CPU vs flat "
-                  "(user / hub) | add until live ms | others' CPU share |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"\n**N = {size:,} user routes**\n",
+            "| shape | top-level routers | buckets | largest bucket | user req/s | user p99 ms "
+            "| user CPU us/req | hub req/s | hub p99 ms | hub CPU us/req | CPU vs flat "
+            "(user / hub) | add until live ms | others' CPU share |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for shape in order:
             user, hub = cells.get((size, shape, "user")), cells.get((size, shape, "hub"))
             if not user or not hub:
@@ -51,8 +53,7 @@ def summarize(results: list[dict[str, Any]]) -> str:
             u_cpu = _median([r["proxy_cpu_us_per_req"] for r in user])
             h_cpu = _median([r["proxy_cpu_us_per_req"] for r in hub])
             bu, bh = base_cpu.get((size, "user")), base_cpu.get((size, "hub"))
-            ratio = (f"{u_cpu / bu:.2f} / {h_cpu / bh:.2f}" if u_cpu and h_cpu and bu and bh
-                     else "-")
+            ratio = f"{u_cpu / bu:.2f} / {h_cpu / bh:.2f}" if u_cpu and h_cpu and bu and bh else "-"
             live = _median([x for r in user for x in (r.get("add_live_ms") or [])])
             others = [r["others_cpu_share"] for r in user + hub]
             lines.append(
@@ -63,7 +64,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
                 f"| {_fmt(_median([r['rps'] for r in hub]))} "
                 f"| {_fmt(_median([r['p99_ms'] for r in hub]), 1)} | {_fmt(h_cpu)} "
                 f"| {ratio} | {_fmt(live)} "
-                f"| {min(others):.2f}-{max(others):.2f} (n={len(user)}) |")
+                f"| {min(others):.2f}-{max(others):.2f} (n={len(user)}) |"
+            )
     lines += reloads(results)
     return "\n".join(lines)
 
@@ -81,9 +83,11 @@ def reloads(results: list[dict[str, Any]]) -> list[str]:
         return []
     shapes = list(dict.fromkeys(s for s, _ in times))
     sizes = sorted({n for _, n in times})
-    out = ["\n**One route added: file written until it serves (ms, median [min-max])**\n",
-           "| shape | " + " | ".join(f"N={n:,}" for n in sizes) + " |",
-           "|---|" + "---|" * len(sizes)]
+    out = [
+        "\n**One route added: file written until it serves (ms, median [min-max])**\n",
+        "| shape | " + " | ".join(f"N={n:,}" for n in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
     for shape in shapes:
         row = []
         for n in sizes:
@@ -95,7 +99,7 @@ def reloads(results: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
-    for path in (argv if argv is not None else sys.argv[1:]):
+    for path in argv if argv is not None else sys.argv[1:]:
         results += json.load(open(path))["results"]
     print(summarize(results))
     return 0

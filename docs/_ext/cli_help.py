@@ -19,7 +19,6 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-
 from traitlets_reference import import_object
 
 
@@ -41,7 +40,7 @@ class CliHelp(SphinxDirective):
             parser = make_parser()
             if "subcommand" in self.options:
                 parser = subparser(parser, self.options["subcommand"])
-        except Exception as e:  # noqa: BLE001 - reported as the directive's error
+        except Exception as e:
             raise self.error(f"cli-help: {e}") from e
         saved = os.environ.get("COLUMNS")
         os.environ["COLUMNS"] = "80"

@@ -149,7 +149,7 @@ class TraitletsReference(SphinxDirective):
         try:
             cls = import_object(dotted)
             base = import_object(self.options["base"]) if "base" in self.options else None
-        except Exception as e:  # noqa: BLE001 - reported as the directive's error
+        except Exception as e:
             raise self.error(f"traitlets-reference: cannot import {e}") from e
         if not hasattr(cls, "class_traits"):
             raise self.error(f"traitlets-reference: {dotted} has no traits")
@@ -216,7 +216,9 @@ class TraitletsReference(SphinxDirective):
         node_id = nodes.make_id(f"config-{config_name}-{name}")
         term = nodes.term(ids=[node_id])
         term += nodes.literal(f"c.{config_name}.{name}", f"c.{config_name}.{name}")
-        term += nodes.reference("", "¶", refid=node_id, classes=["headerlink"], reftitle="Link to this setting")
+        term += nodes.reference(
+            "", "¶", refid=node_id, classes=["headerlink"], reftitle="Link to this setting"
+        )
         self.env.get_domain("std").note_hyperlink_target(
             label, self.env.docname, node_id, f"{config_name}.{name}"
         )

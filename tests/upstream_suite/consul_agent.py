@@ -43,7 +43,9 @@ def _load_standin():
 def parse_args(argv: list[str]) -> tuple[int, str, str]:
     """(http port, management token, default token) from consul's arguments."""
     if not argv or argv[0] != "agent":
-        raise SystemExit(f"consul (upstream-suite stand-in): only `consul agent -dev ...` is supported, got {argv!r}")
+        raise SystemExit(
+            f"consul (upstream-suite stand-in): only `consul agent -dev ...` is supported, got {argv!r}"
+        )
     port, config_files = 8500, []
     args = iter(argv[1:])
     for arg in args:

@@ -106,22 +106,34 @@ def upstream_root() -> Path:
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         download = subprocess.run(
             [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--no-binary", ":all:", f"{UPSTREAM}=={UPSTREAM_VERSION}", "-d", tmp,
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"{UPSTREAM}=={UPSTREAM_VERSION}",
+                "-d",
+                tmp,
             ],
             capture_output=True,
             text=True,
         )
         sdist = Path(tmp) / f"{SDIST_NAME}.tar.gz"
         if download.returncode != 0 or not sdist.exists():
-            raise SetupError(f"pip download {UPSTREAM}=={UPSTREAM_VERSION} failed:\n{download.stdout}{download.stderr}")
+            raise SetupError(
+                f"pip download {UPSTREAM}=={UPSTREAM_VERSION} failed:\n{download.stdout}{download.stderr}"
+            )
         digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
         if digest != SDIST_SHA256:
             raise SetupError(f"{sdist.name}: sha256 {digest}, expected {SDIST_SHA256}")
         staging = Path(tmp) / "extracted"
         with tarfile.open(sdist) as tar:
             wanted = [
-                m for m in tar.getmembers()
+                m
+                for m in tar.getmembers()
                 if m.name == f"{SDIST_NAME}/pyproject.toml" or m.name.startswith(f"{SDIST_NAME}/tests/")
             ]
             tar.extractall(staging, members=wanted, filter="data")
@@ -180,7 +192,15 @@ def server_binaries() -> dict[str, str]:
 
 def environment(root: Path, binaries: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy", "PYTEST_ADDOPTS"):
+    for var in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "PYTEST_ADDOPTS",
+    ):
         env.pop(var, None)
     # bin/ (redis-server, consul) first, then traefik's, etcd's and etcdctl's directories
     dirs = [str(WRAPPERS), *(str(Path(binaries[name]).parent) for name in ("traefik", "etcd", "etcdctl"))]
@@ -194,15 +214,25 @@ def environment(root: Path, binaries: dict[str, str]) -> dict[str, str]:
 def pytest_command(root: Path, args: list[str]) -> list[str]:
     """pytest's arguments: ours, then the caller's."""
     command = [
-        sys.executable, "-m", "pytest",
-        "-c", str(root / "pyproject.toml"),
-        "--rootdir", str(root),
-        "--confcutdir", str(root),
-        "-p", "no:cacheprovider",
-        "-p", "compat_plugin",
-        "-o", "addopts=",
-        "-o", "asyncio_mode=auto",
-        "-o", "asyncio_default_fixture_loop_scope=function",
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(root / "pyproject.toml"),
+        "--rootdir",
+        str(root),
+        "--confcutdir",
+        str(root),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "compat_plugin",
+        "-o",
+        "addopts=",
+        "-o",
+        "asyncio_mode=auto",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
         "-rfEs",
     ]
     if "--slow-last" in (root / "tests" / "conftest.py").read_text():
@@ -232,7 +262,10 @@ def main(argv: list[str]) -> int:
         )
         return PORTS_BUSY
     print(f"upstream suite: {UPSTREAM} {UPSTREAM_VERSION}'s tests, cached in {cached}", flush=True)
-    print(f"upstream suite: deselected as private implementation details: {len(PRIVATE_DETAIL_TESTS)}", flush=True)
+    print(
+        f"upstream suite: deselected as private implementation details: {len(PRIVATE_DETAIL_TESTS)}",
+        flush=True,
+    )
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="upstream-suite-") as tmp:
         # a fresh copy is the working directory and the rootdir: node ids

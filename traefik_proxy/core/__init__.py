@@ -49,6 +49,18 @@ from .config import (
     unflatten,
 )
 from .foreign import ForeignRouter, foreign_routers, foreign_routers_warning, is_hub_router
+from .kv import (
+    OP_OVERHEAD,
+    KeyLayout,
+    TxnLimits,
+    as_flat_tree,
+    key_role,
+    kv_keys,
+    plan_delete,
+    plan_set,
+    plan_set_steps,
+    txn_bytes,
+)
 from .migration import (
     LEGACY_API_MIDDLEWARE,
     LEGACY_API_ROUTER,
@@ -63,34 +75,6 @@ from .migration import (
     legacy_rule,
     plan_file_migration,
     plan_kv_migration,
-)
-from .routing import (
-    HOST_BUCKET_PRIORITY,
-    TREE_MARK,
-    Bucket,
-    RouteTable,
-    bucket_chain,
-    bucket_fragment,
-    bucket_name,
-    copy_name,
-    fallback_route,
-    is_bucket_router,
-    is_tree_router,
-    rest_name,
-    route_key,
-    tree_level,
-)
-from .kv import (
-    OP_OVERHEAD,
-    KeyLayout,
-    TxnLimits,
-    as_flat_tree,
-    key_role,
-    kv_keys,
-    plan_delete,
-    plan_set,
-    plan_set_steps,
-    txn_bytes,
 )
 from .providers import (
     DEFAULT_PORTS,
@@ -119,6 +103,22 @@ from .routespec import (
     split_routespec,
     traefik_rule,
     validate_data,
+)
+from .routing import (
+    HOST_BUCKET_PRIORITY,
+    TREE_MARK,
+    Bucket,
+    RouteTable,
+    bucket_chain,
+    bucket_fragment,
+    bucket_name,
+    copy_name,
+    fallback_route,
+    is_bucket_router,
+    is_tree_router,
+    rest_name,
+    route_key,
+    tree_level,
 )
 from .serialize import Memo, to_toml, to_yaml
 from .shards import (

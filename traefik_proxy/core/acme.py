@@ -23,7 +23,6 @@ import msgspec
 
 from .config import ALLOWED_ENCODED_CHARACTERS, Nested
 
-
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 #: Untrusted certificates, much higher rate limits: for trying the setup out.
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -32,7 +31,9 @@ CHALLENGES = ("http-01", "tls-alpn-01")
 RESOLVER = "letsencrypt"
 HSTS_DEFAULT_MAX_AGE = 365 * 24 * 3600
 
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+_DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z"
+)
 _IP_RE = re.compile(r"^[0-9.]+\Z|:|^\*\Z")
 _CONFIG_HINT = "c.TraefikProxy"
 
@@ -122,9 +123,7 @@ def _server_and_port_problems(server: str, challenge: str, http_port: int, https
             f"{LETSENCRYPT_PRODUCTION!r} or, to try things out, {LETSENCRYPT_STAGING!r}"
         )
     if challenge not in CHALLENGES:
-        problems.append(
-            f"traefik_acme_challenge {challenge!r} is not one of {', '.join(CHALLENGES)}"
-        )
+        problems.append(f"traefik_acme_challenge {challenge!r} is not one of {', '.join(CHALLENGES)}")
     if challenge == "http-01" and not http_port:
         problems.append(
             "traefik_acme_challenge 'http-01' needs the plain-HTTP port, but traefik_http_port "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _REQUESTS = "traefik_service_requests_total{"
 _SERVICE_LABEL = re.compile(r'(?:^|,)service="((?:[^"\\]|\\.)*)"')
@@ -54,13 +54,9 @@ def active_since(previous: Mapping[str, float] | None, current: Mapping[str, flo
     """
     if previous is None:
         return []
-    return [
-        name
-        for name, count in current.items()
-        if count > 0 and previous.get(name) != count
-    ]
+    return [name for name, count in current.items() if count > 0 and previous.get(name) != count]
 
 
 def iso_utc(moment: datetime) -> str:
     """``2026-11-25T20:30:00.123Z``: the form configurable-http-proxy reports."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -39,9 +39,7 @@ def _servers(service: Mapping[str, Any] | None) -> list[str]:
     return [s.get("url") for s in servers]
 
 
-def is_live(
-    router: Mapping[str, Any] | None, service: Mapping[str, Any] | None, expected: Expected
-) -> bool:
+def is_live(router: Mapping[str, Any] | None, service: Mapping[str, Any] | None, expected: Expected) -> bool:
     """True if a router payload and a service payload show the expected route."""
     return router_matches(router, expected) and _servers(service) == [expected.target]
 
@@ -70,4 +68,3 @@ def live_in_rawdata(rawdata: Mapping[str, Any], expected: Expected, provider: st
     routers = rawdata.get("routers") or {}
     services = rawdata.get("services") or {}
     return is_live(routers.get(key), services.get(key), expected)
-

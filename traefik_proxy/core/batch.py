@@ -88,7 +88,8 @@ def final_routes(ops: Iterable[Op]) -> list[tuple[str, Route | None]]:
 def empty_table(settings: Settings) -> RouteTable:
     """A route table that knows no routes (every bucket a batch touches is written)."""
     return RouteTable(
-        tree_segment=settings.tree_segment, tree_depth=settings.tree_depth,
+        tree_segment=settings.tree_segment,
+        tree_depth=settings.tree_depth,
         bucket_size=settings.tree_bucket_size,
     )
 
@@ -129,7 +130,11 @@ def plan_batch(
 
 
 def _tree_changes(
-    before: RouteTable, after: RouteTable, settings: Settings, merge: Nested, touched: list[str],
+    before: RouteTable,
+    after: RouteTable,
+    settings: Settings,
+    merge: Nested,
+    touched: list[str],
     unknown: bool,
 ) -> tuple[Nested, list[KeyPath]]:
     """Buckets to write and to delete: new buckets are written, emptied ones
@@ -142,9 +147,9 @@ def _tree_changes(
     # every bucket when the flat or path-only routes changed (rests, copies);
     # else only those that are new or hang elsewhere
     candidates = [
-        bucket for bucket, parent in after.parents.items()
-        if flat_changed or path_changed or bucket not in before.parents
-        or before.parents[bucket] != parent
+        bucket
+        for bucket, parent in after.parents.items()
+        if flat_changed or path_changed or bucket not in before.parents or before.parents[bucket] != parent
     ]
     for bucket in sorted(candidates):
         parent = after.parents[bucket]
@@ -188,9 +193,7 @@ def _tree_changes(
     return merge, delete
 
 
-def _fragment(
-    bucket: Bucket, parent: Bucket | None, settings: Settings, fallback: Route | None
-) -> Nested:
+def _fragment(bucket: Bucket, parent: Bucket | None, settings: Settings, fallback: Route | None) -> Nested:
     return bucket_fragment(
         bucket,
         namespace=settings.namespace,
@@ -204,7 +207,10 @@ def _fragment(
 
 
 def _host_bucket(
-    bucket: Bucket, parent: Bucket | None, path_only: dict[str, Route], settings: Settings,
+    bucket: Bucket,
+    parent: Bucket | None,
+    path_only: dict[str, Route],
+    settings: Settings,
     merge: Nested,
 ) -> None:
     """Write a new host bucket with a copy of every path-only route."""
@@ -216,8 +222,12 @@ def _host_bucket(
 
 
 def _host_copies(
-    bucket: Bucket, before: RouteTable, after: RouteTable, touched: list[str],
-    settings: Settings, merge: Nested,
+    bucket: Bucket,
+    before: RouteTable,
+    after: RouteTable,
+    touched: list[str],
+    settings: Settings,
+    merge: Nested,
 ) -> list[KeyPath]:
     """Bring an existing host bucket's copies of the touched path-only routes
     up to date: write the new or changed ones; return the paths to delete."""
@@ -250,6 +260,7 @@ def _copy(bucket: Bucket, route: Route, settings: Settings) -> tuple[str, Nested
 
 def _changed(before: dict[str, Route], after: dict[str, Route], touched: list[str]) -> bool:
     """Did any touched routespec come, go, or become or stop being the Hub's?"""
+
     def identity(route: Route | None) -> bool | None:
         return None if route is None else bool(route.data.get("hub"))
 
@@ -265,9 +276,7 @@ def _merge_into(target: Nested, fragment: Nested) -> None:
             target[key] = value
 
 
-def expectations(
-    ops: Iterable[Op], settings: Settings, table: RouteTable | None = None
-) -> list[Expected]:
+def expectations(ops: Iterable[Op], settings: Settings, table: RouteTable | None = None) -> list[Expected]:
     """The routes Traefik must show live after a batch (its adds, net);
     ``table``: the route table after it (where the adaptive tree hangs them)."""
     live: list[Expected] = []

@@ -158,12 +158,8 @@ def error_pages_fragment(name: str, hub_url: str, error_path: str) -> Nested:
     """
     return {
         "http": {
-            "middlewares": {
-                name: {"errors": {"status": ["502-504"], "service": name, "query": error_path}}
-            },
-            "services": {
-                name: {"loadBalancer": {"servers": [{"url": hub_url}], "passHostHeader": True}}
-            },
+            "middlewares": {name: {"errors": {"status": ["502-504"], "service": name, "query": error_path}}},
+            "services": {name: {"loadBalancer": {"servers": [{"url": hub_url}], "passHostHeader": True}}},
         }
     }
 
@@ -174,11 +170,7 @@ def tls_fragment(cert_file: str, key_file: str) -> Nested:
     Traefik reads each of ``cert_file`` and ``key_file`` as a path, or as PEM
     content when it is not the path of a file."""
     return {
-        "tls": {
-            "stores": {
-                "default": {"defaultCertificate": {"certFile": cert_file, "keyFile": key_file}}
-            }
-        }
+        "tls": {"stores": {"default": {"defaultCertificate": {"certFile": cert_file, "keyFile": key_file}}}}
     }
 
 
@@ -297,9 +289,7 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> Nested:
     return merged
 
 
-def apply_changes(
-    config: Mapping[str, Any], merge: Mapping[str, Any], delete: Iterable[KeyPath]
-) -> Nested:
+def apply_changes(config: Mapping[str, Any], merge: Mapping[str, Any], delete: Iterable[KeyPath]) -> Nested:
     """A new config: subtrees at ``delete`` removed, then ``merge`` merged in.
 
     Only the dicts along the changed paths are copied; the rest is shared with
@@ -410,4 +400,3 @@ def _lists_from_indices(node: Any) -> Any:
         if indices == list(range(len(indices))):
             return [converted[str(i)] for i in indices]
     return converted
-

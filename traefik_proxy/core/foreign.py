@@ -106,7 +106,6 @@ def _candidate(router: Mapping[str, Any], provider: str, namespace: str, entrypo
     return not is_hub_router(router, provider=provider, namespace=namespace)
 
 
-
 def _host_and_priority(routespec: str, pin_host: str) -> tuple[str, int]:
     routespec = normalize_routespec(routespec)
     host = split_routespec(routespec)[0] or pin_host

@@ -199,7 +199,7 @@ def plan_set_steps(
 
 
 def _commuting_kind(txn: Mapping[str, str], layout: KeyLayout) -> str:
-    """"prelude" (services and other keys), "routes" (whole routers, each with
+    """ "prelude" (services and other keys), "routes" (whole routers, each with
     its record, and records), or "" for a transaction that must keep its place."""
     roles = [key_role(key, layout) for key in txn]
     if all(role in ("service", "other") for role, _ in roles):

@@ -53,9 +53,7 @@ def parse_log_line(line: str, default_level: int = logging.INFO) -> LogLine:
         return LogLine(default_level, line)
     level = _LEVELS.get(str(fields.get("level", "")).lower(), default_level)
     message = str(fields.get("message", "")).strip()
-    extra = ", ".join(
-        f"{key}={_short(value)}" for key, value in fields.items() if key not in _NOT_SHOWN
-    )
+    extra = ", ".join(f"{key}={_short(value)}" for key, value in fields.items() if key not in _NOT_SHOWN)
     text = f"{message} ({extra})" if extra else message
     return LogLine(level, text, fields)
 

@@ -188,8 +188,7 @@ class Migration(msgspec.Struct, frozen=True):
             lines["routes"] = f"migrated {_listed([r.routespec for r in self.routes], 'route')}"
         if self.superseded:
             lines["superseded"] = (
-                f"kept this proxy's own record, not the old one, for "
-                f"{_listed(self.superseded, 'routespec')}"
+                f"kept this proxy's own record, not the old one, for {_listed(self.superseded, 'routespec')}"
             )
         if self.invalid:
             shown = [f"{i.name} ({i.reason})" for i in self.invalid]
@@ -203,7 +202,12 @@ class Migration(msgspec.Struct, frozen=True):
         return {k: f"Taking over from jupyterhub-traefik-proxy: {v}" for k, v in lines.items()}
 
 
-_REMOVED = {"records": "route record", "routers": "router", "services": "service", "middlewares": "middleware"}
+_REMOVED = {
+    "records": "route record",
+    "routers": "router",
+    "services": "service",
+    "middlewares": "middleware",
+}
 
 
 def _listed(items: Iterable[str], noun: str) -> str:
@@ -237,9 +241,7 @@ def plan_kv_migration(
     return _plan(http, old, ours, namespace)
 
 
-def kv_migration_probe(
-    traefik_prefix: str, jupyterhub_prefix: str, sep: str = "/"
-) -> tuple[str, ...]:
+def kv_migration_probe(traefik_prefix: str, jupyterhub_prefix: str, sep: str = "/") -> tuple[str, ...]:
     """The narrow key prefixes to read at every start: the old project's names
     start with ``router_``, ``service_``, ``route_api``, ``auth_api``, ours
     with the namespace (letters, digits, ``-``), so nothing found under them
@@ -254,9 +256,7 @@ def kv_migration_probe(
     )
 
 
-def kv_migration_reads(
-    traefik_prefix: str, jupyterhub_prefix: str, sep: str = "/"
-) -> tuple[str, ...]:
+def kv_migration_reads(traefik_prefix: str, jupyterhub_prefix: str, sep: str = "/") -> tuple[str, ...]:
     """What else :func:`plan_kv_migration` needs once the probe found
     something: every router (one that stays may use an old service or
     ``auth_api``) and every record (ours supersede old ones). Planning on
@@ -361,15 +361,15 @@ def _old_routers(routers: Mapping[str, Any], old: Mapping[str, Any]) -> set[str]
     return found
 
 
-def _old_services(http: Mapping[str, Mapping[str, Any]], routers: set[str], old: Mapping[str, Any]) -> set[str]:
+def _old_services(
+    http: Mapping[str, Mapping[str, Any]], routers: set[str], old: Mapping[str, Any]
+) -> set[str]:
     services = http["services"]
     named = _recorded(old, "service") | {"service_" + n[len("router_") :] for n in routers}
     found = named & set(services)
     # an orphan (its router already gone) unless a router that stays uses it
     used = {
-        str(_table(r).get("service")).split("@")[0]
-        for n, r in http["routers"].items()
-        if n not in routers
+        str(_table(r).get("service")).split("@")[0] for n, r in http["routers"].items() if n not in routers
     }
     for name in set(services) - used:
         if legacy_routespec(name, "service") is not None and "loadBalancer" in _table(services[name]):

@@ -42,7 +42,10 @@ def sentinel_address(text: str) -> tuple[str, int]:
         parts is None
         or not parts.hostname
         or any(c.isspace() for c in text.strip())
-        or parts.path or parts.query or parts.fragment or parts.username
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
     ):
         raise ValueError(f"Redis Sentinel {text!r} must be host:port, e.g. 's1.example.org:26379'")
     return parts.hostname, port or DEFAULT_PORTS["sentinel"]

@@ -156,9 +156,7 @@ def _decode_path(routespec: str, path: str) -> str:
     try:
         return unquote(path, errors="strict")
     except UnicodeDecodeError:
-        raise InvalidRoute(
-            f"routespec {routespec!r} has a percent-encoding that is not UTF-8"
-        ) from None
+        raise InvalidRoute(f"routespec {routespec!r} has a percent-encoding that is not UTF-8") from None
 
 
 def normalize_target(target: Any) -> str:
@@ -171,16 +169,13 @@ def normalize_target(target: Any) -> str:
     # messages get logged, and a target may carry a password: never echo it
     shown = _redact_userinfo(target)
     if len(target) > MAX_TARGET_LENGTH:
-        raise InvalidRoute(
-            f"target {shown[:60]!r}... is longer than {MAX_TARGET_LENGTH} characters"
-        )
+        raise InvalidRoute(f"target {shown[:60]!r}... is longer than {MAX_TARGET_LENGTH} characters")
     # isprintable() is False for Unicode spaces, line separators and C1 controls too
     if any(ord(ch) <= 0x20 or not ch.isprintable() for ch in target):
         raise InvalidRoute(f"target {shown!r} contains whitespace or control characters")
     if "{{" in target:
         raise InvalidRoute(
-            f"target {shown!r} contains '{{{{', which Traefik's file provider would "
-            f"read as a template action"
+            f"target {shown!r} contains '{{{{', which Traefik's file provider would read as a template action"
         )
     try:
         parts = urlsplit(target)
@@ -188,9 +183,7 @@ def normalize_target(target: Any) -> str:
     except ValueError as e:
         raise InvalidRoute(f"target {shown!r} is not a valid URL: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRoute(
-            f"target {shown!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8888'"
-        )
+        raise InvalidRoute(f"target {shown!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8888'")
     if parts.username is not None or parts.password is not None:
         raise InvalidRoute(
             f"target {parts.scheme}://***@{parts.hostname} carries credentials in the URL; "
@@ -217,13 +210,9 @@ def validate_data(data: Any) -> dict[str, Any]:
         encoded = msgspec.json.encode(data)
     except (TypeError, msgspec.EncodeError, RecursionError) as e:
         # reprlib: a plain repr of circular or very deep data recurses too
-        raise InvalidRoute(
-            f"route data {reprlib.repr(data)} is not JSON-serializable: {e}"
-        ) from None
+        raise InvalidRoute(f"route data {reprlib.repr(data)} is not JSON-serializable: {e}") from None
     if len(encoded) > MAX_DATA_BYTES:
-        raise InvalidRoute(
-            f"route data is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES}"
-        )
+        raise InvalidRoute(f"route data is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES}")
     # a JSON round trip, so what is stored is exactly what is returned later
     decoded = msgspec.json.decode(encoded)
     # msgspec quietly turns NaN into null, bytes into base64, sets and tuples

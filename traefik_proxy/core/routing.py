@@ -74,7 +74,7 @@ class Bucket(msgspec.Struct, frozen=True, order=True):
     domain: str = ""
 
     @property
-    def parent(self) -> "Bucket":
+    def parent(self) -> Bucket:
         return Bucket(self.prefix[:-1], self.level - 1, self.host, self.domain)
 
     @property
@@ -139,12 +139,13 @@ def fallback_route(bucket: Bucket, flat: Iterable[str]) -> str | None:
     routes reaches: the longest flat path routespec that is a prefix of the
     bucket's directory (``/`` for ``/user/al`` when ``/user/`` is not a route)."""
     best: str | None = None
+    best_length = -1
     for routespec in flat:
         host, path = split_routespec(routespec)
         if host:
             continue
         decoded = _decode_path(routespec, path)
-        if bucket.directory.startswith(decoded) and (best is None or len(decoded) > best_length):
+        if bucket.directory.startswith(decoded) and len(decoded) > best_length:
             best, best_length = routespec, len(decoded)
     return best
 
@@ -258,7 +259,11 @@ class RouteTable:
     """
 
     def __init__(
-        self, routes: Iterable[Route] = (), *, tree_segment: int, tree_depth: int,
+        self,
+        routes: Iterable[Route] = (),
+        *,
+        tree_segment: int,
+        tree_depth: int,
         bucket_size: int = 0,
     ):
         self.tree_segment = tree_segment
@@ -308,7 +313,7 @@ class RouteTable:
         chain = self.chain(routespec)
         return chain[-1] if chain else None
 
-    def moved(self, before: "RouteTable") -> list[tuple[str, Bucket]]:
+    def moved(self, before: RouteTable) -> list[tuple[str, Bucket]]:
         """Routes held before and after whose bucket changed (adaptive layout:
         a split or a merge), with their new bucket."""
         moves = []
@@ -320,7 +325,7 @@ class RouteTable:
                         moves.append((routespec, self._hangs[routespec]))
         return moves
 
-    def moves_are_nested(self, before: "RouteTable") -> bool:
+    def moves_are_nested(self, before: RouteTable) -> bool:
         """Does every route or bucket that moves go under a bucket below its old
         one (in this tree) or above it (in ``before``'s)? Then a store cut
         anywhere serves it: a route outranks a bucket beside it. The layout
@@ -373,10 +378,11 @@ class RouteTable:
         self.flat.pop(routespec, None)
         self.path_only.pop(routespec, None)
 
-    def after(self, final_ops: Iterable[tuple[str, Route | None]]) -> "RouteTable":
+    def after(self, final_ops: Iterable[tuple[str, Route | None]]) -> RouteTable:
         """A copy with ``(routespec, route or None to delete)`` applied."""
         table = RouteTable(
-            tree_segment=self.tree_segment, tree_depth=self.tree_depth,
+            tree_segment=self.tree_segment,
+            tree_depth=self.tree_depth,
             bucket_size=self.bucket_size,
         )
         table.routes = dict(self.routes)

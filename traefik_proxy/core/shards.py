@@ -60,9 +60,7 @@ class HostRouteWithoutHostRouting(ValueError):
     """A host route for a sharded proxy whose Hub routes by path."""
 
 
-def route_shard(
-    routespec: str, settings: Settings, shards: int, host_routing: bool = False
-) -> int | None:
+def route_shard(routespec: str, settings: Settings, shards: int, host_routing: bool = False) -> int | None:
     """The shard a normalized routespec lives in; None for a route that the
     front and every shard hold.
 

@@ -74,7 +74,7 @@ class KVStore(abc.ABC):
         """A one-line description of an error of this store's client."""
         return str(error) or type(error).__name__
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (optional: a store without connections keeps it)
         """Release connections; the next call connects again."""
 
 

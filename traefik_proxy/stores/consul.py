@@ -64,7 +64,8 @@ class ConsulStore(KVStore):
                 # headers from prepare_headers: basic auth goes there
                 token_headers = client.prepare_headers
                 client.prepare_headers = lambda token=None: {
-                    **token_headers(token), "Authorization": self._authorization
+                    **token_headers(token),
+                    "Authorization": self._authorization,
                 }
             self._client = client
         return self._client
@@ -96,10 +97,7 @@ class ConsulStore(KVStore):
     async def delete(self, keys: list[str]) -> None:
         sep = self.separator
         await self._txn(
-            [
-                {"KV": {"Verb": "delete-tree" if key.endswith(sep) else "delete", "Key": key}}
-                for key in keys
-            ]
+            [{"KV": {"Verb": "delete-tree" if key.endswith(sep) else "delete", "Key": key}} for key in keys]
         )
 
     async def get_tree(self, prefix: str) -> dict[str, str]:

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..core.kv import TxnLimits
 from ..core.config import host_port
+from ..core.kv import TxnLimits
 from ..core.providers import DEFAULT_PORTS, split_endpoints, store_endpoint
 from .base import KVStore, store_call_deadline, url_label, url_secrets
 

@@ -51,19 +51,25 @@ end
 # Returns {existed, replicas}; existed is 0 if the index did not exist: the
 # store lost every key this Hub wrote (a restart without persistence,
 # FLUSHALL), or this is the first write.
-_SET = """
+_SET = (
+    """
 local existed = redis.call('EXISTS', KEYS[1])
 for i = 1, #ARGV, 2 do
   redis.call('SET', ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
 end
-""" + _TRIGGER + _REPLICAS + """
+"""
+    + _TRIGGER
+    + _REPLICAS
+    + """
 return {existed, replicas}
 """
+)
 
 # KEYS[1]: the index. ARGV[1]: the separator; ARGV[2..]: keys, a key ending
 # in the separator standing for its whole subtree.
-_DELETE = """
+_DELETE = (
+    """
 local sep = ARGV[1]
 local deleted = 0
 for i = 2, #ARGV do
@@ -80,9 +86,13 @@ for i = 2, #ARGV do
     redis.call('ZREM', KEYS[1], key)
   end
 end
-""" + _TRIGGER + _REPLICAS + """
+"""
+    + _TRIGGER
+    + _REPLICAS
+    + """
 return {deleted, replicas}
 """
+)
 
 # KEYS[1]: the index. ARGV[1]: the prefix. Returns key1, value1, key2, ...
 _GET_TREE = """
@@ -189,6 +199,7 @@ class RedisStore(KVStore):
         timeouts = {k: v for k, v in kwargs.items() if k.startswith("socket_") and "timeout" in k}
         self._sentinel = Sentinel(self._sentinels, sentinel_kwargs=timeouts)
         return self._sentinel.master_for(self._sentinel_master, **kwargs)
+
     def _connection_kwargs(self) -> dict[str, Any]:
         from redis.asyncio.retry import Retry  # the sync Retry is ignored by asyncio clients
         from redis.backoff import ExponentialBackoff
@@ -248,7 +259,9 @@ class RedisStore(KVStore):
         if waiting and self._replicas and acks < 1:
             self.log.warning(
                 "No replica of %s acknowledged a write within %.1fs: a failover before "
-                "it replicates would lose it", self.label, self._ack_timeout(),
+                "it replicates would lose it",
+                self.label,
+                self._ack_timeout(),
             )
         return int(result[0])
 
@@ -288,7 +301,10 @@ class RedisStore(KVStore):
             "the Hub's Redis user, or set notify-keyspace-events %s in every data node's "
             "configuration (and keep Traefik's user from CONFIG, with which it sets KEA at "
             "start), or set c.TraefikRedisProxy.redis_one_event_per_write = False",
-            self.label, self.keyspace_events, reply, self.keyspace_events,
+            self.label,
+            self.keyspace_events,
+            reply,
+            self.keyspace_events,
         )
 
     def _ack_timeout(self) -> float:
@@ -310,8 +326,7 @@ class RedisStore(KVStore):
         return {k: v for k, v in zip(keys, values) if v is not None}
 
     def is_unavailable(self, error: BaseException) -> bool:
-        from redis.exceptions import AuthenticationError, AuthorizationError
-        from redis.exceptions import ConnectionError, TimeoutError
+        from redis.exceptions import AuthenticationError, AuthorizationError, ConnectionError, TimeoutError
 
         if isinstance(error, (AuthenticationError, AuthorizationError)):
             return False  # Redis answered: no

@@ -6,4 +6,4 @@ traefik_utils.* <- traefik_proxy.compat.* (deep_merge, generate_rule,
 generate_alias, TraefikConfigFileHandler, atomic_writing)
 """
 
-from traefik_proxy.compat import *  # noqa: F401,F403
+from traefik_proxy.compat import *  # noqa: F403
