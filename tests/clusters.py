@@ -416,4 +416,4 @@ def tails(processes: dict[str, Process]) -> str:
     return "\n".join(f"--- {name}\n{p.tail()}" for name, p in processes.items())
 
 
-__all__ = ["EtcdCluster", "ValkeySentinelSet", "Process", "wait_until", "tails", "binary", "valkey_server"]
+__all__ = ["EtcdCluster", "Process", "ValkeySentinelSet", "binary", "tails", "valkey_server", "wait_until"]

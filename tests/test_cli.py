@@ -216,3 +216,18 @@ def test_a_shard_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
     )
     with pytest.raises(SystemExit, match="--shard 2: traefik_shards is 2"):
         main(["static-config", "-f", str(config), "--shard", "2"])
+
+
+def test_the_version_is_one_number_everywhere(capsys):
+    """The package's metadata, ``traefik_proxy.__version__`` and the command agree."""
+    import importlib.metadata
+
+    import traefik_proxy
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == ["traefik-proxy", traefik_proxy.__version__]
+    assert importlib.metadata.version("traefik-proxy") == traefik_proxy.__version__
+    assert f"## [{traefik_proxy.__version__}]" in (REPO / "CHANGELOG.md").read_text()

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import core
+from . import __version__, core
 from .files import atomic_write, config_format, dump_config
 
 
@@ -157,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
         prog="traefik-proxy", description="Tools for traefik-proxy, JupyterHub's proxy on Traefik."
     )
+    main_parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = main_parser.add_subparsers(dest="command", required=True)
     static = commands.add_parser(
         "static-config",
