@@ -330,3 +330,16 @@ def test_set_steps_keep_buckets_and_split_units_in_order():
             assert min(step_of[k] for k in keys) > max(step_of[k] for k in parent_keys), (name, parent)
         if is_tree_router(name) or len(keys) + 1 > 3:  # split: its pieces in order
             assert len({step_of[k] for k in keys}) == len({id(t) for s in steps for t in s if set(t) & keys})
+
+
+def test_a_router_of_others_named_like_a_tree_router_is_planned_as_others():
+    """A router of extra_dynamic_config whose name merely holds the tree's mark
+    ("my--tree-x") is an ordinary router: planning a write with it works (the
+    tree-level sort used to fail on it, so every write at start failed)."""
+    layout = KeyLayout()
+    for name in ("my--tree-x", "a--tree-", "x--tree-h-1"):
+        assert not is_tree_router(name)
+        to_set = {f"traefik/http/routers/{name}/rule": "PathPrefix(`/x`)"}
+        assert sum(len(step) for step in plan_set_steps(to_set, layout, TxnLimits(max_ops=2))) == 1
+        assert plan_delete([f"traefik/http/routers/{name}/"], layout, TxnLimits(max_ops=2))
+    assert is_tree_router("jupyterhub--tree-2-ab12cd") and is_tree_router("hub--tree-1h-ab12cd-rest")

@@ -74,7 +74,8 @@ class ActivityTracker:
             try:
                 await task
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
+                current = asyncio.current_task()  # this coroutine's: never None here
+                if current is not None and current.cancelling():
                     raise  # close() itself was cancelled, not just the reading
             except Exception:
                 self._log.exception("Reading route activity had failed")

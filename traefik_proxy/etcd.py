@@ -6,6 +6,7 @@ The traitlets and Traefik's etcd provider; the client is
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from traitlets import Dict, Integer, Unicode, validate
@@ -14,6 +15,9 @@ from . import core
 from .kv import TKvProxy, check_store_url
 from .setting_checks import deprecated_alias
 from .stores.base import KVStore
+
+if TYPE_CHECKING:  # etcd3 is imported when first used (it is an optional dependency)
+    from .stores.etcd import EtcdStore
 
 
 class TraefikEtcdProxy(TKvProxy):
@@ -80,7 +84,8 @@ class TraefikEtcdProxy(TKvProxy):
     def etcd(self):
         """The ``etcd3`` client of the endpoint in use (jupyterhub-traefik-proxy's
         attribute, for code that calls etcd itself); connects if need be, blocking."""
-        return self.kv_store.client
+        # the store _make_store makes (a subclass with another store has no etcd client)
+        return cast("EtcdStore", self.kv_store).client
 
     def _make_store(self) -> KVStore:
         from .stores.etcd import EtcdStore

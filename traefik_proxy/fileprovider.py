@@ -132,7 +132,7 @@ class TraefikTomlProxy(TraefikFileProviderProxy):
 
     toml_dynamic_config_file = deprecated_alias("dynamic_config_file", "1.0")
 
-    def _shard_class(self) -> type:
+    def _shard_class(self) -> type[TraefikFileProviderProxy]:
         return TraefikFileProviderProxy
 
     def __init__(self, **kwargs):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from traitlets import Unicode, validate
@@ -285,7 +285,10 @@ class TKvProxy(KvMigration, TraefikProxy):
         """Traefik's dynamic config as stored (nested; for tests and debugging)."""
         prefix = self.kv_traefik_prefix + self.kv_separator
         tree = await self._kv_call("read", self._kv_read_tree, prefix)
-        return core.unflatten({k[len(prefix) :]: v for k, v in tree.items()}, self.kv_separator)
+        config = core.unflatten({k[len(prefix) :]: v for k, v in tree.items()}, self.kv_separator)
+        # a dict: the keys under the prefix start with Traefik's sections
+        # (http, tcp, tls...), never with list indices
+        return cast(dict[str, Any], config)
 
     # ------------------------------------------------------------ store availability
 

@@ -16,13 +16,40 @@ between the two leaves both, and the next start's plan finishes the job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import core
+
+if TYPE_CHECKING:
+    from .stores.base import KVStore
+
+    T = TypeVar("T")
 
 
 class KvMigration:
     """Mixin of :class:`~traefik_proxy.kv.TKvProxy` (see the module's docstring)."""
+
+    if TYPE_CHECKING:
+        # For mypy only: what this mixin uses of TKvProxy and TraefikProxy, which
+        # define it (see kv.py and proxy.py). Nothing here exists at run time.
+        kv_traefik_prefix: str
+        kv_jupyterhub_prefix: str
+        kv_separator: str
+        traefik_namespace: str
+        _kv_write_lock: asyncio.Lock
+
+        @property
+        def settings(self) -> core.Settings: ...
+        @property
+        def kv_store(self) -> KVStore: ...
+        def _kv_deadline(self) -> float: ...
+        async def _kv_call(
+            self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, deadline: float | None = None
+        ) -> T: ...
+        async def _kv_write(self, to_set: dict[str, str], to_delete: list[str], deadline: float) -> None: ...
+        async def _apply_changes(self, changes: core.Changes) -> None: ...
 
     async def _migrate_legacy_layout(self) -> core.Migration:
         tp, jp, sep = self.kv_traefik_prefix, self.kv_jupyterhub_prefix, self.kv_separator

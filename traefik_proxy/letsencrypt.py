@@ -16,11 +16,12 @@ is refused.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
 from traitlets.config import Configurable
@@ -42,6 +43,21 @@ _NEEDS_EMAIL = {
 
 class LetsEncryptMixin(Configurable):
     """Let's Encrypt settings and steps of TraefikProxy (see the module docstring)."""
+
+    if TYPE_CHECKING:
+        # For mypy only: what this mixin uses of TraefikProxy (its traitlets,
+        # JupyterHub's Proxy's), which defines it (see proxy.py). Nothing here
+        # exists at run time.
+        log: logging.Logger
+        app: Any  # the JupyterHub application
+        public_url: str
+        ssl_cert: str
+        ssl_key: str
+        provider_name: str
+        traefik_namespace: str
+        traefik_entrypoint: str
+        traefik_api_entrypoint: str
+        traefik_replica_api_urls: list[str]
 
     traefik_letsencrypt_email = Unicode(
         "",

@@ -490,6 +490,7 @@ class TraefikProxy(
         for op in ops:
             name = core.route_name(op.routespec, settings.namespace)
             if op.kind == "add" and final[op.routespec] is op and name in missing:
+                assert op.route is not None  # an add carries its route
                 outcomes.append(not_served(op.route, name, self.check_route_timeout))
             else:
                 outcomes.append(None)
@@ -515,7 +516,8 @@ class TraefikProxy(
         ``{"routes": {any key: {"routespec", "target", "data"}}}``: each route
         is stored as this Hub's record of that routespec (what
         :meth:`get_all_routes` lists). Traefik's side of a route is what
-        ``dynamic_config`` holds; :meth:`add_route` writes both.
+        ``dynamic_config`` holds (the route tree does not hang it: the next
+        start lays it out as a route of ours); :meth:`add_route` writes both.
         """
         records = core.legacy_route_records(jupyterhub_config or {}, self.traefik_namespace)
         await self._apply_changes(core.Changes(merge=dict(dynamic_config), records=records))

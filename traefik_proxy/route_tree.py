@@ -10,7 +10,8 @@ layout, another depth) holds, so every route hangs where these settings say.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from traitlets import Integer, TraitError, default, validate
@@ -21,6 +22,17 @@ from . import core
 
 class RouteTreeMixin(Configurable):
     """Mixin of :class:`~traefik_proxy.proxy.TraefikProxy` (see the module's docstring)."""
+
+    if TYPE_CHECKING:
+        # For mypy only: what this mixin uses of TraefikProxy and of its
+        # TraefikConfig part, which the class combining them defines (see
+        # proxy.py). Nothing here exists at run time.
+        log: logging.Logger
+
+        @property
+        def settings(self) -> core.Settings: ...
+        async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]: ...
+        async def _apply_changes(self, changes: core.Changes) -> None: ...
 
     traefik_route_tree_bucket_size = Integer(
         32,

@@ -12,7 +12,9 @@ naming it (and a log line, as JupyterHub does not show DeprecationWarnings).
 
 from __future__ import annotations
 
+import logging
 import warnings
+from typing import TYPE_CHECKING
 
 from traitlets import HasTraits, TraitType, Unicode, validate
 
@@ -32,6 +34,11 @@ class SettingChecks(HasTraits):
     A HasTraits, not a Configurable, so that it adds no config section of its
     own (``c.SettingChecks`` means nothing).
     """
+
+    if TYPE_CHECKING:
+        # For mypy only: what this mixin uses of TraefikProxy (JupyterHub's
+        # Proxy's logger), which defines it. Nothing here exists at run time.
+        log: logging.Logger
 
     toml_static_config_file = deprecated_alias("static_config_file", "1.0")
 

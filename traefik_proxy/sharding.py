@@ -28,10 +28,13 @@ when it dies, it reads its store again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Dict, Float, Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
@@ -91,6 +94,22 @@ def free_ports(count: int) -> list[int]:
 class ShardingMixin(Configurable):
     """Mixin of :class:`~traefik_proxy.proxy.TraefikProxy`: the shard settings,
     and how a shard proxy is made from the front (see the module's docstring)."""
+
+    if TYPE_CHECKING:
+        # For mypy only: what this mixin uses of TraefikProxy (its traitlets,
+        # JupyterHub's Proxy's) and of its other mixins, which the class
+        # combining them defines (see proxy.py). Nothing here exists at run time.
+        log: logging.Logger
+        app: Any  # the JupyterHub application
+        hub: Any  # jupyterhub.objects.Hub, or None outside JupyterHub
+        should_start: bool
+        static_config_file: str
+        traefik_pid_file: str
+        traefik_env: dict[str, str]
+        traefik_replica_api_urls: list[str]
+        traefik_route_tree_depth: int
+
+        def _default_cert_path(self) -> Path: ...
 
     traefik_shards = Integer(
         0,
@@ -185,7 +204,7 @@ class ShardingMixin(Configurable):
             "extra_static_config": {"entryPoints": {"http": trusted}},
         }
 
-    def _shard_class(self) -> type:
+    def _shard_class(self) -> type[ShardingMixin]:
         """The class of the shard proxies: this one (an old name's: its new one)."""
         return type(self)
 
@@ -241,7 +260,7 @@ async def leftover_shards(front: Any, first: int) -> dict[int, Any]:
         k += 1
 
 
-async def remove_front_tree(front: Any, keep: set[str] = frozenset()) -> None:
+async def remove_front_tree(front: Any, keep: AbstractSet[str] = frozenset()) -> None:
     """Delete the front tree's routers (but ``keep``) and, with them, the
     shard services of a front that no longer has (as many) shards."""
     stored = (await front._get_traefik_dynamic_config()).get("http") or {}
@@ -281,7 +300,9 @@ async def move_misplaced(
     ``write_front(routespecs)`` with every stored routespec (the front tree,
     once the shards serve them); then deleted where they were, and leftover
     stores removed."""
-    stores: dict[int | None, Any] = {None: front, **dict(enumerate(shards)), **leftovers}
+    stores: dict[int | None, Any] = {None: front, **dict(enumerate(shards))}
+    # as pairs: to mypy a dict[int, Any] is not a mapping with int | None keys
+    stores.update(leftovers.items())
     held: dict[int | None, list[core.Route]] = {}
     for place, proxy in stores.items():
         records = await proxy._get_jupyterhub_dynamic_config()
@@ -342,6 +363,12 @@ class ShardSet:
 
     def _shard(self, routespec: str) -> int | None:
         return core.route_shard(routespec, self.settings, len(self.shards), self.front.host_routing)
+
+    def _leaf(self, routespec: str) -> core.Bucket:
+        """The front's bucket of a route that :meth:`_shard` gives a shard."""
+        leaf = core.leaf_bucket(routespec, self.settings)
+        assert leaf is not None, "a sharded route hangs under a bucket (core.route_shard)"
+        return leaf
 
     # ------------------------------------------------------------ lifecycle
 
@@ -407,7 +434,7 @@ class ShardSet:
             self._warn_failed_deletes(k, deletes, outcomes[1:])
             if isinstance(outcomes[0], BaseException):
                 raise outcomes[0]
-        leaf = core.leaf_bucket(route.routespec, self.settings)
+        leaf = self._leaf(route.routespec)
         if leaf not in self._front_buckets:
             await self._front_writes.submit(leaf)
 
@@ -474,17 +501,13 @@ class ShardSet:
     async def _write_whole_front(self, routespecs: set[str]) -> None:
         """The front tree for the sharded ones of these routes (every stored
         one, each now in its shard), replacing the stored tree."""
-        leaves = {
-            core.leaf_bucket(routespec, self.settings)
-            for routespec in routespecs
-            if self._shard(routespec) is not None
-        }
+        leaves = {self._leaf(routespec) for routespec in routespecs if self._shard(routespec) is not None}
         errors = await self._write_front(sorted(leaves), rewrite=True)
         if errors and errors[0] is not None:
             raise errors[0]  # the same for every leaf
 
     async def _write_front(
-        self, leaves: list[core.Bucket], rewrite: bool = False
+        self, leaves: Sequence[core.Bucket], rewrite: bool = False
     ) -> list[BaseException | None]:
         """The front's routers for new leaf buckets (and the buckets above
         them), then wait until the front serves them. ``rewrite``: the whole

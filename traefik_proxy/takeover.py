@@ -18,8 +18,12 @@ Two kinds of routers can take requests meant for the Hub's routes:
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from . import core
+
+if TYPE_CHECKING:
+    from .traefik_api import TraefikAPI
 
 
 def log_migration(log: logging.Logger, migration: core.Migration) -> None:
@@ -33,6 +37,19 @@ def log_migration(log: logging.Logger, migration: core.Migration) -> None:
 
 class Takeover:
     """Mixin of :class:`~traefik_proxy.proxy.TraefikProxy` (see the module's docstring)."""
+
+    if TYPE_CHECKING:
+        # For mypy only: what this mixin uses of TraefikProxy, which defines it
+        # (see proxy.py). Nothing here exists at run time.
+        log: logging.Logger
+        provider_name: str
+        traefik_namespace: str
+        traefik_entrypoint: str
+        traefik_pin_host: str
+
+        @property
+        def _api(self) -> TraefikAPI: ...
+        async def _get_jupyterhub_dynamic_config(self) -> dict[str, str]: ...
 
     async def _migrate_legacy_layout(self) -> core.Migration:
         """Carry out the takeover of the old project's layout in the store and

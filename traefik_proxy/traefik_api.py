@@ -15,7 +15,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 import bcrypt
@@ -216,6 +216,15 @@ class TraefikAPI:
             return await self._wait_for_live_on(clients[0], expected)
         return set().union(*answering)
 
+    # None only with skip_if_down
+    @overload
+    async def _wait_for_live_on(
+        self, client: httpx.AsyncClient, expected: Sequence[core.Expected], skip_if_down: Literal[False] = ...
+    ) -> set[str]: ...
+    @overload
+    async def _wait_for_live_on(
+        self, client: httpx.AsyncClient, expected: Sequence[core.Expected], skip_if_down: bool
+    ) -> set[str] | None: ...
     async def _wait_for_live_on(
         self,
         client: httpx.AsyncClient,

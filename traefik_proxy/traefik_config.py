@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import core, default_cert
@@ -54,6 +55,51 @@ def finish_now(step: Any, name: str) -> None:
 class TraefikConfig:
     """Config generation of TraefikProxy; subclasses hook in through
     ``_setup_traefik_static_config`` and ``_setup_traefik_dynamic_config``."""
+
+    if TYPE_CHECKING:
+        # For mypy only: what this mixin uses of TraefikProxy (its traitlets and
+        # methods, JupyterHub's Proxy's) and of the other mixins, which the class
+        # combining them all defines. Nothing here exists at run time.
+        log: logging.Logger
+        hub: Any  # jupyterhub.objects.Hub, or None outside JupyterHub
+        public_url: str
+        should_start: bool
+        ssl_cert: str
+        ssl_key: str
+        traefik_entrypoint: str
+        traefik_namespace: str
+        traefik_pin_host: str
+        traefik_error_pages: bool
+        traefik_api_url: str
+        traefik_api_entrypoint: str
+        traefik_api_username: str
+        traefik_api_password: str
+        traefik_api_hashed_password: str
+        traefik_api_password_hash: str
+        traefik_api_password_hash_rounds: int
+        traefik_log_level: str
+        traefik_providers_throttle_duration: str
+        traefik_track_activity: bool
+        traefik_dashboard: bool
+        traefik_default_cert: bool
+        traefik_default_cert_file: str
+        static_config_file: str
+        static_config: dict[str, Any]
+        dynamic_config: dict[str, Any]
+        extra_static_config: dict[str, Any]
+        extra_dynamic_config: dict[str, Any]
+        enable_setup_dynamic_config: bool
+        traefik_route_tree_segment: int
+        traefik_route_tree_depth: int
+        traefik_route_tree_bucket_size: int
+
+        @property
+        def letsencrypt_enabled(self) -> bool: ...
+        def _letsencrypt_static_config(self, config: dict[str, Any]) -> dict[str, Any]: ...
+        def _letsencrypt_dynamic_config(self, config: dict[str, Any]) -> dict[str, Any]: ...
+        async def _take_over_legacy_layout(self) -> None: ...
+        async def _relayout_routes(self) -> None: ...
+        async def _apply_changes(self, changes: core.Changes) -> None: ...
 
     @property
     def settings(self) -> core.Settings:

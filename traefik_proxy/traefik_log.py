@@ -56,13 +56,13 @@ class TraefikLogForwarder:
             if line.text:
                 self.log.log(line.level, "traefik: %s", line.text)
             if line.fields and self.explain is not None:
-                self._explain(line.fields)
+                self._explain(self.explain, line.fields)
 
-    def _explain(self, fields: Mapping[str, Any]) -> None:
+    def _explain(self, explain: Explain, fields: Mapping[str, Any]) -> None:
         # a failing explanation must not stop the reading: traefik would
         # block once the pipe is full
         try:
-            explanation = self.explain(fields)
+            explanation = explain(fields)
         except Exception:
             self.log.exception("Could not interpret traefik's log record %r", fields)
             return

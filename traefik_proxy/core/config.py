@@ -373,8 +373,11 @@ def _flatten_into(flat: dict[str, str], node: Any, sep: str, prefix: str) -> Non
         _flatten_into(flat, value, sep, f"{prefix}{sep}{key}" if prefix else key)
 
 
-def unflatten(flat: Mapping[str, str], sep: str = "/") -> Nested:
-    """The inverse of :func:`flatten`: dicts whose keys are exactly 0..n-1 become lists."""
+def unflatten(flat: Mapping[str, str], sep: str = "/") -> Nested | list[Any]:
+    """The inverse of :func:`flatten`: dicts whose keys are exactly 0..n-1 become lists.
+
+    The top level too: keys ``"0"``, ``"1"``... give a list.
+    """
     root: Nested = {}
     for key, value in flat.items():
         parts = key.split(sep)
@@ -390,10 +393,8 @@ def unflatten(flat: Mapping[str, str], sep: str = "/") -> Nested:
     return _lists_from_indices(root)
 
 
-def _lists_from_indices(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    converted = {k: _lists_from_indices(v) for k, v in node.items()}
+def _lists_from_indices(node: Nested) -> Nested | list[Any]:
+    converted = {k: _lists_from_indices(v) if isinstance(v, dict) else v for k, v in node.items()}
     # isascii(): str.isdigit() is also true for e.g. "²", which int() refuses
     if converted and all(k.isascii() and k.isdigit() and k == str(int(k)) for k in converted):
         indices = sorted(int(k) for k in converted)

@@ -323,7 +323,9 @@ def _plan(
     )
 
 
-def _routes_of(old: Mapping[str, Any], ours: set[str], namespace: str):
+def _routes_of(
+    old: Mapping[str, Any], ours: set[str], namespace: str
+) -> tuple[tuple[Route, ...], tuple[str, ...], tuple[InvalidRecord, ...]]:
     routes: dict[str, Route] = {}
     superseded: list[str] = []
     invalid: list[InvalidRecord] = []

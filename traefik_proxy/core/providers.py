@@ -84,7 +84,7 @@ def _block(
 
 
 def etcd_provider(
-    url: str, root_key: str, *, username="", password="", client_kwargs: _ClientKwargs = None
+    url: str, root_key: str, *, username: str = "", password: str = "", client_kwargs: _ClientKwargs = None
 ) -> dict[str, Any]:
     """Traefik's ``providers.etcd``; ``client_kwargs`` as ``etcd3.client()`` takes them.
 
@@ -98,8 +98,8 @@ def redis_provider(
     url: str,
     root_key: str,
     *,
-    username="",
-    password="",
+    username: str = "",
+    password: str = "",
     client_kwargs: _ClientKwargs = None,
     sentinel_master: str = "",
     sentinel_urls: Sequence[str] = (),
@@ -124,7 +124,7 @@ def redis_provider(
 
 
 def consul_provider(
-    url: str, root_key: str, *, token="", client_kwargs: _ClientKwargs = None
+    url: str, root_key: str, *, token: str = "", client_kwargs: _ClientKwargs = None
 ) -> dict[str, Any]:
     """Traefik's ``providers.consul``; ``client_kwargs`` as ``consul.aio.Consul()`` takes them."""
     scheme, host, port = store_endpoint(url, DEFAULT_PORTS["consul"])

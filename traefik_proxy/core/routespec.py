@@ -89,7 +89,7 @@ def split_routespec(routespec: str) -> tuple[str, str]:
     return host, slash + path
 
 
-def normalize_routespec(routespec: Any) -> str:
+def normalize_routespec(routespec: object) -> str:
     """Validate a routespec and return it with a trailing slash.
 
     Raises InvalidRoute naming the value and what to change when the routespec is
@@ -214,7 +214,8 @@ def validate_data(data: Any) -> dict[str, Any]:
     if len(encoded) > MAX_DATA_BYTES:
         raise InvalidRoute(f"route data is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES}")
     # a JSON round trip, so what is stored is exactly what is returned later
-    decoded = msgspec.json.decode(encoded)
+    # (a dict: it equals data, checked below)
+    decoded: dict[str, Any] = msgspec.json.decode(encoded)
     # msgspec quietly turns NaN into null, bytes into base64, sets and tuples
     # into lists, datetimes and non-string keys into strings: refuse instead of
     # storing something other than what was given

@@ -109,9 +109,13 @@ def bucket_name(bucket: Bucket, namespace: str) -> str:
     return f"{namespace}{TREE_MARK}{bucket.level}-{digest}"
 
 
+#: what follows the namespace in every route-tree router's name: the mark, the level
+_TREE_NAME = re.compile(re.escape(TREE_MARK) + r"(\d+)h?-")
+
+
 def is_tree_router(name: str) -> bool:
-    """Is a router name a bucket's or a bucket's rest (of any namespace)?"""
-    return TREE_MARK in name
+    """Is a router name a bucket's, a bucket's rest or copy (of any namespace)?"""
+    return _TREE_NAME.search(name) is not None
 
 
 def rest_name(bucket: Bucket, namespace: str) -> str:
@@ -126,7 +130,10 @@ def copy_name(bucket: Bucket, route_router: str, namespace: str) -> str:
 
 def tree_level(name: str) -> int:
     """The level of a route-tree router from its name (its bucket's level)."""
-    return int(re.match(r"\d+", name.split(TREE_MARK, 1)[1]).group())
+    found = _TREE_NAME.search(name)
+    if found is None:
+        raise ValueError(f"router name {name!r} is not a route-tree router's")
+    return int(found.group(1))
 
 
 def is_bucket_router(name: str) -> bool:

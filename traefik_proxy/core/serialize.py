@@ -35,6 +35,11 @@ def _escape(pattern: re.Pattern[str], text: str) -> str:
     return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+#: a section's entries: key -> (the value rendered, its text, whether the text
+#: is a line under the section's header rather than a table of its own)
+_Entries = dict[str, tuple[Any, str, bool]]
+
+
 class Memo:
     """Rendered text of the entries of each section, reused while an entry's
     value is the same object.
@@ -49,12 +54,12 @@ class Memo:
     """
 
     def __init__(self) -> None:
-        self._old: dict[str, dict[str, tuple[Any, str, bool]]] = {}
-        self._new: dict[str, dict[str, tuple[Any, str, bool]]] = {}
+        self._old: dict[str, _Entries] = {}
+        self._new: dict[str, _Entries] = {}
 
-    def section(self, where: str) -> tuple[dict, dict]:
+    def section(self, where: str) -> tuple[_Entries, _Entries]:
         """(entries of the last render, entries of this one) of a section."""
-        new: dict[str, tuple[Any, str, bool]] = {}
+        new: _Entries = {}
         self._new[where] = new
         return self._old.get(where, {}), new
 

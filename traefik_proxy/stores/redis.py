@@ -28,10 +28,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.config import host_port
 from .base import KVStore, store_call_deadline, url_label, url_secrets
+
+if TYPE_CHECKING:  # redis is imported when first used (it is an optional dependency)
+    from redis.asyncio import Redis
+    from redis.asyncio.sentinel import Sentinel
 
 # How many replicas the node has: the writes scripts return it, so that the
 # store knows whether to WAIT for one (see RedisStore._run_write).
@@ -159,8 +163,8 @@ class RedisStore(KVStore):
         self._call_timeout = call_timeout
         self._sentinel_master = sentinel_master
         self._sentinels = list(sentinels)
-        self._sentinel = None
-        self._client = None
+        self._sentinel: Sentinel | None = None
+        self._client: Redis | None = None
         self._scripts: dict[str, Any] = {}
         #: wait for a replica to acknowledge each write (off only to measure its cost)
         self.wait_for_replica = True
