@@ -56,11 +56,24 @@ test: install chromium pebble
 mutate: install
 	$(PY) tools/mutate.py $(MUTATE_ARGS)
 
-BENCH_ARGS ?= --sizes 100,1000 --backends file,etcd,redis --others upstream,chp
+# the benchmarks (benchmarks/README.md), results under benchmarks/results/.
+# BENCH picks one, BENCH_ARGS are its options (BENCH_ARGS=--help lists them):
+#   bench           add/delete/get_all_routes against upstream and CHP (the default)
+#   dataplane       requests through the proxy against route count (needs wrk, node)
+#   churn           requests while routes change, spawn storms (needs wrk, node)
+#   kvfloor         etcd/Redis add_route beside Traefik alone
+#   reload_profile  where Traefik's CPU goes per route change
+#   serializers     libraries against hand-written code on the hot paths
+# e.g. make bench BENCH=churn BENCH_ARGS="--routes 10000 --systems ours-file,chp"
+BENCH ?= bench
+BENCH_DEFAULT_ARGS = --sizes 100,1000 --backends file,etcd,redis --others upstream,chp
+BENCH_ARGS ?= $(if $(filter bench,$(BENCH)),$(BENCH_DEFAULT_ARGS))
+# those comparing against CHP (and upstream) install them when missing
+BENCH_SETUP = $(if $(filter bench dataplane churn,$(BENCH)),--setup)
 
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) -m benchmarks.bench --setup --out benchmarks/results/ $(BENCH_ARGS)
+	$(PY) -m benchmarks.$(BENCH) $(BENCH_SETUP) $(BENCH_ARGS)
 
 clean:
 	rm -rf run/ .pytest_cache .hypothesis

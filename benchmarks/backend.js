@@ -4,32 +4,13 @@
 //   node benchmarks/backend.js NAME=PORT [NAME=PORT ...]
 //
 // Each port answers every request with its NAME as the body, so a probe can
-// tell which route served it (a user's server or the Hub). A request whose
-// query string is "echo" gets the routing headers back as JSON instead: the
-// exploration checks that X-Forwarded-* and Host survive internal hops.
+// tell which route served it (a user's server or the Hub).
 "use strict";
 const http = require("http");
 
 function serve(name, port) {
   const body = Buffer.from(name);
   const server = http.createServer((req, res) => {
-    if (req.url.endsWith("?echo")) {
-      const h = req.headers;
-      const echo = JSON.stringify({
-        name: name,
-        url: req.url,
-        host: h["host"] || null,
-        "x-forwarded-for": h["x-forwarded-for"] || null,
-        "x-forwarded-proto": h["x-forwarded-proto"] || null,
-        "x-forwarded-host": h["x-forwarded-host"] || null,
-        "x-forwarded-port": h["x-forwarded-port"] || null,
-        "x-real-ip": h["x-real-ip"] || null,
-        peer: req.socket.remoteAddress,
-      });
-      res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(echo);
-      return;
-    }
     res.writeHead(200, { "Content-Type": "text/plain", "Content-Length": body.length });
     res.end(body);
   });

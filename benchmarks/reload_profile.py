@@ -11,10 +11,10 @@ behind the proxy's own basic auth, through the proxy's
 ``extra_static_config`` / ``extra_dynamic_config``). Then:
 
 1. N user routes (``/user/<name>/``, the realistic names of
-   :func:`benchmarks.experiments.shapes.user_names`) plus the Hub's ``/``, by
+   :func:`benchmarks.harness.names.user_names`) plus the Hub's ``/``, by
    concurrent ``add_route``; then the proxy and its traefik start again on
    them (:func:`run` says why), and we wait until Traefik's CPU is quiet
-   (:func:`benchmarks.kvfloor.settle`);
+   (:func:`benchmarks.harness.traefik.settle`);
 2. two warm-up add/delete pairs estimate how long a change takes, which sizes
    the profile: ``--changes`` changes, room for slower ones, and a quiet
    second for what Traefik still does after the last;
@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import statistics
@@ -69,12 +68,13 @@ from typing import Any
 import httpx
 
 from . import pprof
-from .dataplane import DISTRIBUTIONS, PROXY_CPU, names_of, on_cpu
-from .experiments.shapes import user_names
-from .kvfloor import METRICS_ENTRYPOINT, CpuMeter, ours_extra_static, reloads, settle, wait_for_routers
-from .servers import StoreServer
-from .systems import local_environment, trait_value
-from .worker import ProbeBackend, percentile
+from .harness import cli, systems
+from .harness.names import NAMES, names_of, user_names
+from .harness.output import markdown_table, percentile, sayer, write_json
+from .harness.procs import PROXY_CPU, CpuMeter, local_environment
+from .harness.stores import StoreServer
+from .harness.traefik import metrics_static, metrics_url, reloads, settle, wait_for_routers
+from .harness.traffic import ProbeBackend
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "reload_profile"
@@ -86,27 +86,18 @@ WARMUP_PAIRS = 2
 QUIET_S = 1.5
 
 
-def say(message: str) -> None:
-    """Progress, on stderr: a 10,000-route run takes minutes."""
-    print(f"[reload_profile] {message}", file=sys.stderr, flush=True)
+#: progress, on stderr: a 10,000-route run takes minutes
+say = sayer(prefix="[reload_profile] ", stderr=True)
 
 
 # ------------------------------------------------------------------ proxy
-
-
-class _TraefikCpuOnly:
-    """A store for :func:`kvfloor.settle` that counts nothing: quiet is then
-    Traefik's CPU alone, whatever the store."""
-
-    def counters(self) -> dict[str, float]:
-        return {}
 
 
 async def wait_quiet(proxy: Any, limit: float) -> float:
     """Seconds until Traefik's CPU was quiet; a warning if it never was
     within ``limit`` (a profile then holds an earlier backlog's reloads too)."""
     started = time.monotonic()
-    took = await settle(_TraefikCpuOnly(), proxy.traefik_process.pid, quiet=QUIET_S, limit=limit)
+    took = await settle(proxy.traefik_process.pid, quiet=QUIET_S, limit=limit)
     if time.monotonic() - started - took < QUIET_S:  # settle gave up at its limit
         say(f"warning: traefik still busy after {limit:.0f} s (raise --settle-limit); "
             "the profile includes reloads of earlier changes")  # fmt: skip
@@ -133,8 +124,6 @@ def make_proxy(kind: str, store_url: str, opts: argparse.Namespace, workdir: Pat
     ``--count``, Prometheus metrics on an entrypoint of their own."""
     from traefik_proxy.core import deep_merge
 
-    from . import systems
-
     proxy = systems.make(f"ours-{kind}", {"store_url": store_url, "traits": opts.traits}, workdir).proxy
     unknown = [name for name in opts.traits if not proxy.has_trait(name)]
     if unknown:
@@ -142,11 +131,10 @@ def make_proxy(kind: str, store_url: str, opts: argparse.Namespace, workdir: Pat
         # not landed yet) would silently measure the default
         raise SystemExit(f"{type(proxy).__name__} has no traitlet {', '.join(unknown)}")
     static, dynamic = debug_config(proxy)
-    metrics = ours_extra_static(opts)  # {} without --count
+    metrics = metrics_static() if opts.count else {}
     proxy.extra_static_config = deep_merge(deep_merge(proxy.extra_static_config, static), metrics)
     proxy.extra_dynamic_config = deep_merge(proxy.extra_dynamic_config, dynamic)
-    metrics_url = "http://" + metrics["entryPoints"][METRICS_ENTRYPOINT]["address"] if metrics else ""
-    return proxy, metrics_url
+    return proxy, metrics_url(metrics)
 
 
 # ------------------------------------------------------------------ changes
@@ -292,14 +280,6 @@ def summarise(profiles: list[dict[str, Any]], parsed: list[pprof.Profile]) -> di
 # ------------------------------------------------------------------ one run
 
 
-async def load_routes(proxy: Any, users: list[str], target: str) -> float:
-    """The Hub's route, then every user's at once; seconds it took."""
-    t = time.perf_counter()
-    await proxy.add_route("/", target, {"hub": True})
-    await asyncio.gather(*(proxy.add_route(f"/user/{u}/", target, {"user": u}) for u in users))
-    return round(time.perf_counter() - t, 2)
-
-
 async def profile_runs(
     kind: str, changes: Changes, opts: argparse.Namespace, name: str, metrics_url: str
 ) -> tuple[list[dict], list[pprof.Profile], int, float]:
@@ -336,11 +316,9 @@ async def started_proxy(
     kind: str, store_url: str, opts: argparse.Namespace, workdir: Path, stack: contextlib.AsyncExitStack
 ) -> tuple[Any, str]:
     """A started proxy (stopped when ``stack`` closes) and its metrics URL."""
-    proxy, metrics_url = make_proxy(kind, store_url, opts, workdir)
-    with on_cpu(PROXY_CPU) if opts.pin_cpu else contextlib.nullcontext():
-        await proxy.start()
-    stack.push_async_callback(proxy.stop)
-    return proxy, metrics_url
+    proxy, metrics = make_proxy(kind, store_url, opts, workdir)
+    await stack.enter_async_context(systems.running(proxy, PROXY_CPU if opts.pin_cpu else None))
+    return proxy, metrics
 
 
 async def run(kind: str, n: int, opts: argparse.Namespace, backend: ProbeBackend) -> dict[str, Any]:
@@ -373,10 +351,12 @@ async def run(kind: str, n: int, opts: argparse.Namespace, backend: ProbeBackend
         async with contextlib.AsyncExitStack() as loading:
             proxy, _ = await started_proxy(kind, store_url, opts, workdir, loading)
             say(f"{kind}: loading {n:,} routes")
-            result["load_s"] = await load_routes(proxy, loaded, backend.url)
+            routes = [f"/user/{u}/" for u in loaded]
+            load_s = await systems.load_routes(proxy, routes, backend.url, hub=backend.url, user_data=True)
+            result["load_s"] = round(load_s, 2)
         say(f"{kind}: loaded in {result['load_s']} s; starting traefik again on them")
         t = time.perf_counter()
-        proxy, metrics_url = await started_proxy(kind, store_url, opts, workdir, stack)
+        proxy, metrics = await started_proxy(kind, store_url, opts, workdir, stack)
         await wait_for_routers(proxy.client, n, proxy.traefik_process)
         result["restart_s"] = round(time.perf_counter() - t, 2)
         result["settle_s"] = round(await wait_quiet(proxy, opts.settle_limit), 1)
@@ -388,7 +368,7 @@ async def run(kind: str, n: int, opts: argparse.Namespace, backend: ProbeBackend
         )
         stack.push_async_callback(api.aclose)
         changes = Changes(proxy, api, backend.url, fresh)
-        profiles, parsed, seconds, per_change_s = await profile_runs(kind, changes, opts, name, metrics_url)
+        profiles, parsed, seconds, per_change_s = await profile_runs(kind, changes, opts, name, metrics)
         result.update(warmup_change_s=round(per_change_s, 4), profile_seconds=seconds, profiles=profiles)
         result["summary"] = summarise(profiles, parsed)
     result["load_end"] = os.getloadavg()[0]
@@ -410,20 +390,16 @@ def plural(n: int, noun: str) -> str:
 
 
 def category_table(per_change: dict[str, float], share: dict[str, float], header: str) -> list[str]:
-    lines = [f"| category | {header} | share |", "|---|---:|---:|"]
-    for name, ms in per_change.items():
-        if name != "total":
-            lines.append(f"| {name} | {ms:.1f} | {share.get(name, 0) * 100:.1f}% |")
-    lines.append(f"| total | {per_change['total']:.1f} | 100% |")
-    return lines
+    rows = [[name, f"{ms:.1f}", f"{share.get(name, 0) * 100:.1f}%"] for name, ms in per_change.items()
+            if name != "total"]  # fmt: skip
+    rows.append(["total", f"{per_change['total']:.1f}", "100%"])
+    return markdown_table(["category", header, "share"], rows, "lrr")
 
 
 def function_table(top: list[dict[str, Any]], total_ms: float) -> list[str]:
-    lines = ["| cum ms | cum % | flat ms | function |", "|---:|---:|---:|---|"]
-    for f in top:
-        share = f["cum_ms"] / (total_ms or 1) * 100
-        lines.append(f"| {f['cum_ms']:.0f} | {share:.1f}% | {f['flat_ms']:.0f} | `{f['function']}` |")
-    return lines
+    rows = [[f"{f['cum_ms']:.0f}", f"{f['cum_ms'] / (total_ms or 1) * 100:.1f}%", f"{f['flat_ms']:.0f}",
+             f"`{f['function']}`"] for f in top]  # fmt: skip
+    return markdown_table(["cum ms", "cum %", "flat ms", "function"], rows, "rrrl")
 
 
 def report(result: dict[str, Any]) -> str:
@@ -459,19 +435,17 @@ def report(result: dict[str, Any]) -> str:
 def overview(results: list[dict[str, Any]]) -> str:
     """One row per (store, N): CPU ms per change by category, time to visible."""
     names = list(results[0]["summary"]["per_change_ms_median"])
-    lines = [f"| store | N | {' | '.join(names)} | visible p50 | visible p90 |",
-             "|---|---:|" + "---:|" * (len(names) + 2)]  # fmt: skip
+    rows = []
     for r in results:
         s = r["summary"]
-        cells = " | ".join(f"{s['per_change_ms_median'][k]:.1f}" for k in names)
-        lines.append(
-            f"| {r['store']} | {r['routes']:,} | {cells} | {s['visible_ms']['p50']} | {s['visible_ms']['p90']} |"
-        )
+        cells = [f"{s['per_change_ms_median'][k]:.1f}" for k in names]
+        rows.append([r["store"], f"{r['routes']:,}", *cells, s["visible_ms"]["p50"], s["visible_ms"]["p90"]])
+    header = ["store", "N", *names, "visible p50", "visible p90"]
     return "\n".join(
         [
             "CPU ms of Traefik per change, by category (median over profiles); time to visible in ms",
             "",
-            *lines,
+            *markdown_table(header, rows, "lr" + "r" * (len(names) + 2)),
         ]
     )
 
@@ -497,16 +471,14 @@ def read_report(path: Path) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.reload_profile", description=__doc__.split("\n\n")[0]
-    )
+    p = cli.parser("reload_profile", __doc__)
     p.add_argument("--routes", default="1000", help="route counts N, comma-separated (e.g. 100,1000,10000)")
     p.add_argument("--store", default="file", help="file, etcd, redis; comma-separated")
     p.add_argument(
         "--names",
         default="realistic",
-        choices=["realistic", *DISTRIBUTIONS],
-        help="user names (benchmarks.dataplane's distributions)",
+        choices=NAMES,
+        help="user names (benchmarks.harness.names' distributions)",
     )
     p.add_argument(
         "--changes",
@@ -536,12 +508,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--read", type=Path, metavar="FILE.pb.gz", help="only print the categories of a saved profile"
     )
     opts = p.parse_args(argv)
-    opts.traits = {}
-    for item in opts.trait:
-        name, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--trait {item!r}: expected NAME=VALUE")
-        opts.traits[name.strip()] = trait_value(value)
+    opts.traits = cli.traits(opts.trait)
     opts.changes += opts.changes % 2  # whole add/delete pairs
     return opts
 
@@ -551,11 +518,11 @@ async def amain(opts: argparse.Namespace) -> list[dict[str, Any]]:
     backend = await ProbeBackend().start()
     results = []
     try:
-        for n in [int(s) for s in opts.routes.split(",")]:
-            for kind in [k.strip() for k in opts.store.split(",")]:
+        for n in [int(s) for s in cli.items(opts.routes)]:
+            for kind in cli.items(opts.store):
                 result = await run(kind, n, opts, backend)
                 path = opts.out / f"{run_name(kind, n, opts.traits, opts.names)}.json"
-                path.write_text(json.dumps(result, indent=1) + "\n")
+                write_json(path, result)
                 print(report(result) + "\n", flush=True)
                 say(f"wrote {path}")
                 results.append(result)

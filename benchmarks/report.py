@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .harness.output import NO_MATPLOTLIB, pyplot, save, text_table
+
 BASELINE = "ours-file"
 
 
@@ -144,15 +146,7 @@ def table(runs: list[dict[str, Any]], systems: list[str], sizes: list[int], skip
         rows.append(load)
         status = ["status", "", ""] + [by[(s, size)].get("status", "?") for s in shown]
         rows.append(status)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        for i, r in enumerate(rows):
-            lines.append(
-                "  ".join(
-                    c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))
-                ).rstrip()
-            )
-            if i == 0:
-                lines.append("  ".join("-" * w for w in widths))
+        lines += text_table(rows, left=3)
         for s in shown:
             run = by[(s, size)]
             if run.get("status") != "ok":
@@ -234,13 +228,9 @@ PLOTTED = [
 
 def plot(path: Path, runs: list[dict[str, Any]], systems: list[str]) -> str | None:
     """Cost against route count, log-log, one line per system. Returns why not, if not."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed (pip install matplotlib)"
+    plt = pyplot()
+    if plt is None:
+        return NO_MATPLOTLIB
     metrics = [m for m in METRICS if m.key in PLOTTED]
     cols = 4
     rows = math.ceil(len(metrics) / cols)
@@ -296,7 +286,5 @@ def plot(path: Path, runs: list[dict[str, Any]], systems: list[str]) -> str | No
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6))
     fig.suptitle("JupyterHub proxies: cost against route count (log-log)")
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, rect=(0, 0.06, 1, 0.96))
     return None

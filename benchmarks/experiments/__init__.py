@@ -1,1 +1,0 @@
-"""Scratch experiments behind the benchmark reports (Traefik alone, no proxy class)."""
