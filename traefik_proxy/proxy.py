@@ -359,23 +359,27 @@ class TraefikProxy(
             await move_misplaced(self, [], leftovers, lambda _: remove_front_tree(self))
 
     async def stop(self) -> None:
-        """Stop traefik, remove its static config and pid files (not the routes), close the API."""
+        """Close the API and the store, stop traefik, remove its static config
+        and pid files (not the routes)."""
         if self._shard_set is not None:
             shards, self._shard_set = self._shard_set, None
             await shards.stop()
-        if self._supervisor is not None:
-            await self._supervisor.stop()
-        await self._letsencrypt_drain_log()
-        self._remove_static_config()
-        cleanup = self._cleanup()
-        if cleanup is not None:  # an older subclass's may be a plain method
-            await cleanup
+        try:
+            # first: traefik's shutdown waits ~0.5 s for an open API connection
+            cleanup = self._cleanup()
+            if cleanup is not None:  # an older subclass's may be a plain method
+                await cleanup
+        finally:
+            if self._supervisor is not None:
+                await self._supervisor.stop()
+            await self._letsencrypt_drain_log()
+            self._remove_static_config()
 
     def _cleanup(self) -> asyncio.Future[None]:
         """Let go of what this proxy holds open (Traefik's API, the store's
-        connections); :meth:`stop` ends with it. jupyterhub-traefik-proxy's
-        seam: a subclass extends it with ``super()._cleanup()`` (awaited or
-        not: the closing is already under way)."""
+        connections); :meth:`stop` calls it before stopping traefik.
+        jupyterhub-traefik-proxy's seam: a subclass extends it with
+        ``super()._cleanup()`` (awaited or not: the closing is already under way)."""
         return asyncio.ensure_future(self._close())
 
     @property
