@@ -21,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -99,6 +100,17 @@ def first_failure(output: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+def kill_leftovers(marker: str) -> None:
+    """Kill the processes whose command line names ``marker`` (the scratch
+    copy: the servers its tests started keep their files under it)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker.encode() in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass  # gone meanwhile, or not ours to read
+
+
 def run(mutation: Mutation, python: str, keep_log: Path | None) -> Outcome:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"mutate-{mutation.name}-") as scratch:
@@ -109,7 +121,8 @@ def run(mutation: Mutation, python: str, keep_log: Path | None) -> Outcome:
         except ValueError as e:
             return Outcome(mutation, "error", str(e), time.monotonic() - started)
         env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-        command = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests]
+        command = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        command += [f"--basetemp={tree / 'pytest-tmp'}", *mutation.tests]
         try:
             result = subprocess.run(
                 command,
@@ -128,6 +141,9 @@ def run(mutation: Mutation, python: str, keep_log: Path | None) -> Outcome:
                 else (e.stdout or "")
             )
             status = None
+        finally:
+            # a mutation that breaks stopping leaves its traefik (or store) running
+            kill_leftovers(str(tree))
     if keep_log is not None:
         keep_log.mkdir(parents=True, exist_ok=True)
         (keep_log / f"{mutation.name}.log").write_text(output)
