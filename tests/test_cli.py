@@ -16,6 +16,7 @@ import yaml
 from traefik_proxy.cli import load_proxy, main
 from traefik_proxy.traefik_process import find_traefik
 
+from .servers import stop_process
 from .utils import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,8 +35,7 @@ def start_operator_traefik(static_file: Path) -> subprocess.Popen:
 def stop_operator_traefik(traefik: subprocess.Popen, static_file: Path) -> None:
     """Stop it; its log is printed, which pytest shows if the test failed."""
     exited = traefik.poll()
-    traefik.terminate()
-    traefik.wait(10)
+    stop_process(traefik)
     log = static_file.with_suffix(".log").read_text(errors="replace")
     print(f"traefik {static_file.name} (exited early: {exited is not None}):\n{log[-4000:]}")
 
