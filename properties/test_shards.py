@@ -48,11 +48,13 @@ from traefik_proxy.core import (
     HostRouteWithoutHostRouting,
     Op,
     Route,
+    RouteTable,
     Settings,
     bucket_chain,
     bucket_name,
     changes_for,
     deep_merge,
+    front_layout,
     front_namespace,
     front_services,
     front_tree,
@@ -61,12 +63,14 @@ from traefik_proxy.core import (
     misplaced,
     normalize_routespec,
     relayout,
+    resharded,
     rest_name,
     route_name,
     route_shard,
     shard_of,
     shard_service_name,
     split_routespec,
+    tree_level,
     with_parents,
 )
 
@@ -324,8 +328,8 @@ def test_a_host_route_without_host_routing_is_refused(host_spec, paths, settings
 @example(Settings(tree_segment=1, tree_depth=3), 3, None)
 def test_the_front_tree_routes_each_bucket_to_its_shard(settings, shards, data):
     """One router per bucket and per bucket above it, named in the front's
-    namespace; a leaf-level bucket serves its shard, a shallower one has
-    children and a rest (priority 1, everything) serving its own shard;
+    namespace, without a service: each has a rest (priority 1, everything)
+    serving its own shard, so a bucket that splits only gains children;
     every parent exists; level 1 is on the entrypoint; no name is one the
     front's own relayout would take for its own buckets."""
     if data is None:  # the example: a deep name, a short one, and a host
@@ -342,10 +346,8 @@ def test_the_front_tree_routes_each_bucket_to_its_shard(settings, shards, data):
     routers = (tree.get("http") or {}).get("routers") or {}
     every = with_parents(buckets)
     assert bool(routers) == bool(buckets)
-    # exactly the buckets and the rests of the shallower ones
-    wanted = {bucket_name(b, fns) for b in every} | {
-        rest_name(b, fns) for b in every if b.level < settings.tree_depth
-    }
+    # exactly the buckets and their rests
+    wanted = {bucket_name(b, fns) for b in every} | {rest_name(b, fns) for b in every}
     assert set(routers) == wanted
     services = front_services(ns, [f"http://127.0.0.1:{9000 + k}" for k in range(shards)])
     for bucket in every:
@@ -353,16 +355,11 @@ def test_the_front_tree_routes_each_bucket_to_its_shard(settings, shards, data):
         router = routers[name]
         service = shard_service_name(ns, shard_of(bucket, shards))
         assert service in services["http"]["services"]
-        if bucket.level == settings.tree_depth:
-            assert router["service"] == service
-            assert rest_name(bucket, fns) not in routers
-        else:
-            assert bucket.level < settings.tree_depth
-            assert "service" not in router
-            rest = routers[rest_name(bucket, fns)]
-            assert rest["priority"] == 1 and rest["service"] == service
-            assert rest["parentRefs"] == [name]
-            assert matches(rest["rule"], "any.host", "/any/path")
+        assert "service" not in router
+        rest = routers[rest_name(bucket, fns)]
+        assert rest["priority"] == 1 and rest["service"] == service
+        assert rest["parentRefs"] == [name]
+        assert matches(rest["rule"], "any.host", "/any/path")
         if bucket.level == 1:
             assert router["entryPoints"] == [settings.entrypoint]
             assert "parentRefs" not in router
@@ -429,6 +426,7 @@ def sharded(
     held: set[str],
     stale: set[str] = frozenset(),
     host_routing: bool = False,
+    layout: RouteTable | None = None,
 ):
     """(front config, shard configs) for these routes, as the shell lays them
     out: the front holds every replicated route (route_shard None), the
@@ -436,13 +434,14 @@ def sharded(
     services; shard k holds its sharded routes and every replicated route.
     The front tree has the buckets of the sharded ``stale`` routes too:
     front buckets stay when routes go. A shard is a proxy of the front's
-    settings but its own entrypoint (no TLS)."""
+    settings but its own entrypoint (no TLS). ``layout``: the front's tree
+    (default: the fixed one)."""
 
     def place(routespec: str) -> int | None:
-        return route_shard(routespec, settings, shards, host_routing)
+        return route_shard(routespec, settings, shards, host_routing, layout)
 
     front = config_of([r for r in held if place(r) is None], settings)
-    leaves = {leaf_bucket(r, settings) for r in held | stale if place(r) is not None}
+    leaves = {leaf_bucket(r, settings, layout) for r in held | stale if place(r) is not None}
     front = deep_merge(front, front_tree(leaves, settings, shards))
     front = deep_merge(front, front_services(settings.namespace, [f"shard-{k}" for k in range(shards)]))
     shard = Settings(
@@ -455,6 +454,25 @@ def sharded(
     )
     configs = [config_of([r for r in held if place(r) in (None, k)], shard) for k in range(shards)]
     return front, configs
+
+
+def as_loaded(config: dict) -> dict:
+    """A config as Traefik runs it: a router without a service or a child
+    router, or under a parent it does not have, is an error and left out
+    (a key-value store's front tree may be read between two transactions)."""
+    routers = dict((config.get("http") or {}).get("routers") or {})
+    while True:
+        parents = {p for router in routers.values() for p in router.get("parentRefs") or ()}
+        broken = {
+            name
+            for name, router in routers.items()
+            if ("service" not in router and name not in parents)
+            or any(p not in routers for p in router.get("parentRefs") or ())
+        }
+        if not broken:
+            return {**config, "http": {**(config.get("http") or {}), "routers": routers}}
+        for name in broken:
+            del routers[name]
 
 
 def through_shards(settings: Settings, front: dict, configs: list[dict], host: str, path: str):
@@ -538,6 +556,117 @@ def test_front_then_shard_reach_the_longest_prefix(settings, shards, held, stale
         expected = longest_prefix(held, path)
         want = route_name(expected, settings.namespace) if expected else None
         assert through_shards(settings, front, configs, host, path) == want, (path, sorted(held))
+
+
+#: the front's buckets split past this many names (tiny, so that they split often)
+front_bucket_sizes = st.sampled_from([1, 2, 3])
+#: user routes that share their start, which the adaptive front spreads over shards
+user_names = st.sampled_from(["a", "al", "ali", "alice", "alx", "alxa", "b", "bo", "u0", "u00", "u01", "u1"])
+adaptive_user_routespecs = st.builds(lambda name, rest: f"/user/{name}/{rest}", user_names, st.just(""))
+
+
+def front_of(routespecs_: set[str], settings: Settings, size: int) -> RouteTable:
+    return front_layout([route_for(r) for r in sorted(routespecs_)], settings, size)
+
+
+@ROUTING
+@given(
+    shard_settings,
+    many_shards,
+    front_bucket_sizes,
+    st.sets(path_routespecs | adaptive_user_routespecs, max_size=10),
+    st.sets(adaptive_user_routespecs | routespecs, max_size=3),
+    st.data(),
+)
+def test_an_adaptive_front_reaches_the_longest_prefix(settings, shards, size, held, stale, data):
+    """With the front's adaptive tree over every route it has seen (held and
+    gone: the shell's layout only grows), a request through the front to a
+    shard reaches what one Traefik holding every route reaches."""
+    layout = front_of(held | stale, settings, size)
+    front, configs = sharded(settings, shards, held, stale - held, layout=layout)
+    host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
+    for _, path in data.draw(request_lists(held | stale, st.just(""))):
+        expected = longest_prefix(held, path)
+        want = route_name(expected, settings.namespace) if expected else None
+        assert through_shards(settings, front, configs, host, path) == want, (path, sorted(held))
+
+
+@ROUTING
+@given(
+    shard_settings,
+    many_shards,
+    front_bucket_sizes,
+    st.sets(path_routespecs | adaptive_user_routespecs, max_size=10),
+    st.sets(adaptive_user_routespecs | routespecs, min_size=1, max_size=6),
+    st.sets(adaptive_user_routespecs, max_size=2),
+    st.data(),
+)
+@example(  # /user/u splits: u00 and u01 move into /user/u0, of shard 1 (of 3) instead of 0
+    Settings(tree_segment=1, tree_depth=2),
+    3,
+    2,
+    {"/", "/user/u00/", "/user/u01/"},
+    {"/user/u02/"},
+    set(),
+    None,
+)
+def test_every_step_of_a_split_serves_every_route(settings, shards, size, before, added, stale, data):
+    """Adds split front buckets and move routes into other shards, in the
+    shell's order: (1) every added route set in its shard and every moved
+    route in its new shard too; (2) the front's new buckets written, read
+    by Traefik at any cut of the write (parents first); (3) the moved routes
+    deleted from their old shards. At every step a request for a route held
+    before reaches what it reached before (or a longer route being added);
+    once the front is written, exactly what one Traefik holding every route
+    reaches."""
+    added = {r for r in added - before if route_shard(r, settings, shards) is not None}
+    old = front_of(before | stale, settings, size)
+    new = old.after([(r, route_for(r)) for r in sorted(added - before - stale)])
+    held_before = {r for r in before if route_shard(r, settings, shards) is not None}
+    moves = resharded(old, new, held_before, settings, shards)
+    for move in moves:
+        assert move.source == route_shard(move.routespec, settings, shards, False, old)
+        assert move.target == route_shard(move.routespec, settings, shards, False, new) != move.source
+        assert move.bucket == leaf_bucket(move.routespec, settings, new)
+    # every route whose shard changed is a move
+    for r in held_before:
+        if route_shard(r, settings, shards, False, old) != route_shard(r, settings, shards, False, new):
+            assert r in {m.routespec for m in moves}
+
+    after = before | added
+    front_before, configs_before = sharded(settings, shards, before, stale - before, layout=old)
+    front_after, configs_after = sharded(settings, shards, after, stale - after, layout=new)
+    # (1): the shards hold the old routes where they were, and copies where they go
+    configs_both = [
+        deep_merge(deep_merge(config_of([], settings), configs_before[k]), configs_after[k])
+        for k in range(shards)
+    ]
+    routers_before = (front_before.get("http") or {}).get("routers") or {}
+    new_routers = {
+        name: router
+        for name, router in ((front_after.get("http") or {}).get("routers") or {}).items()
+        if name not in routers_before
+    }
+    # (2): the new front routers, parents first, cut anywhere
+    order = sorted(new_routers, key=lambda name: (tree_level(name), name.endswith("-rest"), name))
+    cut = len(order) if data is None else data.draw(st.integers(0, len(order)))
+    front_cut = deep_merge(front_before, {"http": {"routers": {n: new_routers[n] for n in order[:cut]}}})
+    host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
+    if data is None:
+        assert len(moves) == 2  # the example is the one it says
+        paths = ["/user/u00/x", "/user/u01/", "/user/u02/", "/user/u0", "/user/u1/", "/x"]
+    else:
+        paths = [path for _, path in data.draw(request_lists(after | stale, st.just("")))]
+    name = lambda r: route_name(r, settings.namespace) if r else None  # noqa: E731
+    for path in paths:
+        was, now = longest_prefix(before, path), longest_prefix(after, path)
+        allowed = {name(now)} if now in before or now is None else {name(now), name(was)}
+        for front in (front_before, as_loaded(front_cut)):
+            got = through_shards(settings, front, configs_both, host, path)
+            assert got in allowed, (path, got, allowed, cut, len(order))
+        # the whole front written: exactly; and so (3) after the moved routes leave
+        for configs in (configs_both, configs_after):
+            assert through_shards(settings, front_after, configs, host, path) == name(now), path
 
 
 host_settings = st.builds(

@@ -9,8 +9,15 @@ entrypoint and API on loopback), its own dynamic config (a file beside the
 front's, or its own prefixes of the same key-value store) and its own route
 records, and hands every route to the ones that must serve it:
 
-- a user route to its shard; once the shard serves it, the front's bucket
-  for it (when new), and add_route returns once the front serves that too;
+- a user route to its shard, the shard of the front bucket it hangs in
+  (:func:`~traefik_proxy.core.route_shard`); once the shard serves it, the
+  front's bucket for it (when new), and add_route returns once the front
+  serves that too;
+- when an add splits a front bucket (``traefik_shard_bucket_size``), the
+  routes that fall into a new bucket of another shard move there: set in
+  their new shard, then the new bucket written in the front, then deleted
+  from the old shard (with its next add, as a waiting delete is); until the
+  new bucket is served, the old bucket's rest sends them to the old shard;
 - a flat route to the front and every shard;
 - a user route's delete waits (``traefik_shard_delete_delay``) for the next
   add to its shard and is written with it: a spawn storm's add and delete
@@ -31,7 +38,7 @@ import asyncio
 import logging
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,6 +143,16 @@ class ShardingMixin(Configurable):
         garbage collection that is a quarter of a reload's CPU, for a few MB
         more per shard.""",
     )
+    traefik_shard_bucket_size = Integer(
+        64,
+        config=True,
+        help="""The most user names a bucket of the front's route tree holds before it
+        splits; each bucket's routes live in one shard (a hash of the bucket). So
+        names that share their start (u00042, jupyter-alice) spread over the
+        shards as evenly as random ones. A split moves at most this many
+        routes into other shards. 0: the fixed tree of traefik_route_tree_depth
+        levels, which puts names sharing their first characters in one shard.""",
+    )
     traefik_shard_port = Integer(
         0,
         config=True,
@@ -157,6 +174,16 @@ class ShardingMixin(Configurable):
             raise TraitError(
                 f"traefik_shards = {proposal.value} is negative; set c.TraefikProxy.traefik_shards "
                 "to 0 (one Traefik) or the number of shard Traefiks"
+            )
+        return proposal.value
+
+    @validate("traefik_shard_bucket_size")
+    def _shard_bucket_size_not_negative(self, proposal):
+        if proposal.value < 0:
+            raise TraitError(
+                f"traefik_shard_bucket_size = {proposal.value} is negative; set "
+                "c.TraefikProxy.traefik_shard_bucket_size to 0 (fixed front tree) or the most "
+                "names a front bucket holds (64 by default)"
             )
         return proposal.value
 
@@ -293,13 +320,18 @@ async def remove_front_tree(front: Any, keep: AbstractSet[str] = frozenset()) ->
 
 
 async def move_misplaced(
-    front: Any, shards: list[Any], leftovers: dict[int, Any], write_front: Any = None
+    front: Any,
+    shards: list[Any],
+    leftovers: dict[int, Any],
+    write_front: Any = None,
+    lay_out: Callable[[list[core.Route]], core.RouteTable] | None = None,
 ) -> None:
     """Routes stored elsewhere than K = len(shards) puts them (in the front,
     another shard, a leftover shard): set where they belong; then
     ``write_front(routespecs)`` with every stored routespec (the front tree,
     once the shards serve them); then deleted where they were, and leftover
-    stores removed."""
+    stores removed. ``lay_out(routes)``: the front's tree over every stored
+    route (default: the fixed tree)."""
     stores: dict[int | None, Any] = {None: front, **dict(enumerate(shards))}
     # as pairs: to mypy a dict[int, Any] is not a mapping with int | None keys
     stores.update(leftovers.items())
@@ -307,7 +339,11 @@ async def move_misplaced(
     for place, proxy in stores.items():
         records = await proxy._get_jupyterhub_dynamic_config()
         held[place] = [core.decode_route(raw) for raw in records.values()]
-    moves = core.misplaced(held, front.settings, len(shards), front.host_routing)
+    layout = None
+    if lay_out is not None:
+        every = {r.routespec: r for routes in held.values() for r in routes}
+        layout = lay_out(list(every.values()))
+    moves = core.misplaced(held, front.settings, len(shards), front.host_routing, layout)
     if moves or leftovers:
         front.log.info(
             "Moving %d routes to where %d shards put them (%d shard stores left over)",
@@ -353,8 +389,23 @@ class ShardSet:
         self.log = front.log
         self._front_buckets: set[core.Bucket] = set()
         self._front_writes: Coalescer[core.Bucket] = Coalescer(self._write_front)
-        #: per shard, the routespecs whose delete waits for its next add
+        #: the front's tree: every route stored at start and added since (it
+        #: only grows while the Hub runs: a bucket splits, never merges back)
+        self._layout = core.front_layout((), self.settings, front.traefik_shard_bucket_size)
+        #: the sharded routes held now, as last added (what a move copies)
+        self._live: dict[str, core.Route] = {}
+        #: adds waiting for the next layout update (one per event loop turn)
+        self._placing: list[asyncio.Future[None]] = []
+        self._to_place: dict[str, core.Route] = {}
+        #: routes on their way to another shard: the shards they leave
+        self._leaving: dict[str, set[int]] = {}
+        #: front buckets that routes move into: done once their new shard serves them
+        self._arrivals: dict[core.Bucket, asyncio.Future[None]] = {}
+        self._movers: set[asyncio.Task[None]] = set()
+        #: per shard, the routespecs whose delete waits for its next add:
+        #: deleted routes (hidden from the listing) and moved-away copies (not)
         self._pending: dict[int, set[str]] = {}
+        self._evictions: dict[int, set[str]] = {}
         self._flushers: dict[int, asyncio.Task[None]] = {}
 
     @property
@@ -362,11 +413,13 @@ class ShardSet:
         return self.front.settings
 
     def _shard(self, routespec: str) -> int | None:
-        return core.route_shard(routespec, self.settings, len(self.shards), self.front.host_routing)
+        return core.route_shard(
+            routespec, self.settings, len(self.shards), self.front.host_routing, self._layout
+        )
 
     def _leaf(self, routespec: str) -> core.Bucket:
         """The front's bucket of a route that :meth:`_shard` gives a shard."""
-        leaf = core.leaf_bucket(routespec, self.settings)
+        leaf = core.leaf_bucket(routespec, self.settings, self._layout)
         assert leaf is not None, "a sharded route hangs under a bucket (core.route_shard)"
         return leaf
 
@@ -387,21 +440,29 @@ class ShardSet:
                 core.Changes(merge=core.front_services(self.settings.namespace, urls))
             )
             leftovers = await leftover_shards(self.front, len(self.shards))
-            await move_misplaced(self.front, self.shards, leftovers, self._write_whole_front)
+            await move_misplaced(self.front, self.shards, leftovers, self._write_whole_front, self._lay_out)
         except BaseException:
             await self.stop(flush=False)
             raise
         self.log.info("%d shard traefiks serve %d buckets of user routes", count, len(self._front_buckets))
 
+    def _lay_out(self, routes: list[core.Route]) -> core.RouteTable:
+        """The front's tree over the routes stored at start."""
+        self._layout = core.front_layout(routes, self.settings, self.front.traefik_shard_bucket_size)
+        self._live = {r.routespec: r for r in routes if self.holds_alone(r.routespec)}
+        return self._layout
+
     async def stop(self, flush: bool = True) -> None:
         """Write the deletes still waiting (unless stopping after a failure), stop the shards."""
-        for task in self._flushers.values():
+        for task in [*self._flushers.values(), *self._movers]:
             task.cancel()
         self._flushers = {}
-        if flush and self._pending:
-            pending, self._pending = self._pending, {}
+        if flush and (self._pending or self._evictions):
+            waiting = [(k, r) for k, rs in self._pending.items() for r in rs]
+            waiting += [(k, r) for k, rs in self._evictions.items() for r in rs]
+            self._pending, self._evictions = {}, {}
             await asyncio.gather(
-                *(self.shards[k].delete_route(r) for k, rs in pending.items() for r in rs),
+                *(self.shards[k].delete_route(r) for k, r in waiting),
                 return_exceptions=True,
             )
         await asyncio.gather(*(shard.stop() for shard in self.shards), return_exceptions=True)
@@ -419,8 +480,13 @@ class ShardSet:
                 *(shard._coalescer.submit(add) for shard in self.shards),
             )
             return
+        await self._place(route)
+        # where the layout puts it now (the same unless a split came between)
+        k = self._shard(route.routespec)
+        assert k is not None
+        self._live[route.routespec] = route
         shard = self.shards[k]
-        deletes = self._pending.pop(k, set())
+        deletes = self._pending.pop(k, set()) | self._evictions.pop(k, set())
         deletes.discard(route.routespec)
         if not deletes:
             await shard._coalescer.submit(add)
@@ -446,21 +512,140 @@ class ShardSet:
                 *(shard.delete_route(routespec) for shard in self.shards),
             )
             return
+        self._live.pop(routespec, None)
+        # a route on its way to another shard: from the ones it leaves too
+        places = {k, *self._leaving.pop(routespec, ())}
         delay = self.front.traefik_shard_delete_delay
         if delay <= 0:
-            await self.shards[k].delete_route(routespec)
+            await asyncio.gather(*(self.shards[p].delete_route(routespec) for p in places))
             return
-        self._pending.setdefault(k, set()).add(routespec)
+        for place in places:
+            self._pending.setdefault(place, set()).add(routespec)
+            self._flush_soon(place)
+
+    def _flush_soon(self, k: int) -> None:
+        """Write shard k's waiting deletes after the delay, unless an add takes them first."""
         if k not in self._flushers or self._flushers[k].done():
+            delay = self.front.traefik_shard_delete_delay
             self._flushers[k] = asyncio.create_task(self._flush_later(k, delay))
 
     async def _flush_later(self, k: int, delay: float) -> None:
         await asyncio.sleep(delay)
-        pending = self._pending.pop(k, set())
+        pending = self._pending.pop(k, set()) | self._evictions.pop(k, set())
         outcomes = await asyncio.gather(
             *(self.shards[k].delete_route(r) for r in pending), return_exceptions=True
         )
         self._warn_failed_deletes(k, pending, outcomes)
+
+    # ------------------------------------------------------------ placement and moves
+
+    async def _place(self, route: core.Route) -> None:
+        """Put a route into the front's tree. The adds of one event loop turn are
+        placed together (a Hub starting adds its routes all at once), so that
+        routes added together never move for each other."""
+        if route.routespec in self._layout.routes:
+            return  # a route added before keeps its bucket
+        self._to_place[route.routespec] = route
+        future = asyncio.get_running_loop().create_future()
+        self._placing.append(future)
+        if len(self._placing) == 1:
+            asyncio.get_running_loop().call_soon(self._place_waiting)
+        await future
+
+    def _place_waiting(self) -> None:
+        """Lay out the waiting adds at once; start moving the routes a split put
+        into another shard."""
+        futures, self._placing = self._placing, []
+        routes, self._to_place = self._to_place, {}
+        before = self._layout
+        try:
+            self._layout = before.after([(r, route) for r, route in routes.items() if r not in before.routes])
+            moves = core.resharded(
+                before,
+                self._layout,
+                self._live,
+                self.settings,
+                len(self.shards),
+                self.front.host_routing,
+            )
+            if moves:
+                self._start_moves(moves)
+        except Exception as e:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+
+    def _start_moves(self, moves: list[core.Reshard]) -> None:
+        loop = asyncio.get_running_loop()
+        for move in moves:
+            self._leaving.setdefault(move.routespec, set()).add(move.source)
+            # moving back into a shard it left: not deleted there after all
+            self._evictions.get(move.target, set()).discard(move.routespec)
+            if move.bucket not in self._arrivals:
+                self._arrivals[move.bucket] = loop.create_future()
+        task = asyncio.create_task(self._move(moves))
+        self._movers.add(task)
+        task.add_done_callback(self._movers.discard)
+
+    async def _move(self, moves: list[core.Reshard]) -> None:
+        """Set the moved routes in their new shards (again until they are), let
+        the front write their new buckets, then delete them where they were."""
+        self.log.info(
+            "Moving %d routes to other shards: a front bucket split (%s)",
+            len(moves),
+            ", ".join(sorted({m.bucket.prefix for m in moves})[:3]),
+        )
+        waiting = list(moves)
+        while waiting:
+            # a route deleted meanwhile is not set again
+            waiting = [m for m in waiting if m.routespec in self._live]
+            outcomes = await asyncio.gather(
+                *(
+                    self.shards[m.target]._coalescer.submit(
+                        core.Op("add", m.routespec, self._live[m.routespec])
+                    )
+                    for m in waiting
+                ),
+                return_exceptions=True,
+            )
+            failed = [m for m, outcome in zip(waiting, outcomes) if outcome is not None]
+            if failed:
+                self.log.warning(
+                    "Moving %d routes to other shards failed (%s); trying again in 1 s",
+                    len(failed),
+                    next(o for o in outcomes if o is not None),
+                )
+                await asyncio.sleep(1)
+            waiting = failed
+        buckets = sorted({m.bucket for m in moves})
+        for bucket in buckets:
+            arrival = self._arrivals.pop(bucket, None)
+            if arrival is not None and not arrival.done():
+                arrival.set_result(None)
+        written = await asyncio.gather(
+            *(self._front_writes.submit(b) for b in buckets), return_exceptions=True
+        )
+        failed_buckets = {b for b, outcome in zip(buckets, written) if outcome is not None}
+        for move in moves:
+            if move.bucket in failed_buckets:
+                # both shards keep it; the old bucket's rest still reaches the old one
+                continue
+            leaving = self._leaving.get(move.routespec, set())
+            if move.source in leaving and self._shard(move.routespec) != move.source:
+                leaving.discard(move.source)
+                if not leaving:
+                    del self._leaving[move.routespec]
+                self._evictions.setdefault(move.source, set()).add(move.routespec)
+                self._flush_soon(move.source)
+        if failed_buckets:
+            self.log.warning(
+                "The front did not serve %d new buckets of moved routes; their old shards keep them",
+                len(failed_buckets),
+            )
 
     def _warn_failed_deletes(self, k: int, routespecs: set[str], outcomes: list[Any]) -> None:
         """A waiting delete that fails is logged (its route shows in
@@ -476,8 +661,11 @@ class ShardSet:
         """The front's routes (flat) and every shard's, less the deletes waiting."""
         found = await asyncio.gather(*(shard.get_all_routes() for shard in self.shards))
         routes: dict[str, Any] = {}
-        for shard_routes in found:
-            routes.update(shard_routes)
+        for k, shard_routes in enumerate(found):
+            for routespec, route in shard_routes.items():
+                # a route moving between shards: as the shard it moves to holds it
+                if routespec not in routes or self._shard(routespec) == k:
+                    routes[routespec] = route
         routes.update(front_routes)
         return {r: v for r, v in routes.items() if not self._waiting_delete(r)}
 
@@ -494,7 +682,11 @@ class ShardSet:
         assert k is not None, "flat routes are the front's"
         if routespec in self._pending.get(k, ()):
             return None
-        return await self.shards[k].get_route(routespec)
+        found = await self.shards[k].get_route(routespec)
+        for source in self._leaving.get(routespec, ()):  # not yet in the shard it moves to
+            if found is None:
+                found = await self.shards[source].get_route(routespec)
+        return found
 
     # ------------------------------------------------------------ the front tree
 
@@ -515,10 +707,34 @@ class ShardSet:
         new = core.with_parents(leaves)
         if not rewrite:
             new -= self._front_buckets
+        arrivals = [self._arrivals[b] for b in new if b in self._arrivals]
+        if arrivals:
+            # routes moving into these buckets: their new shard must serve them first
+            timeout = self.front.check_route_timeout
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*arrivals)), timeout)
+            except TimeoutError:
+                error = TimeoutError(
+                    f"routes moving into {len(arrivals)} new front buckets were not served by "
+                    f"their new shards within check_route_timeout ({timeout} s)"
+                )
+                return [error] * len(leaves)
         tree = core.front_tree(new, self.settings, len(self.shards))
         routers = (tree.get("http") or {}).get("routers") or {}
         if tree:
-            await self.front._apply_changes(core.Changes(merge=tree))
+            stale: list[core.KeyPath] = []
+            if rewrite:
+                # an older front tree's leaf buckets had their shard as service:
+                # now their rest has it
+                stored = ((await self.front._get_traefik_dynamic_config()).get("http") or {}).get(
+                    "routers"
+                ) or {}
+                stale = [
+                    ("http", "routers", name, "service")
+                    for name, router in routers.items()
+                    if "service" not in router and "service" in (stored.get(name) or {})
+                ]
+            await self.front._apply_changes(core.Changes(merge=tree, delete=stale))
         # each with its service: a rewritten router (K changed) counts once it
         # sends its bucket to the new shard
         services = {name: router.get("service", "") for name, router in routers.items()}

@@ -3,19 +3,29 @@
 A Traefik rebuilds its whole configuration on every change, at about 0.1 ms
 of CPU per route it holds (docs/reload-cost.md), so with 10,000 routes each
 spawn costs a CPU-second. Sharded, a route lives in one of K shard Traefiks,
-chosen by the *leaf bucket* of the route tree it hangs under (``/user/al``
-for ``/user/alice/`` at depth 2), and a change reloads that shard alone.
+chosen by the *leaf bucket* of the front's route tree it hangs under
+(``/user/al`` for ``/user/alice/``), and a change reloads that shard alone.
+
+The front's tree is a :class:`~.routing.RouteTable` of its own
+(:func:`front_layout`): adaptive by default, so that names sharing their
+start (``u00042``, ``jupyter-alice``) spread over many leaf buckets, and so
+over the shards, instead of piling up in one bucket and one shard. The
+shell only ever adds to it while the Hub runs (a bucket splits, never
+merges back), so a route only moves to a deeper bucket, and then to that
+bucket's shard (:func:`resharded`): it is set in its new shard, the front's
+new bucket is written, then it is deleted from the old shard. The front
+bucket's rest keeps sending the route's requests to the old shard until the
+new bucket is served, so no step leaves it unserved.
 
 The front Traefik holds the routes without a user segment (the Hub's ``/``,
 ``/hub/``: *flat* routes, which every shard holds too, so that a shard's
 bucket rests fall back to them; with host routing, every path-only route:
 see :func:`route_shard`) and the *front tree*: the route tree's buckets,
-under names of their own (:func:`front_namespace`), where
-
-- a bucket at the tree's full depth sends its requests to its shard;
-- a shallower bucket holds its children and a *rest* router sending what
-  matches none of them to its own shard. A user name shorter than the depth
-  ends its chain there, and its route lives in that same shard.
+under names of their own (:func:`front_namespace`), where every bucket
+holds its children (if any) and a *rest* router sending what matches none of
+them to the bucket's own shard. A route hanging in a bucket (its leaf, the
+deepest bucket of its chain) lives in that bucket's shard, so a bucket that
+splits only gains children: nothing written before is rewritten.
 
 A request that enters a bucket whose routes are all gone still reaches a
 shard, which answers as the flat routes say (the Hub), so front buckets need
@@ -35,7 +45,7 @@ import msgspec
 
 from .config import Nested, Settings
 from .routespec import Route, split_routespec
-from .routing import Bucket, bucket_chain, bucket_fragment, bucket_name, rest_name
+from .routing import Bucket, RouteTable, bucket_chain, bucket_fragment, bucket_name, rest_name
 
 #: what the front's tree routers are named under: ``<namespace>-front--tree-...``,
 #: so the front's own relayout (which removes ``<namespace>--tree-`` routers no
@@ -60,7 +70,25 @@ class HostRouteWithoutHostRouting(ValueError):
     """A host route for a sharded proxy whose Hub routes by path."""
 
 
-def route_shard(routespec: str, settings: Settings, shards: int, host_routing: bool = False) -> int | None:
+def front_layout(routes: Iterable[Route], settings: Settings, bucket_size: int) -> RouteTable:
+    """The front's route tree over these routes: adaptive with buckets of at
+    most ``bucket_size`` user names (0: the fixed tree of ``tree_depth``
+    levels, where a route's bucket never depends on other routes)."""
+    return RouteTable(
+        routes,
+        tree_segment=settings.tree_segment,
+        tree_depth=settings.tree_depth,
+        bucket_size=bucket_size,
+    )
+
+
+def route_shard(
+    routespec: str,
+    settings: Settings,
+    shards: int,
+    host_routing: bool = False,
+    layout: RouteTable | None = None,
+) -> int | None:
     """The shard a normalized routespec lives in; None for a route that the
     front and every shard hold.
 
@@ -72,6 +100,9 @@ def route_shard(routespec: str, settings: Settings, shards: int, host_routing: b
     :mod:`.routing`). A host route without host routing raises
     :class:`HostRouteWithoutHostRouting`: the front could not send its
     requests to one shard and keep the longest match.
+
+    ``layout``: the front's tree (:func:`front_layout`); without one, the
+    fixed tree of ``settings.tree_depth`` levels.
     """
     host, _ = split_routespec(routespec)
     if host and not host_routing:
@@ -80,16 +111,55 @@ def route_shard(routespec: str, settings: Settings, shards: int, host_routing: b
             "with host routing (JupyterHub's subdomain_host) may add host routes; "
             "set c.JupyterHub.subdomain_host or c.TraefikProxy.traefik_shards = 0"
         )
-    leaf = leaf_bucket(routespec, settings)
+    leaf = leaf_bucket(routespec, settings, layout)
     if leaf is None or (host_routing and not host):
         return None
     return shard_of(leaf, shards)
 
 
-def leaf_bucket(routespec: str, settings: Settings) -> Bucket | None:
-    """The deepest bucket a routespec hangs under (what the front routes by); None if flat."""
-    chain = bucket_chain(routespec, settings.tree_segment, settings.tree_depth)
+def leaf_bucket(routespec: str, settings: Settings, layout: RouteTable | None = None) -> Bucket | None:
+    """The deepest bucket a routespec hangs under (what the front routes by); None if flat.
+
+    ``layout``: the front's tree; for a route it does not hold, the deepest of
+    its buckets that exist, or the first-level bucket the route would make."""
+    chain = layout.chain(routespec) if layout is not None else []
+    if not chain:
+        depth = settings.tree_depth if layout is None else min(settings.tree_depth, 1)
+        chain = bucket_chain(routespec, settings.tree_segment, depth)
     return chain[-1] if chain else None
+
+
+class Reshard(msgspec.Struct, frozen=True):
+    """A held route whose front bucket split under it, into a bucket of
+    another shard: set it in ``target``, write the front's ``bucket``, then
+    delete it from ``source``."""
+
+    routespec: str
+    source: int
+    target: int
+    bucket: Bucket
+
+
+def resharded(
+    before: RouteTable,
+    after: RouteTable,
+    held: Iterable[str],
+    settings: Settings,
+    shards: int,
+    host_routing: bool = False,
+) -> list[Reshard]:
+    """The routes of ``held`` (routespecs, held in both layouts) that a change of
+    the front's layout from ``before`` to ``after`` puts into another shard."""
+    wanted = set(held)
+    moves = []
+    for routespec, bucket in after.moved(before):
+        if routespec not in wanted:
+            continue
+        source = route_shard(routespec, settings, shards, host_routing, before)
+        target = route_shard(routespec, settings, shards, host_routing, after)
+        if source is not None and target is not None and source != target:
+            moves.append(Reshard(routespec, source, target, bucket))
+    return moves
 
 
 def shard_service_name(namespace: str, k: int) -> str:
@@ -120,8 +190,7 @@ def with_parents(buckets: Iterable[Bucket]) -> set[Bucket]:
 
 def front_tree(buckets: Iterable[Bucket], settings: Settings, shards: int) -> Nested:
     """The front's routers for these buckets and those above them (see the
-    module's docstring): a bucket at ``settings.tree_depth`` routes to its
-    shard, a shallower one holds a rest router to its own shard."""
+    module's docstring): each bucket, and its rest router to its own shard."""
     namespace = front_namespace(settings.namespace)
     routers: Nested = {}
     for bucket in sorted(with_parents(buckets)):
@@ -137,15 +206,12 @@ def front_tree(buckets: Iterable[Bucket], settings: Settings, shards: int) -> Ne
         name = bucket_name(bucket, namespace)
         service = shard_service_name(settings.namespace, shard_of(bucket, shards))
         own = fragment["http"]["routers"]
-        if bucket.level >= settings.tree_depth:
-            own[name]["service"] = service
-        else:
-            own[rest_name(bucket, namespace)] = {
-                "rule": "PathPrefix(`/`)",
-                "priority": 1,
-                "service": service,
-                "parentRefs": [name],
-            }
+        own[rest_name(bucket, namespace)] = {
+            "rule": "PathPrefix(`/`)",
+            "priority": 1,
+            "service": service,
+            "parentRefs": [name],
+        }
         routers.update(own)
     return {"http": {"routers": routers}} if routers else {}
 
@@ -165,6 +231,7 @@ def misplaced(
     settings: Settings,
     shards: int,
     host_routing: bool = False,
+    layout: RouteTable | None = None,
 ) -> list[Move]:
     """What must move so that every route is where K = ``shards`` puts it.
 
@@ -176,7 +243,8 @@ def misplaced(
     host route that :func:`route_shard` refuses raises, before anything
     moves. When two stores hold different versions of a route (a write
     interrupted between them), the one its own place holds wins, else the
-    front's.
+    front's. ``layout``: the front's tree over every held route (see
+    :func:`route_shard`).
     """
     places: dict[str, dict[int | None, Route]] = {}
     for store, routes in held.items():
@@ -186,7 +254,7 @@ def misplaced(
     moves: list[Move] = []
     for routespec in sorted(places):
         found = places[routespec]
-        k = route_shard(routespec, settings, shards, host_routing) if shards else None
+        k = route_shard(routespec, settings, shards, host_routing, layout) if shards else None
         wanted = every if k is None else (k,)
         canonical = next((found[s] for s in wanted if s in found), None)
         if canonical is None:
