@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .harness import cli, systems
-from .harness.names import new_users, user_routes
+from .harness.names import NAMES, names_of, new_users, user_routes
 from .harness.output import duration, percentile, pyplot, save, sayer, text_table, write_json
 from .harness.procs import (
     LOAD_CPU,
@@ -119,7 +119,16 @@ async def measure_system(system: str, args: argparse.Namespace, backend: NodeBac
 async def _measure(system: str, made: Any, args: argparse.Namespace, backend: NodeBackend) -> dict[str, Any]:
     proxy = made.proxy
     say = sayer(args.quiet)
-    routes, measured = user_routes(args.routes, "realistic")
+    count = int(args.rate * args.duration) + 1
+    if args.names == "realistic":
+        routes, measured = user_routes(args.routes, "realistic")
+        taken = set(routes)
+        lone_users = new_users(5, taken, seed=11)
+        churn_users = new_users(count, taken)
+    else:  # the Hub's order: the first N held, the next ones start during the run
+        every = [f"/user/{n}/" for n in names_of(args.names, args.routes + 5 + count)]
+        routes, lone_users, churn_users = every[: args.routes], every[-5 - count : -count], every[-count:]
+        measured = routes[-1].split("/")[2]
     say(f"  {system}: loading {args.routes:,} routes")
     load_s = await systems.load_routes(
         proxy, routes, backend.url("user"), hub=backend.url("hub"), batch=args.load_batch
@@ -134,11 +143,15 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: No
         "duration": args.duration,
         "load_s": load_s,
         "measured": url,
+        "names": args.names,
     }
     # every server process's memory: the front's and each shard's traefik
     shards = getattr(getattr(proxy, "_shard_set", None), "shards", [])
     pids = [pid, *(server_pid(shard) for shard in shards)]
     result["rss_mb"] = sum(rss_bytes(p) or 0 for p in pids if p) / 2**20
+    if shards:  # how evenly the names spread: the busiest shard's routes
+        held_by = await asyncio.gather(*(shard.get_all_routes() for shard in shards))
+        result["largest_shard"] = max(len(r) for r in held_by)
 
     say(f"  {system}: idle, wrk {args.duration:g} s")
     await asyncio.sleep(args.settle)
@@ -146,16 +159,15 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: No
 
     # one add at a time, nothing else changing: what a lone spawn waits
     lone: list[float] = []
-    for routespec in new_users(5, set(routes), seed=11):
+    for routespec in lone_users:
         started = time.monotonic()
         await proxy.add_route(routespec, backend.url("user"), {})
         lone.append(time.monotonic() - started)
     result["add_idle_ms"] = 1e3 * percentile(lone, 50)
 
-    count = int(args.rate * args.duration) + 1
     held = [r for r in routes if r != f"/user/{measured}/"]
     deletes = random.Random(3).sample(held, min(count, len(held)))
-    churn = Churn(proxy, backend.url("user"), new_users(count, set(routes)), deletes, args.rate)
+    churn = Churn(proxy, backend.url("user"), churn_users, deletes, args.rate)
     say(f"  {system}: churn at {args.rate:g} changes/s, wrk {args.duration:g} s")
     stop = asyncio.Event()
     runner = asyncio.create_task(churn.run(stop))
@@ -180,7 +192,9 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: No
     idle, busy = result["idle"], result["churn"]
     result["ratio"] = busy["rps"] / idle["rps"] if idle["rps"] else None
     say(
-        f"  {system}: loaded in {load_s:.1f} s, one add alone {result['add_idle_ms']:.0f} ms; "
+        f"  {system}: loaded in {load_s:.1f} s, one add alone {result['add_idle_ms']:.0f} ms"
+        + (f", largest shard {result['largest_shard']:,} routes" if "largest_shard" in result else "")
+        + "; "
         f"idle {idle['rps']:,.0f} req/s (p99 {idle['p99_ms']:.1f} ms), "
         f"churn {busy['rps']:,.0f} (p99 {busy['p99_ms']:.1f} ms, x{result['ratio']:.2f}), "
         f"add p50 {fmt_ms(result['add_p50_ms'])} p99 {fmt_ms(result['add_p99_ms'])}, "
@@ -200,6 +214,7 @@ def table(results: list[dict[str, Any]]) -> str:
         "system",
         "N",
         "RSS",
+        "largest shard",
         "load",
         "add alone",
         "changes/s",
@@ -218,8 +233,17 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         if "error" in r:
             rows.append(
-                [r["system"], f"{r['routes']:,}", "", "", "", f"{r['rate']:g}", "error: " + r["error"][:60]]
-                + [""] * (len(header) - 7)
+                [
+                    r["system"],
+                    f"{r['routes']:,}",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{r['rate']:g}",
+                    "error: " + r["error"][:60],
+                ]
+                + [""] * (len(header) - 8)
             )
             continue
         idle, busy = r["idle"], r["churn"]
@@ -228,6 +252,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 r["system"],
                 f"{r['routes']:,}",
                 f"{r.get('rss_mb', 0):,.0f} MB",
+                f"{r['largest_shard']:,}" if "largest_shard" in r else "",
                 f"{r['load_s']:.1f} s",
                 fmt_ms(r.get("add_idle_ms")),
                 f"{r['rate']:g}",
@@ -287,6 +312,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="NAME=VALUE",
         help="a traitlet for our proxies (VALUE is JSON, else a string)",
+    )
+    p.add_argument(
+        "--names",
+        default="realistic",
+        choices=NAMES,
+        help="user names (benchmarks.harness.names); realistic: the measured user in the largest bucket, "
+        "others: the last of the N in the Hub's order",
     )
     p.add_argument("--connections", type=int, default=50, help="wrk -c")
     p.add_argument("--settle", type=float, default=3, help="seconds of rest after loading")

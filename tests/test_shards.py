@@ -57,15 +57,22 @@ async def sharded(request, tmp_path_factory):
         await proxy.stop()
 
 
+def shard_of(proxy, routespec: str) -> int | None:
+    """The shard a started sharded proxy puts a route in now (by its front's
+    tree; a route it does not hold yet: where it would go while its front
+    bucket does not split)."""
+    return proxy._shard_set._shard(routespec)
+
+
 def names_in_shards(proxy, prefix: str, count: int, *, same: bool = False) -> list[str]:
     """``count`` user names whose routes live in different shards (``same``: one shard)."""
     found: dict[int, str] = {}
     names: list[str] = []
     for i in range(1000):
         name = f"{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}user{i}"
-        k = core.route_shard(f"{prefix}user/{name}/", proxy.settings, SHARDS)
+        k = shard_of(proxy, f"{prefix}user/{name}/")
         if same:
-            if not names or core.route_shard(f"{prefix}user/{names[0]}/", proxy.settings, SHARDS) == k:
+            if not names or shard_of(proxy, f"{prefix}user/{names[0]}/") == k:
                 names.append(name)
         elif k not in found:
             found[k] = name
@@ -86,7 +93,7 @@ async def test_routing_through_front_and_shards_is_one_traefiks(sharded, backend
         f"{prefix}user/{bob}/": a,
         f"{prefix}user/z/": a,  # shorter than the tree: lives in /user/z's shard
     }
-    shards = {core.route_shard(r, sharded.settings, SHARDS) for r in routes}
+    shards = {shard_of(sharded, r) for r in routes}
     assert len(shards - {None}) >= 2, "the routes must spread over shards"
     for routespec, target in routes.items():
         await sharded.add_route(routespec, target, {"hub": True} if target == hub else {})
@@ -177,7 +184,7 @@ async def test_a_killed_shard_traefik_comes_back_with_its_routes(sharded, backen
     routespecs = [f"{prefix}user/{n}/" for n in names]
     for routespec in routespecs:
         await sharded.add_route(routespec, backends["a"].url, {})
-    victim = core.route_shard(routespecs[0], sharded.settings, SHARDS)
+    victim = shard_of(sharded, routespecs[0])
     shard = sharded._shard_set.shards[victim]
     shard.traefik_process.send_signal(signal.SIGKILL)
     await shard.traefik_process.wait()
@@ -202,6 +209,87 @@ async def test_a_killed_front_traefik_comes_back_with_the_tree(sharded, backends
 
     for routespec in routespecs:
         await wait_for(lambda: back(routespec), timeout=20)
+
+
+async def _shard_stores(proxy) -> list[set[str]]:
+    """The routespecs each shard's store holds."""
+    found = await asyncio.gather(*(shard.get_all_routes() for shard in proxy._shard_set.shards))
+    return [set(routes) for routes in found]
+
+
+@pytest.mark.parametrize("kind", ["file", "etcd", "redis"])
+async def test_a_front_bucket_split_moves_routes_to_their_shards_while_served(
+    kind, request, tmp_path, backends, caplog
+):
+    """Front buckets of at most 4 names: u00..u03 live in /user/u's shard (0
+    of 3); adding u04 splits it, and u00..u04 hang in /user/u0, of shard 1;
+    u11 makes /user/u1 (shard 1) and moves u10 there. The moved routes are
+    requested all along and answer every time; afterwards each shard's store
+    holds exactly the routes the front sends it, and a restart serves them
+    where they are. Routes added all at once never move for each other."""
+    caplog.set_level(logging.INFO)
+    hub, a, b = backends["hub"].url, backends["a"].url, backends["b"].url
+    settings = {"traefik_shard_bucket_size": 4, "traefik_shard_delete_delay": DELAY}
+    if kind != "file":
+        settings.update(PROXY_KINDS[kind](request, tmp_path)[1])
+    proxy = sharded_proxy(kind, request, tmp_path / "split", traefik_route_tree_segment=1, **settings)
+    names = [f"u{i:02d}" for i in range(12)]
+    moved, rest = names[:4], names[4:]
+    await proxy.start()
+    try:
+        await proxy.add_route("/", hub, {"hub": True})
+        for name in moved:
+            await proxy.add_route(f"/user/{name}/", a, {})
+        assert {shard_of(proxy, f"/user/{n}/") for n in moved} == {0}
+        misses: list[tuple[str, str | None]] = []
+        done = asyncio.Event()
+
+        async def poll() -> int:
+            sent = 0
+            while not done.is_set():
+                for name in moved:
+                    backend = await served_by(proxy, f"/user/{name}/x")
+                    sent += 1
+                    if backend != "a":
+                        misses.append((name, backend))
+            return sent
+
+        poller = asyncio.create_task(poll())
+        for name in rest:
+            await proxy.add_route(f"/user/{name}/", b, {})
+            assert await served_by(proxy, f"/user/{name}/") == "b"
+        await asyncio.sleep(DELAY + 1)  # the moved routes' deletes from shard 0
+        done.set()
+        sent = await poller
+        assert sent > 0 and not misses, misses[:5]
+        assert "Moving 4 routes to other shards" in caplog.text
+        assert {shard_of(proxy, f"/user/{n}/") for n in names} == {1}
+        stores = await _shard_stores(proxy)
+        assert stores == [{"/"}, {"/", *(f"/user/{n}/" for n in names)}, {"/"}]
+        listed = await proxy.get_all_routes()
+        assert {r: v["target"] for r, v in listed.items()} == {
+            "/": hub,
+            **{f"/user/{n}/": a if n in moved else b for n in names},
+        }
+    finally:
+        await proxy.stop()
+    # at start the layout is laid out from the stored routes: nothing moves
+    caplog.clear()
+    again = sharded_proxy(kind, request, tmp_path / "split", traefik_route_tree_segment=1, **settings)
+    await again.start()
+    try:
+        assert "Moving" not in caplog.text
+        for name in names:
+            assert await served_by(again, f"/user/{name}/") == ("a" if name in moved else "b")
+        # added all at once: laid out together, no route moves for another
+        many = [f"/user/v{i:02d}/" for i in range(30)]
+        await asyncio.gather(*(again.add_route(r, a, {}) for r in many))
+        assert "Moving" not in caplog.text
+        assert len({shard_of(again, r) for r in many}) >= 2
+        for routespec in many:
+            assert await served_by(again, routespec) == "a"
+    finally:
+        await again.stop()
 
 
 @pytest.mark.parametrize("kind", ["file", "etcd", "redis"])
@@ -313,7 +401,7 @@ async def test_with_host_routing_host_routes_are_sharded_and_path_routes_everywh
         # /services/x/ loses to alice.hub.example/, the long one wins
         service = "/services/a-service-with-a-long-name/"
         routes = {"/": hub, "/services/x/": b, service: b, **{f"{u}.hub.example/": a for u in users}}
-        placed = {core.route_shard(r, proxy.settings, SHARDS, True) for r in routes}
+        placed = {shard_of(proxy, r) for r in routes}
         assert None in placed and len(placed - {None}) >= 2
         for routespec, target in routes.items():
             await proxy.add_route(routespec, target, {"hub": True} if target == hub else {})
@@ -370,12 +458,12 @@ async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(requ
         check_route_timeout=timeout,
         traefik_shard_delete_delay=0.0,
     )
-    routes = {"/": "hub", **{f"/user/{n}/": "a" for n in ("alice", "bob", "zoe", "ann")}}
+    routes = {"/": "hub", **{f"/user/{n}/": "a" for n in ("alice", "bob", "zoe", "ann", "dave")}}
     try:
         await proxy.start()
         for routespec, backend in routes.items():
             await proxy.add_route(routespec, backends[backend].url, {"hub": True} if backend == "hub" else {})
-        assert len({core.route_shard(r, proxy.settings, 2) for r in routes} - {None}) == 2
+        assert len({shard_of(proxy, r) for r in routes} - {None}) == 2
         stop_store(server)
         for call in (proxy.add_route("/user/carol/", backends["a"].url, {}), proxy.get_all_routes()):
             seconds, error = await timed(call)

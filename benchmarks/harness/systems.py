@@ -133,15 +133,18 @@ def variant_traits(variant: str) -> dict[str, Any]:
     - ``activity``: route activity tracking on (Traefik's Prometheus metrics);
     - ``flat``: every route on the entrypoint (no route tree, the layout before it);
     - ``fixed``: the fixed route tree of 2 levels; ``depthN``: of N levels;
-    - ``shardsK[-eager][-gc]``: ``traefik_shards = K``; ``eager``: every delete
-      written at once; ``gc``: the shard traefiks with Go's default GOGC
-      instead of 400.
+    - ``shardsK[-eager][-gc][-fixedfront]``: ``traefik_shards = K``; ``eager``:
+      every delete written at once; ``gc``: the shard traefiks with Go's
+      default GOGC instead of 400; ``fixedfront``: the front's fixed tree
+      (``traefik_shard_bucket_size = 0``, the layout before it adapted).
     """
     if variant.startswith("shards"):
         count, *flags = variant[len("shards") :].split("-")
-        if not count.isdigit() or set(flags) - {"eager", "gc"}:
-            raise SystemExit(f"+{variant}: expected +shardsK[-eager][-gc]")
+        if not count.isdigit() or set(flags) - {"eager", "gc", "fixedfront"}:
+            raise SystemExit(f"+{variant}: expected +shardsK[-eager][-gc][-fixedfront]")
         traits: dict[str, Any] = {"traefik_shards": int(count)}
+        if "fixedfront" in flags:
+            traits["traefik_shard_bucket_size"] = 0
         if "eager" in flags:
             traits["traefik_shard_delete_delay"] = 0.0
         if "gc" in flags:
@@ -156,7 +159,9 @@ def variant_traits(variant: str) -> dict[str, Any]:
         "fixed": {"traefik_route_tree_bucket_size": 0},
     }
     if variant not in known:
-        raise SystemExit(f"unknown variant +{variant}: activity, flat, fixed, depthN, shardsK[-eager][-gc]")
+        raise SystemExit(
+            f"unknown variant +{variant}: activity, flat, fixed, depthN, shardsK[-eager][-gc][-fixedfront]"
+        )
     return known[variant]
 
 
