@@ -25,7 +25,7 @@ import pytest
 import websockets
 from traitlets import TraitError
 
-from traefik_proxy import core
+from traefik_proxy import sharding
 
 from .kv_support import etcd_traits, kv_prefixes
 from .proxies import PROXY_KINDS, fetch, make_proxy, served_by, serves
@@ -485,3 +485,14 @@ async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(requ
         await proxy.stop()
         if server.process.poll() is None:
             stop_store(server)
+
+
+def test_free_shard_ports_are_distinct_and_below_the_ephemeral_range():
+    """Shard ports picked with traefik_shard_port = 0: never twice, and not where
+    the kernel picks outgoing connections' source ports (which could take one
+    before the shard's traefik binds it)."""
+    ports = sharding.free_ports(40)
+    assert len(set(ports)) == 40
+    low = sharding._ephemeral_low()
+    if low > 12000:
+        assert all(10000 <= port < low for port in ports), ports

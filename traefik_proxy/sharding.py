@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import socket
 from collections.abc import Callable, Sequence
@@ -87,15 +88,42 @@ def shard_file(path: str, k: int) -> str:
 
 def free_ports(count: int) -> list[int]:
     """``count`` different free loopback ports (all held open while picked,
-    so that none is picked twice)."""
-    sockets = [socket.socket() for _ in range(count)]
+    so that none is picked twice).
+
+    Below the kernel's ephemeral range where there is room: a port the
+    kernel picks (``bind(0)``) is also one it picks as the source port of
+    an outgoing connection, which could take it before the shard's traefik
+    binds it."""
+    low = _ephemeral_low()
+    sockets: list[socket.socket] = []
     try:
-        for s in sockets:
+        candidates = random.sample(range(10000, low), min(low - 10000, 50 * count)) if low > 12000 else []
+        for port in candidates:
+            if len(sockets) == count:
+                break
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            sockets.append(s)
+        while len(sockets) < count:  # no room below the ephemeral range: the kernel picks
+            s = socket.socket()
             s.bind(("127.0.0.1", 0))
+            sockets.append(s)
         return [s.getsockname()[1] for s in sockets]
     finally:
         for s in sockets:
             s.close()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; else the IANA one)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
 
 
 class ShardingMixin(Configurable):
