@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from .harness.output import duration, percentile, pyplot, save, sayer, text_tabl
 from .harness.procs import (
     LOAD_CPU,
     PROXY_CPU,
+    cpu_seconds,
     machine_info,
     on_cpu,
     require_load_tools,
@@ -112,11 +114,14 @@ async def measure_system(system: str, args: argparse.Namespace, backend: NodeBac
         made = systems.make(system, spec, Path(tmp))
         # the Hub side shares the proxy's core for the whole run
         stack.enter_context(on_cpu(PROXY_CPU))
+        store_process = getattr(getattr(store, "_server", None), "process", None)
         async with systems.running(made.proxy):
-            return await _measure(system, made, args, backend)
+            return await _measure(system, made, args, backend, getattr(store_process, "pid", None))
 
 
-async def _measure(system: str, made: Any, args: argparse.Namespace, backend: NodeBackend) -> dict[str, Any]:
+async def _measure(
+    system: str, made: Any, args: argparse.Namespace, backend: NodeBackend, store_pid: int | None = None
+) -> dict[str, Any]:
     proxy = made.proxy
     say = sayer(args.quiet)
     count = int(args.rate * args.duration) + 1
@@ -149,13 +154,24 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: No
     shards = getattr(getattr(proxy, "_shard_set", None), "shards", [])
     pids = [pid, *(server_pid(shard) for shard in shards)]
     result["rss_mb"] = sum(rss_bytes(p) or 0 for p in pids if p) / 2**20
+    # where the proxy core's CPU goes: each wrk window's CPU seconds per part
+    parts = {"front": pids[:1], "shards": pids[1:], "hub": [os.getpid()], "store": [store_pid]}
+
+    def cpu() -> dict[str, float]:
+        return {part: sum(cpu_seconds(p) or 0.0 for p in ps if p) for part, ps in parts.items()}
+
+    def spent(before: dict[str, float]) -> dict[str, float]:
+        return {part: round(used - before[part], 2) for part, used in cpu().items()}
+
     if shards:  # how evenly the names spread: the busiest shard's routes
         held_by = await asyncio.gather(*(shard.get_all_routes() for shard in shards))
         result["largest_shard"] = max(len(r) for r in held_by)
 
     say(f"  {system}: idle, wrk {args.duration:g} s")
     await asyncio.sleep(args.settle)
+    before = cpu()
     result["idle"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid)
+    result["idle_cpu_s"] = spent(before)
 
     # one add at a time, nothing else changing: what a lone spawn waits
     lone: list[float] = []
@@ -171,11 +187,13 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: No
     say(f"  {system}: churn at {args.rate:g} changes/s, wrk {args.duration:g} s")
     stop = asyncio.Event()
     runner = asyncio.create_task(churn.run(stop))
+    before = cpu()
     try:
         result["churn"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid)
     finally:
         stop.set()
         await runner
+    result["churn_cpu_s"] = spent(before)
     t_drain = time.monotonic()
     unfinished = await churn.drain(args.drain)
     adds = churn.add_seconds
@@ -200,7 +218,8 @@ async def _measure(system: str, made: Any, args: argparse.Namespace, backend: No
         f"add p50 {fmt_ms(result['add_p50_ms'])} p99 {fmt_ms(result['add_p99_ms'])}, "
         f"{result['changes_done']}/{result['changes_started']} changes, "
         f"{result['changes_failed']} failed, failed requests "
-        f"{busy['errors'] + busy['non2xx']}",
+        f"{busy['errors'] + busy['non2xx']}; CPU s idle {result['idle_cpu_s']}, "
+        f"churn {result['churn_cpu_s']}",
     )
     return result
 
