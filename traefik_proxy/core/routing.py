@@ -46,6 +46,7 @@ so the copies are few or none.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -211,6 +212,7 @@ def bucket_fragment(
     return {"http": {"routers": routers}}
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def route_key(routespec: str, tree_segment: int) -> tuple[bool, str, int, str] | None:
     """What the adaptive tree sorts a routespec by: ``(host, domain, root, key)``,
     None if flat.
@@ -218,7 +220,8 @@ def route_key(routespec: str, tree_segment: int) -> tuple[bool, str, int, str] |
     A path route's key is its directory and user segment (``/user/alice``,
     root 6: the directory's length); a host route's is its first label
     (``alice``, root 0) within its domain. A bucket's prefix is a prefix of
-    the keys it holds, longer than the root."""
+    the keys it holds, longer than the root. (Cached: route tables ask for a
+    route's key many times per change.)"""
     host, path = split_routespec(routespec)
     if host:
         hostname = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
