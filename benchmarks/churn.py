@@ -16,10 +16,16 @@ failed requests (wrk's errors and non-2xx answers), ``add_route`` p50 / p99
 changes were started, done and failed. Changes still running when wrk ends
 are waited for (``--drain``), so a slow one counts. Also: the time to load
 the N routes (``--load-batch`` concurrent adds at a time), one add alone
-before the churn (median of 5), and the resident memory of every server
-process (with ``+shardsK``, the front's traefik and each shard's).
+before the churn (median of 5), the resident memory of every server
+process (with ``+shardsK``, the front's traefik and each shard's), the
+largest shard's routes, and the CPU seconds of each part (front, shards,
+this process as the Hub side, store) over the load and each wrk window.
 
-``ours-<store>+shardsK[-eager][-gc]`` runs that proxy with
+``--names`` picks the user names (:mod:`benchmarks.harness.names`): the
+first N of a distribution in the Hub's order are held, the next ones start
+during the churn, and the measured user is the last of the N.
+
+``ours-<store>+shardsK[-eager][-gc][-fixedfront]`` runs that proxy with
 ``traefik_shards = K`` (see :func:`benchmarks.harness.systems.variant_traits`).
 
 Cores: the proxy's server (traefik, CHP's node), its store, and this process
@@ -134,27 +140,11 @@ async def _measure(
         every = [f"/user/{n}/" for n in names_of(args.names, args.routes + 5 + count)]
         routes, lone_users, churn_users = every[: args.routes], every[-5 - count : -count], every[-count:]
         measured = routes[-1].split("/")[2]
-    say(f"  {system}: loading {args.routes:,} routes")
-    load_s = await systems.load_routes(
-        proxy, routes, backend.url("user"), hub=backend.url("hub"), batch=args.load_batch
-    )
-    url = f"{made.public_url}/user/{measured}/lab"
-    await asyncio.to_thread(wait_for_body, url, "user", 60)
     pid = server_pid(proxy)
-    result: dict[str, Any] = {
-        "system": system,
-        "routes": args.routes,
-        "rate": args.rate,
-        "duration": args.duration,
-        "load_s": load_s,
-        "measured": url,
-        "names": args.names,
-    }
-    # every server process's memory: the front's and each shard's traefik
+    # every server process: the front's and each shard's traefik
     shards = getattr(getattr(proxy, "_shard_set", None), "shards", [])
     pids = [pid, *(server_pid(shard) for shard in shards)]
-    result["rss_mb"] = sum(rss_bytes(p) or 0 for p in pids if p) / 2**20
-    # where the proxy core's CPU goes: each wrk window's CPU seconds per part
+    # where the proxy core's CPU goes: the load's and each wrk window's CPU seconds per part
     parts = {"front": pids[:1], "shards": pids[1:], "hub": [os.getpid()], "store": [store_pid]}
 
     def cpu() -> dict[str, float]:
@@ -163,6 +153,25 @@ async def _measure(
     def spent(before: dict[str, float]) -> dict[str, float]:
         return {part: round(used - before[part], 2) for part, used in cpu().items()}
 
+    say(f"  {system}: loading {args.routes:,} routes")
+    before = cpu()
+    load_s = await systems.load_routes(
+        proxy, routes, backend.url("user"), hub=backend.url("hub"), batch=args.load_batch
+    )
+    load_cpu_s = spent(before)
+    url = f"{made.public_url}/user/{measured}/lab"
+    await asyncio.to_thread(wait_for_body, url, "user", 60)
+    result: dict[str, Any] = {
+        "system": system,
+        "routes": args.routes,
+        "rate": args.rate,
+        "duration": args.duration,
+        "load_s": load_s,
+        "load_cpu_s": load_cpu_s,
+        "measured": url,
+        "names": args.names,
+    }
+    result["rss_mb"] = sum(rss_bytes(p) or 0 for p in pids if p) / 2**20
     if shards:  # how evenly the names spread: the busiest shard's routes
         held_by = await asyncio.gather(*(shard.get_all_routes() for shard in shards))
         result["largest_shard"] = max(len(r) for r in held_by)
@@ -218,7 +227,7 @@ async def _measure(
         f"add p50 {fmt_ms(result['add_p50_ms'])} p99 {fmt_ms(result['add_p99_ms'])}, "
         f"{result['changes_done']}/{result['changes_started']} changes, "
         f"{result['changes_failed']} failed, failed requests "
-        f"{busy['errors'] + busy['non2xx']}; CPU s idle {result['idle_cpu_s']}, "
+        f"{busy['errors'] + busy['non2xx']}; CPU s load {load_cpu_s}, idle {result['idle_cpu_s']}, "
         f"churn {result['churn_cpu_s']}",
     )
     return result

@@ -25,7 +25,7 @@ import pytest
 import websockets
 from traitlets import TraitError
 
-from traefik_proxy import sharding
+from traefik_proxy import core, sharding
 
 from .kv_support import etcd_traits, kv_prefixes
 from .proxies import PROXY_KINDS, fetch, make_proxy, served_by, serves
@@ -288,6 +288,45 @@ async def test_a_front_bucket_split_moves_routes_to_their_shards_while_served(
         assert len({shard_of(again, r) for r in many}) >= 2
         for routespec in many:
             assert await served_by(again, routespec) == "a"
+    finally:
+        await again.stop()
+
+
+@pytest.mark.parametrize("kind", ["file", "etcd"])
+async def test_a_front_tree_of_an_earlier_version_is_rewritten_at_start(kind, request, tmp_path, backends):
+    """An earlier version gave a leaf bucket of the front its shard as service,
+    where every bucket now has a rest router to it: at start the stored
+    front tree loses those services (a router with a service and children
+    would be refused by Traefik), and every route is served."""
+    settings = {"traefik_shard_delete_delay": 0.0}
+    if kind != "file":
+        settings.update(PROXY_KINDS[kind](request, tmp_path)[1])
+    names = ["alice", "bob", "carol"]
+    proxy = sharded_proxy(kind, request, tmp_path / "old", traefik_route_tree_segment=1, **settings)
+    await proxy.start()
+    try:
+        await proxy.add_route("/", backends["hub"].url, {"hub": True})
+        for name in names:
+            await proxy.add_route(f"/user/{name}/", backends["a"].url, {})
+        # what the earlier version stored: each leaf bucket with its shard as service
+        front = core.front_namespace(proxy.traefik_namespace)
+        old = {
+            core.bucket_name(bucket, front): {
+                "service": core.shard_service_name(proxy.traefik_namespace, shard_of(proxy, f"/user/{name}/"))
+            }
+            for name in names
+            for bucket in [proxy._shard_set._leaf(f"/user/{name}/")]
+        }
+        await proxy._apply_changes(core.Changes(merge={"http": {"routers": old}}))
+    finally:
+        await proxy.stop()
+    again = sharded_proxy(kind, request, tmp_path / "old", traefik_route_tree_segment=1, **settings)
+    await again.start()
+    try:
+        routers = (await again._get_traefik_dynamic_config())["http"]["routers"]
+        assert all("service" not in routers[name] for name in old), {n: routers[n] for n in old}
+        for name in names:
+            assert await served_by(again, f"/user/{name}/") == "a"
     finally:
         await again.stop()
 
