@@ -501,8 +501,7 @@ class ShardSet:
         # the route is valid (the front made it): straight into the shards'
         # queues, whose proxies are ready once the set started
         add = core.Op("add", route.routespec, route)
-        k = self._shard(route.routespec)
-        if k is None:
+        if not self.holds_alone(route.routespec, refuse=True):
             await asyncio.gather(
                 self.front._coalescer.submit(add),
                 *(shard._coalescer.submit(add) for shard in self.shards),
@@ -510,8 +509,8 @@ class ShardSet:
             return
         await self._place(route)
         # where the layout puts it now (the same unless a split came between)
-        k = self._shard(route.routespec)
-        assert k is not None
+        leaf = self._leaf(route.routespec)
+        k = core.shard_of(leaf, len(self.shards))
         self._live[route.routespec] = route
         shard = self.shards[k]
         deletes = self._pending.pop(k, set()) | self._evictions.pop(k, set())
@@ -528,7 +527,7 @@ class ShardSet:
             self._warn_failed_deletes(k, deletes, outcomes[1:])
             if isinstance(outcomes[0], BaseException):
                 raise outcomes[0]
-        leaf = self._leaf(route.routespec)
+        leaf = self._leaf(route.routespec)  # a split may have moved it meanwhile
         if leaf not in self._front_buckets:
             await self._front_writes.submit(leaf)
 
@@ -627,7 +626,7 @@ class ShardSet:
             len(moves),
             ", ".join(sorted({m.bucket.prefix for m in moves})[:3]),
         )
-        waiting = list(moves)
+        waiting, pause = list(moves), 1.0
         while waiting:
             # a route deleted meanwhile is not set again
             waiting = [m for m in waiting if m.routespec in self._live]
@@ -642,12 +641,15 @@ class ShardSet:
             )
             failed = [m for m, outcome in zip(waiting, outcomes) if outcome is not None]
             if failed:
+                # meanwhile the old shard serves them (the front's new bucket waits)
                 self.log.warning(
-                    "Moving %d routes to other shards failed (%s); trying again in 1 s",
+                    "Moving %d routes to other shards failed (%s); trying again in %g s",
                     len(failed),
                     next(o for o in outcomes if o is not None),
+                    pause,
                 )
-                await asyncio.sleep(1)
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, 10.0)
             waiting = failed
         buckets = sorted({m.bucket for m in moves})
         for bucket in buckets:
@@ -697,11 +699,15 @@ class ShardSet:
         routes.update(front_routes)
         return {r: v for r, v in routes.items() if not self._waiting_delete(r)}
 
-    def holds_alone(self, routespec: str) -> bool:
-        """Is a route one shard's (not the front's and every shard's)?"""
+    def holds_alone(self, routespec: str, refuse: bool = False) -> bool:
+        """Is a route one shard's (not the front's and every shard's)? Whether
+        it is does not depend on the layout. ``refuse``: raise for a host
+        route the front cannot shard (:func:`~traefik_proxy.core.route_shard`)."""
         try:
-            return self._shard(routespec) is not None
+            return core.route_shard(routespec, self.settings, 1, self.front.host_routing) is not None
         except core.HostRouteWithoutHostRouting:
+            if refuse:
+                raise
             return False
 
     async def get_route(self, routespec: str) -> dict[str, Any] | None:
