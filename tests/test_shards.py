@@ -528,6 +528,71 @@ async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(requ
             stop_store(server)
 
 
+async def test_a_split_during_an_etcd_outage_moves_its_routes_once_etcd_is_back(
+    request, tmp_path, backends, caplog
+):
+    """Front buckets of 4 names, three shards on etcd: u00..u03 live in shard 0;
+    with etcd stopped, adding u04 fails within check_route_timeout and splits
+    /user/u, whose routes must move to shard 1. They stay served by shard 0
+    meanwhile; once etcd is back the move is tried again and completes: shard
+    1's store holds them, shard 0's no longer, and every route is served."""
+    from .test_store_outage import MARGIN, restart_store, start_store, stop_store, timed
+
+    caplog.set_level(logging.INFO)
+    server = start_store("etcd", tmp_path / "store")
+    timeout = 5.0
+    proxy = make_proxy(
+        "etcd",
+        request,
+        tmp_path / "proxy",
+        **etcd_traits(server),
+        **kv_prefixes(),
+        traefik_shards=SHARDS,
+        traefik_shard_bucket_size=4,
+        check_route_timeout=timeout,
+        traefik_shard_delete_delay=0.0,
+    )
+    names = [f"u0{i}" for i in range(4)]
+    try:
+        await proxy.start()
+        await proxy.add_route("/", backends["hub"].url, {"hub": True})
+        for name in names:
+            await proxy.add_route(f"/user/{name}/", backends["a"].url, {})
+        assert {shard_of(proxy, f"/user/{n}/") for n in names} == {0}
+        stop_store(server)
+        seconds, error = await timed(proxy.add_route("/user/u04/", backends["b"].url, {}))
+        assert error is not None and seconds <= timeout + MARGIN, (seconds, error)
+        assert {shard_of(proxy, f"/user/{n}/") for n in names} == {1}  # the layout split
+        for name in names:  # still where they were
+            assert await served_by(proxy, f"/user/{name}/x") == "a"
+
+        async def move_failed() -> bool:
+            return "Moving 4 routes to other shards failed" in caplog.text
+
+        await wait_for(move_failed, timeout=30)
+        restart_store(server)
+        for p in (proxy, *proxy._shard_set.shards):
+            p.check_route_timeout = 30  # the traefiks' etcd watches reconnect on their own schedule
+        wanted = [{"/"}, {"/", *(f"/user/{n}/" for n in names)}, {"/"}]
+
+        async def moved() -> bool:
+            try:
+                return await _shard_stores(proxy) == wanted
+            except Exception:  # etcd just restarted
+                return False
+
+        await wait_for(moved, timeout=60)
+        # the Hub's check_routes adds the route whose add failed again
+        await proxy.add_route("/user/u04/", backends["b"].url, {})
+        for name in names:
+            assert await served_by(proxy, f"/user/{name}/x") == "a"
+        assert await served_by(proxy, "/user/u04/x") == "b"
+    finally:
+        await proxy.stop()
+        if server.process.poll() is None:
+            stop_store(server)
+
+
 def test_free_shard_ports_are_distinct_and_below_the_ephemeral_range():
     """Shard ports picked with traefik_shard_port = 0: never twice, and not where
     the kernel picks outgoing connections' source ports (which could take one
