@@ -374,8 +374,15 @@ async def test_changing_the_shard_count_moves_every_route(kind, request, tmp_pat
 
 
 async def test_shard_settings_that_cannot_work_are_named(tmp_path):
-    with pytest.raises(TraitError, match="traefik_shards = -1"):
+    with pytest.raises(
+        TraitError, match="traefik_shards = -1 is negative; set c.TraefikProxy.traefik_shards to 0"
+    ):
         make_proxy("file", None, tmp_path, traefik_shards=-1)
+    with pytest.raises(
+        TraitError,
+        match="traefik_shard_bucket_size = -2 is negative; set c.TraefikProxy.traefik_shard_bucket_size to 0",
+    ):
+        make_proxy("file", None, tmp_path, traefik_shards=2, traefik_shard_bucket_size=-2)
     flat = make_proxy("file", None, tmp_path, traefik_shards=2, traefik_route_tree_depth=0)
     with pytest.raises(ValueError, match="traefik_route_tree_depth"):
         await flat.start()
@@ -480,25 +487,28 @@ async def test_without_shards_redis_on_its_last_database_starts(request, tmp_pat
         await proxy.stop()
 
 
+def etcd_sharded(request, tmp_path: Path, timeout: float, **overrides):
+    """(an etcd server of this test's own, an unstarted sharded proxy on it)
+    for outage tests: writes fail within ``timeout``, deletes go at once."""
+    from .test_store_outage import start_store
+
+    server = start_store("etcd", tmp_path / "store")
+    settings = {"check_route_timeout": timeout, "traefik_shard_delete_delay": 0.0, **overrides}
+    proxy = make_proxy(
+        "etcd", request, tmp_path / "proxy", **etcd_traits(server), **kv_prefixes(), **settings
+    )
+    return server, proxy
+
+
 async def test_an_etcd_outage_fails_sharded_calls_clearly_and_loses_nothing(request, tmp_path, backends):
     """etcd stopped under a front and two shards: add_route and get_all_routes
     fail within check_route_timeout with the error naming the store, every
     Traefik keeps serving what it had, and once etcd is back the same proxy
     adds again and lists every route."""
-    from .test_store_outage import MARGIN, restart_store, start_store, stop_store, timed
+    from .test_store_outage import MARGIN, restart_store, stop_store, timed
 
-    server = start_store("etcd", tmp_path / "store")
     timeout = 5.0
-    proxy = make_proxy(
-        "etcd",
-        request,
-        tmp_path / "proxy",
-        **etcd_traits(server),
-        **kv_prefixes(),
-        traefik_shards=2,
-        check_route_timeout=timeout,
-        traefik_shard_delete_delay=0.0,
-    )
+    server, proxy = etcd_sharded(request, tmp_path, timeout, traefik_shards=2)
     routes = {"/": "hub", **{f"/user/{n}/": "a" for n in ("alice", "bob", "zoe", "ann", "dave")}}
     try:
         await proxy.start()
@@ -536,21 +546,12 @@ async def test_a_split_during_an_etcd_outage_moves_its_routes_once_etcd_is_back(
     /user/u, whose routes must move to shard 1. They stay served by shard 0
     meanwhile; once etcd is back the move is tried again and completes: shard
     1's store holds them, shard 0's no longer, and every route is served."""
-    from .test_store_outage import MARGIN, restart_store, start_store, stop_store, timed
+    from .test_store_outage import MARGIN, restart_store, stop_store, timed
 
     caplog.set_level(logging.INFO)
-    server = start_store("etcd", tmp_path / "store")
     timeout = 5.0
-    proxy = make_proxy(
-        "etcd",
-        request,
-        tmp_path / "proxy",
-        **etcd_traits(server),
-        **kv_prefixes(),
-        traefik_shards=SHARDS,
-        traefik_shard_bucket_size=4,
-        check_route_timeout=timeout,
-        traefik_shard_delete_delay=0.0,
+    server, proxy = etcd_sharded(
+        request, tmp_path, timeout, traefik_shards=SHARDS, traefik_shard_bucket_size=4
     )
     names = [f"u0{i}" for i in range(4)]
     try:

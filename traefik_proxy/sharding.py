@@ -80,6 +80,13 @@ SHARED_SETTINGS = (
 )
 
 
+#: what each non-negative shard setting's error suggests
+_NOT_NEGATIVE = {
+    "traefik_shards": "0 (one Traefik) or the number of shard Traefiks",
+    "traefik_shard_bucket_size": "0 (fixed front tree) or the most names a front bucket holds (64 by default)",
+}
+
+
 def shard_file(path: str, k: int) -> str:
     """``rules.toml`` -> ``rules.shard-3.toml``: shard k's file beside the front's."""
     p = Path(path)
@@ -196,22 +203,12 @@ class ShardingMixin(Configurable):
         front's address.""",
     )
 
-    @validate("traefik_shards")
-    def _shards_not_negative(self, proposal):
+    @validate("traefik_shards", "traefik_shard_bucket_size")
+    def _not_negative(self, proposal):
         if proposal.value < 0:
+            name = proposal.trait.name
             raise TraitError(
-                f"traefik_shards = {proposal.value} is negative; set c.TraefikProxy.traefik_shards "
-                "to 0 (one Traefik) or the number of shard Traefiks"
-            )
-        return proposal.value
-
-    @validate("traefik_shard_bucket_size")
-    def _shard_bucket_size_not_negative(self, proposal):
-        if proposal.value < 0:
-            raise TraitError(
-                f"traefik_shard_bucket_size = {proposal.value} is negative; set "
-                "c.TraefikProxy.traefik_shard_bucket_size to 0 (fixed front tree) or the most "
-                "names a front bucket holds (64 by default)"
+                f"{name} = {proposal.value} is negative; set c.TraefikProxy.{name} to {_NOT_NEGATIVE[name]}"
             )
         return proposal.value
 
