@@ -204,7 +204,7 @@ class ShardingMixin(Configurable):
     )
 
     @validate("traefik_shards", "traefik_shard_bucket_size")
-    def _not_negative(self, proposal):
+    def _shard_setting_not_negative(self, proposal):
         if proposal.value < 0:
             name = proposal.trait.name
             raise TraitError(
