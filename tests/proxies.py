@@ -3,11 +3,13 @@
 ``PROXY_KINDS`` names every backend kind a test can run against ("file" and
 the key-value kinds of :mod:`tests.kv_support`); :func:`make_proxy` builds an
 unstarted proxy of one, on its own ports and files. :func:`served_by` asks a
-started proxy which :class:`tests.utils.Backend` answers a path.
+started proxy which :class:`tests.utils.Backend` answers a path;
+:class:`Poller` keeps asking while a test changes routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -75,3 +77,33 @@ async def serves(proxy, path: str, backend: str | None) -> bool:
     """Whether ``backend`` answers ``path`` now (None: no backend does); for
     :func:`tests.utils.wait_for`."""
     return await served_by(proxy, path) == backend
+
+
+class Poller:
+    """While its block runs, requests ``paths`` through ``proxy`` one after
+    another, again and again; ``misses`` holds every (path, answer) that was
+    not ``backend``, ``sent`` how many requests went out."""
+
+    def __init__(self, proxy, paths: list[str], backend: str):
+        self.proxy, self.paths, self.backend = proxy, paths, backend
+        self.sent = 0
+        self.misses: list[tuple[str, str | None]] = []
+        self._done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _poll(self) -> None:
+        while not self._done.is_set():
+            for path in self.paths:
+                answer = await served_by(self.proxy, path)
+                self.sent += 1
+                if answer != self.backend:
+                    self.misses.append((path, answer))
+
+    async def __aenter__(self) -> Poller:
+        self._task = asyncio.create_task(self._poll())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._done.set()
+        assert self._task is not None
+        await self._task

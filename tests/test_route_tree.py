@@ -12,7 +12,6 @@ over many more shapes; this is Traefik itself.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
@@ -22,7 +21,7 @@ import websockets
 from traefik_proxy import core
 
 from .kv_support import kv_prefixes
-from .proxies import fetch, make_proxy, served_by, serves
+from .proxies import Poller, fetch, make_proxy, served_by, serves
 from .utils import wait_for
 
 
@@ -273,32 +272,17 @@ async def test_buckets_split_and_merge_while_their_routes_are_served(proxy, back
     kept = names[:10]
     for name in names[:32]:
         await proxy.add_route(f"{prefix}{name}/", a if name in kept else b, {})
-    misses: list[tuple[str, str | None]] = []
-    done = asyncio.Event()
-
-    async def poll() -> int:
-        sent = 0
-        while not done.is_set():
-            for name in kept:
-                backend = await served_by(proxy, f"{prefix}{name}/x")
-                sent += 1
-                if backend != "a":
-                    misses.append((name, backend))
-        return sent
-
-    poller = asyncio.create_task(poll())
     settings = proxy.settings
     split = core.Bucket(f"{prefix}u0", 2)  # where u00..u09 hang once u splits
     split_name = core.bucket_name(split, settings.namespace)
-    for name in names[32:]:
-        await proxy.add_route(f"{prefix}{name}/", b, {})
-    assert await _router_present(proxy, split_name)
-    assert await served_by(proxy, f"{prefix}u0x/") == "hub"  # the new bucket's rest
-    for name in names[10:]:
-        await proxy.delete_route(f"{prefix}{name}/")
-    done.set()
-    sent = await poller
-    assert sent > 0 and not misses, misses[:5]
+    async with Poller(proxy, [f"{prefix}{name}/x" for name in kept], "a") as poller:
+        for name in names[32:]:
+            await proxy.add_route(f"{prefix}{name}/", b, {})
+        assert await _router_present(proxy, split_name)
+        assert await served_by(proxy, f"{prefix}u0x/") == "hub"  # the new bucket's rest
+        for name in names[10:]:
+            await proxy.delete_route(f"{prefix}{name}/")
+    assert poller.sent > 0 and not poller.misses, poller.misses[:5]
     await wait_for(lambda: _router_gone(proxy, split_name), timeout=10)
     for name in kept:
         assert await served_by(proxy, f"{prefix}{name}/") == "a"

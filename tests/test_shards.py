@@ -28,7 +28,7 @@ from traitlets import TraitError
 from traefik_proxy import core, sharding
 
 from .kv_support import etcd_traits, kv_prefixes
-from .proxies import PROXY_KINDS, fetch, make_proxy, served_by, serves
+from .proxies import PROXY_KINDS, Poller, fetch, make_proxy, served_by, serves
 from .utils import wait_for
 
 SHARDS = 3
@@ -241,27 +241,12 @@ async def test_a_front_bucket_split_moves_routes_to_their_shards_while_served(
         for name in moved:
             await proxy.add_route(f"/user/{name}/", a, {})
         assert {shard_of(proxy, f"/user/{n}/") for n in moved} == {0}
-        misses: list[tuple[str, str | None]] = []
-        done = asyncio.Event()
-
-        async def poll() -> int:
-            sent = 0
-            while not done.is_set():
-                for name in moved:
-                    backend = await served_by(proxy, f"/user/{name}/x")
-                    sent += 1
-                    if backend != "a":
-                        misses.append((name, backend))
-            return sent
-
-        poller = asyncio.create_task(poll())
-        for name in rest:
-            await proxy.add_route(f"/user/{name}/", b, {})
-            assert await served_by(proxy, f"/user/{name}/") == "b"
-        await asyncio.sleep(DELAY + 1)  # the moved routes' deletes from shard 0
-        done.set()
-        sent = await poller
-        assert sent > 0 and not misses, misses[:5]
+        async with Poller(proxy, [f"/user/{name}/x" for name in moved], "a") as poller:
+            for name in rest:
+                await proxy.add_route(f"/user/{name}/", b, {})
+                assert await served_by(proxy, f"/user/{name}/") == "b"
+            await asyncio.sleep(DELAY + 1)  # the moved routes' deletes from shard 0
+        assert poller.sent > 0 and not poller.misses, poller.misses[:5]
         assert "Moving 4 routes to other shards" in caplog.text
         assert {shard_of(proxy, f"/user/{n}/") for n in names} == {1}
         stores = await _shard_stores(proxy)
