@@ -187,6 +187,19 @@ def _served_as_before(store: dict[str, str], layout: KeyLayout, settings: Settin
     [(False, "/user/b/"), (True, "/user/bb0/")],
     1,
 )
+@example(  # a split moves a user's two routes: the shorter first, or it would
+    # shadow the longer left in the bucket above
+    Settings(tree_depth=1, tree_bucket_size=1),
+    [[(True, "/user/ab/"), (True, "/user/ab/lab/"), (True, "/user/a0/")]],
+    [(True, "/user/abb/")],
+    1,
+)
+@example(  # and a merge the longer first
+    Settings(tree_depth=1, tree_bucket_size=1),
+    [[(True, "/user/ab/"), (True, "/user/ab/lab/"), (True, "/user/a0/"), (True, "/user/abb/")]],
+    [(False, "/user/abb/")],
+    1,
+)
 def test_every_cut_of_a_kv_write_serves_the_routes_it_leaves_alone(settings, batches, last, max_ops):
     """A store cut between any two transactions of a batch (splits, merges and
     moved buckets included, in the order the KV plan sends them) serves every

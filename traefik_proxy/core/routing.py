@@ -325,14 +325,24 @@ class RouteTable:
 
     def moved(self, before: RouteTable) -> list[tuple[str, Bucket]]:
         """Routes held before and after whose bucket changed (adaptive layout:
-        a split or a merge), with their new bucket."""
+        a split or a merge), with their new bucket, in the order to write them.
+
+        Routes of one key (``/user/alice/`` and ``/user/alice/lab/``) move
+        together into the same bucket, and the longer outranks the shorter
+        wherever both are. So a store cut between two of them must never hold
+        the shorter in the bucket a request enters first while the longer
+        waits in the other: into a bucket below, the shorter go first; out
+        into one above, the longer go first."""
         moves = []
         for host, domain, prefix in self.regions:
             for key in _under(self._keys.get((host, domain), []), prefix):
+                specs = []
                 for routespec in self._specs[(host, domain, key)]:
                     old = before._hangs.get(routespec)
                     if old is not None and old != self._hangs[routespec]:
-                        moves.append((routespec, self._hangs[routespec]))
+                        deeper = len(self._hangs[routespec].prefix) > len(old.prefix)
+                        specs.append(((len(routespec) if deeper else -len(routespec)), routespec))
+                moves += [(routespec, self._hangs[routespec]) for _, routespec in sorted(specs)]
         return moves
 
     def moves_are_nested(self, before: RouteTable) -> bool:
