@@ -40,7 +40,7 @@ from .test_route_tree import route_for, run_batches, serve
 # common prefixes that grow and shrink
 names = st.text(alphabet="ab0", min_size=1, max_size=5)
 path_specs = st.builds(lambda n, tail: f"/user/{n}/" + tail, names, st.sampled_from(["", "lab/"]))
-host_specs = st.builds(lambda n: f"{n}.hub.x/", names)
+host_specs = st.builds(lambda n, tail: f"{n}.hub.x/" + tail, names, st.sampled_from(["", "lab/"]))
 adaptive = st.builds(
     Settings,
     tree_segment=st.just(1),
@@ -94,23 +94,28 @@ def test_the_layout_is_a_function_of_the_route_set(settings, batches):
 def test_no_bucket_holds_more_than_its_size_or_one_route_per_character(settings, held):
     """A bucket that did not split holds at most ``tree_bucket_size`` names; one that
     split holds at most one name per next character, and a name equal to its
-    prefix (host routes: the fixed layout, checked by :mod:`.test_route_tree`)."""
+    prefix. Path routes by user name, host routes by first label, each in
+    their own space (a host bucket never holds a path route, nor the reverse)."""
     table = fresh(settings, held)
     keys = {route_key(r, settings.tree_segment) for r in held}
-    paths = sorted(k[3] for k in keys if k is not None and not k[0])
+    spaces: dict = {}
+    for key in keys:
+        if key is not None:
+            spaces.setdefault((key[0], key[1]), []).append(key[3])
     inside: dict = {}
     for routespec in held:
         key = route_key(routespec, settings.tree_segment)
         bucket = table.hangs_in(routespec)
-        if key is not None and not key[0]:
+        if key is not None:
             assert bucket is not None and key[3].startswith(bucket.prefix), routespec
+            assert (bucket.host, bucket.domain) == (key[0], key[1]), routespec
             inside.setdefault(bucket, set()).add(key[3])
     children = {}
     for bucket, parent in table.parents.items():
         if parent is not None:
             children.setdefault(parent, []).append(bucket)
     for bucket, own in inside.items():
-        under = [k for k in paths if k.startswith(bucket.prefix)]
+        under = [k for k in spaces[(bucket.host, bucket.domain)] if k.startswith(bucket.prefix)]
         if len(under) > settings.tree_bucket_size:  # split
             after = [k[len(bucket.prefix)] for k in own if k != bucket.prefix]
             assert len(after) == len(set(after)), (bucket, own)
@@ -121,16 +126,22 @@ def test_no_bucket_holds_more_than_its_size_or_one_route_per_character(settings,
 
 
 @FAST
-@given(adaptive, st.lists(names, min_size=1, max_size=40, unique=True), names, st.booleans())
-@example(  # a 5th sequential name splits u000 (4 names) into parts of one name each
-    Settings(tree_depth=2, tree_bucket_size=4), ["u0001", "u0002", "u0003", "u0004"], "u0005", True
+@given(
+    adaptive,
+    st.lists(names, min_size=1, max_size=40, unique=True),
+    names,
+    st.booleans(),
+    st.sampled_from(["/user/{}/", "{}.hub.x/"]),
 )
-def test_one_add_or_delete_moves_at_most_a_bucket_of_routes(settings, held, name, add):
+@example(  # a 5th sequential name splits u000 (4 names) into parts of one name each
+    Settings(tree_depth=2, tree_bucket_size=4), ["u0001", "u0002", "u0003", "u0004"], "u0005", True, "/user/{}/"
+)
+def test_one_add_or_delete_moves_at_most_a_bucket_of_routes(settings, held, name, add, form):
     """Steady state: one route more or less moves at most ``tree_bucket_size`` + 1
     other routes (a split or a merge), each into a bucket under its own or out
-    into one above it."""
-    before = fresh(settings, [f"/user/{n}/" for n in held])
-    routespec = f"/user/{name}/"
+    into one above it. By path and by host (``form``) alike."""
+    before = fresh(settings, [form.format(n) for n in held])
+    routespec = form.format(name)
     after = before.after([(routespec, route_for(routespec) if add else None)])
     moved = after.moved(before)
     assert len(moved) <= settings.tree_bucket_size + 1, moved
@@ -176,7 +187,7 @@ def _served_as_before(store: dict[str, str], layout: KeyLayout, settings: Settin
 @given(
     adaptive,
     batches,
-    st.lists(st.tuples(st.booleans(), path_specs), min_size=1, max_size=5),
+    st.lists(st.tuples(st.booleans(), path_specs | host_specs), min_size=1, max_size=5),
     st.integers(1, 12),
 )
 @example(Settings(tree_depth=2, tree_bucket_size=1), SPLIT[:1], [(True, "/user/abb/")], 1)
@@ -194,6 +205,12 @@ def _served_as_before(store: dict[str, str], layout: KeyLayout, settings: Settin
     [(True, "/user/abb/")],
     1,
 )
+@example(  # host routes alike
+    Settings(tree_depth=1, tree_bucket_size=1),
+    [[(True, "ab.hub.x/"), (True, "ab.hub.x/lab/"), (True, "a0.hub.x/"), (True, "/")]],
+    [(True, "abb.hub.x/")],
+    1,
+)
 @example(  # and a merge the longer first
     Settings(tree_depth=1, tree_bucket_size=1),
     [[(True, "/user/ab/"), (True, "/user/ab/lab/"), (True, "/user/a0/"), (True, "/user/abb/")]],
@@ -203,8 +220,9 @@ def _served_as_before(store: dict[str, str], layout: KeyLayout, settings: Settin
 def test_every_cut_of_a_kv_write_serves_the_routes_it_leaves_alone(settings, batches, last, max_ops):
     """A store cut between any two transactions of a batch (splits, merges and
     moved buckets included, in the order the KV plan sends them) serves every
-    path route held before and after the batch as before: every move of any
-    batch is nested (into a bucket below, or out into one above)."""
+    route held before and after the batch as before, by path and by host:
+    every move of any batch is nested (into a bucket below, or out into one
+    above)."""
     layout = KeyLayout()
     limits = TxnLimits(max_ops=max_ops)
     document, held, table = run_batches(settings, batches)
@@ -216,7 +234,7 @@ def test_every_cut_of_a_kv_write_serves_the_routes_it_leaves_alone(settings, bat
     after = set(held)
     for routespec, route in final_routes(ops):
         (after.add if route else after.discard)(routespec)
-    kept = {r for r in held & after if not r.partition("/")[0] and r != "/"}
+    kept = {r for r in held & after if r != "/"}
     for txn in plan_set({k: v for k, v in to_set.items() if k.startswith("traefik")}, layout, limits):
         store.update(txn)
         _served_as_before(store, layout, settings, kept)

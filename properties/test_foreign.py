@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from tests.legacy_layouts import LEGACY_KV
 from traefik_proxy.core import (
+    HOST_ROUTE_PRIORITY,
     ForeignRouter,
     Route,
     Settings,
@@ -101,7 +102,7 @@ def test_the_hubs_own_routers_are_never_named(specs, bump):
     rule=st.sampled_from(
         ["PathPrefix(`/x`)", "Host(`a.b`) && PathPrefix(`/`)", "Path(`/metrics`)", "HostRegexp(`.+`)"]
     ),
-    priority=st.integers(1, 10**6),
+    priority=st.integers(1, 10**6) | st.integers(HOST_ROUTE_PRIORITY, HOST_ROUTE_PRIORITY + 20),
     more=st.integers(0, 10**6),
     hub_specs=st.lists(
         st.sampled_from(["/", "/user/alice/", "a.b/user/x/", "/hub/"]), min_size=1, unique=True
@@ -115,7 +116,8 @@ def test_a_higher_priority_never_unnames_a_router(rule, priority, more, hub_spec
 
     if named(priority):
         assert named(priority + more)
-    lowest = min({"/": 1, "/user/alice/": 12, "a.b/user/x/": 12, "/hub/": 5}[s] for s in hub_specs)
+    host_route = HOST_ROUTE_PRIORITY + 12  # a host route outranks every path-only route
+    lowest = min({"/": 1, "/user/alice/": 12, "a.b/user/x/": host_route, "/hub/": 5}[s] for s in hub_specs)
     if "Host(`a.b`)" not in rule:
         assert named(priority) == (priority >= lowest)
 

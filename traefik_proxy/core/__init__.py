@@ -87,6 +87,7 @@ from .providers import (
     store_endpoint,
 )
 from .routespec import (
+    HOST_ROUTE_PRIORITY,
     MAX_DATA_BYTES,
     MAX_ROUTESPEC_LENGTH,
     MAX_TARGET_LENGTH,
@@ -144,6 +145,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "FRONT_SUFFIX",
     "HOST_BUCKET_PRIORITY",
+    "HOST_ROUTE_PRIORITY",
     "LEGACY_API_MIDDLEWARE",
     "LEGACY_API_ROUTER",
     "MAX_DATA_BYTES",

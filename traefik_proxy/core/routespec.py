@@ -277,13 +277,23 @@ def traefik_rule(routespec: str, pin_host: str = "") -> str:
     return rule
 
 
+#: added to a host route's priority: a host route outranks every path-only
+#: route (and every route-tree bucket, :mod:`.routing`) whatever their lengths,
+#: as with configurable-http-proxy's host routing, where a path-only route
+#: (the Hub's ``/``) is only the default for hosts no route names
+HOST_ROUTE_PRIORITY = 2_000_000
+
+
 def route_priority(routespec: str, pin_host: str = "") -> int:
-    """Longer prefixes win; a host route beats a path-only route of the same path.
+    """Longer prefixes win; a host route beats every path-only route.
 
     The priority is the length of ``/host/decoded-path``, the key CHP matches
-    on, so the ordering is the one JupyterHub already knows.
+    on, so the ordering is the one JupyterHub already knows; a host route's
+    is :data:`HOST_ROUTE_PRIORITY` more (a path route pinned to ``pin_host``
+    is still a path route: its length counts the pinned host, no more).
     """
     host, path = split_routespec(routespec)
-    host = host or pin_host
     decoded = _decode_path(routespec, path)
-    return len(decoded) + (len(host) + 1 if host else 0)
+    if host:
+        return HOST_ROUTE_PRIORITY + len(host) + 1 + len(decoded)
+    return len(decoded) + (len(pin_host) + 1 if pin_host else 0)

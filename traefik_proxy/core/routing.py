@@ -38,9 +38,12 @@ instead (``HostRegexp`` of ``^a[^.]*`` then ``^al[^.]*``, each followed by
 ``\\.hub\\.example$``), so a bucket never takes another domain's requests (another
 Hub's, on the same Traefik). A host bucket outranks every path route, and
 holds a copy of every path-only route beside its host routes (a path-only
-route matches any host), so inside it the longest match wins exactly as it
-does without the tree. With JupyterHub's subdomains every route has a host,
-so the copies are few or none.
+route matches any host), so inside it the match is exactly the one without
+the tree: a host route outranks every path-only route, and among each the
+longest wins. A host route also outranks every host bucket beside it (a
+sub-bucket, which outranks the copies), so host buckets split and merge as
+path buckets do. With JupyterHub's subdomains every route has a host but
+the Hub's ``/``, so the copies are one per bucket.
 """
 
 from __future__ import annotations
@@ -59,7 +62,10 @@ from .routespec import Route, _decode_path, route_name, split_routespec
 _Nested = dict[str, Any]
 
 
-#: a host bucket's priority: above every route's (lengths of at most a few thousand)
+#: a host bucket's priority (plus its level): above every path route's (lengths
+#: of at most a few thousand), below every host route's
+#: (:data:`~.routespec.HOST_ROUTE_PRIORITY` and more), so that in a bucket a
+#: host route outranks the sub-buckets beside it, as a path route does
 HOST_BUCKET_PRIORITY = 1_000_000
 
 
@@ -248,8 +254,9 @@ class RouteTable:
 
     - fixed (0): a route hangs under the buckets of its user segment's first
       ``tree_depth`` characters, whatever other routes there are;
-    - adaptive (> 0), for path routes: the layout is a function of the set
-      of keys (:func:`route_key`: directory and user name). The buckets on
+    - adaptive (> 0): the layout is a function of the set of keys
+      (:func:`route_key`: directory and user name; a host route's first
+      label, within its domain). The buckets on
       the entrypoint are those of each first character; a bucket with more
       than ``bucket_size`` keys splits: each next character whose keys are
       two or more makes a bucket one character longer, under it; a key
@@ -262,10 +269,9 @@ class RouteTable:
       batch a route only moves into a bucket under its own or out into one
       above it (:meth:`moves_are_nested`), and a store cut anywhere between
       the writes serves it (:mod:`..kv` writes parents first and deletes
-      them last).
-      Host routes keep the fixed layout: a host bucket outranks every route
-      beside it, so a route moving into or out of one would be unserved
-      between two transactions.
+      them last). Host routes alike: a host route outranks the host
+      buckets beside it (:data:`HOST_BUCKET_PRIORITY`), as a path route
+      outranks the shorter prefixes of the path buckets beside it.
     """
 
     def __init__(
@@ -303,9 +309,7 @@ class RouteTable:
         for keys in self._keys.values():
             keys.sort()
         if self.bucket_size:
-            self._lay_out(
-                [(h, d, k[: r + 1]) for (h, d, r, k) in map(self._key, self.routes) if r >= 0 and not h]
-            )
+            self._lay_out([(h, d, k[: r + 1]) for (h, d, r, k) in map(self._key, self.routes) if r >= 0])
 
     # ------------------------------------------------------------ queries
 
@@ -438,11 +442,8 @@ class RouteTable:
         return route_key(routespec, self.tree_segment) or (False, "", -1, "")
 
     def _adaptive(self, routespec: str) -> bool:
-        """Does the adaptive layout place this route (a bucketed path route)?"""
-        if not self.bucket_size:
-            return False
-        host, _, root, _ = self._key(routespec)
-        return root >= 0 and not host
+        """Does the adaptive layout place this route (a bucketed route)?"""
+        return bool(self.bucket_size) and self._key(routespec)[2] >= 0
 
     def _index(self, routespec: str, add: bool) -> None:
         """Add a routespec to (or remove it from) its key's routespecs and the sorted keys."""
@@ -518,7 +519,10 @@ class RouteTable:
                 kept.append(region)
         self.regions = kept
         for host, domain, prefix in kept:
-            for bucket in [b for b in self.parents if not b.host and b.prefix.startswith(prefix)]:
+            inside = [
+                b for b in self.parents if (b.host, b.domain) == (host, domain) and b.prefix.startswith(prefix)
+            ]
+            for bucket in inside:
                 del self.parents[bucket]
             for key in _under(self._keys.get((host, domain), []), prefix):
                 specs = self._specs[(host, domain, key)]
