@@ -82,10 +82,12 @@ async def serves(proxy, path: str, backend: str | None) -> bool:
 class Poller:
     """While its block runs, requests ``paths`` through ``proxy`` one after
     another, again and again; ``misses`` holds every (path, answer) that was
-    not ``backend``, ``sent`` how many requests went out."""
+    not ``backend``, ``sent`` how many requests went out. A path given as a
+    ``(host, path)`` pair is requested with that Host header."""
 
-    def __init__(self, proxy, paths: list[str], backend: str):
-        self.proxy, self.paths, self.backend = proxy, paths, backend
+    def __init__(self, proxy, paths: list[str] | list[tuple[str, str]], backend: str):
+        self.proxy, self.backend = proxy, backend
+        self.targets = [(None, p) if isinstance(p, str) else p for p in paths]
         self.sent = 0
         self.misses: list[tuple[str, str | None]] = []
         self._done = asyncio.Event()
@@ -93,11 +95,11 @@ class Poller:
 
     async def _poll(self) -> None:
         while not self._done.is_set():
-            for path in self.paths:
-                answer = await served_by(self.proxy, path)
+            for host, path in self.targets:
+                answer = await served_by(self.proxy, path, host)
                 self.sent += 1
                 if answer != self.backend:
-                    self.misses.append((path, answer))
+                    self.misses.append((f"{host or ''}{path}", answer))
 
     async def __aenter__(self) -> Poller:
         self._task = asyncio.create_task(self._poll())

@@ -226,10 +226,10 @@ async def test_host_routes_hang_under_host_buckets(proxy, backends, prefix):
     }
     for (host, path), backend in expected.items():
         assert await served_by(proxy, path, host=host) == backend, (host, path)
-    settings = proxy.settings
     name = core.route_name(f"{alice}/", proxy.traefik_namespace)
     router = (await proxy.client.get(f"/api/http/routers/{name}@{proxy.provider_name}")).json()
-    inner = core.bucket_chain(f"{alice}/", settings.tree_segment, settings.tree_depth)[-1]
+    inner = (await proxy._load_route_table()).hangs_in(f"{alice}/")
+    assert inner is not None and inner.host and inner.prefix == "a"  # two names: one bucket
     assert router["parentRefs"] == [
         f"{core.bucket_name(inner, proxy.traefik_namespace)}@{proxy.provider_name}"
     ]
@@ -287,6 +287,38 @@ async def test_buckets_split_and_merge_while_their_routes_are_served(proxy, back
     for name in kept:
         assert await served_by(proxy, f"{prefix}{name}/") == "a"
     assert await served_by(proxy, f"{prefix}{names[20]}/") == "hub"
+
+
+async def test_host_buckets_split_and_merge_while_their_routes_are_served(proxy, backends, prefix):
+    """JupyterHub's subdomains with sequential names: 40 hosts ``u00-<tag>``...
+    split the host bucket of ``u``, deleting 30 merges it back; a poller
+    requesting ten hosts that stay throughout (each with two routes, which
+    move together) gets each one's backend every time; a host with no route
+    reaches the Hub's path-only ``/`` before, during and after."""
+    tag = prefix.strip("/")
+    a, b, hub = backends["a"].url, backends["b"].url, backends["hub"].url
+    await proxy.add_route(prefix, hub, {"hub": True})  # path-only: the Hub's, for every host
+    names = [f"u{i:02d}-{tag}" for i in range(40)]
+    kept = names[:10]
+    for name in names[:32]:
+        await proxy.add_route(f"{name}.example.org/", a if name in kept else b, {})
+        if name in kept:
+            await proxy.add_route(f"{name}.example.org/user/{name}/lab/", a, {})
+    split = core.Bucket("u0", 2, host=True, domain="example.org")  # where u00..u09 hang once u splits
+    split_name = core.bucket_name(split, proxy.settings.namespace)
+    targets = [(f"{name}.example.org", path) for name in kept for path in ("/x", f"/user/{name}/lab/x")]
+    async with Poller(proxy, targets, "a") as poller:
+        for name in names[32:]:
+            await proxy.add_route(f"{name}.example.org/", b, {})
+        assert await _router_present(proxy, split_name)
+        assert await served_by(proxy, f"{prefix}x", host=f"u0x-{tag}.example.org") == "hub"
+        for name in names[10:]:
+            await proxy.delete_route(f"{name}.example.org/")
+    assert poller.sent > 0 and not poller.misses, poller.misses[:5]
+    await wait_for(lambda: _router_gone(proxy, split_name), timeout=10)
+    for name in kept:
+        assert await served_by(proxy, "/", host=f"{name}.example.org") == "a"
+    assert await served_by(proxy, f"{prefix}x", host=f"{names[20]}.example.org") == "hub"
 
 
 async def test_a_long_shared_start_nests_a_level_per_character(proxy, backends, prefix):
