@@ -55,13 +55,16 @@ HERE = Path(__file__).resolve().parent
 HUB_PATH = "/hub/home"
 
 
-def measure(url: str, body: str, args: argparse.Namespace, pid: int | None = None) -> dict[str, Any]:
-    """Check the URL reaches the expected backend, warm up, then the median of --repeat runs."""
-    wait_for_body(url, body, timeout=30)
+def measure(
+    url: str, body: str, args: argparse.Namespace, pid: int | None = None, host: str | None = None
+) -> dict[str, Any]:
+    """Check the URL reaches the expected backend, warm up, then the median of
+    --repeat runs (``host``: the Host header to send)."""
+    wait_for_body(url, body, timeout=30, host=host)
     busy = wait_for_quiet(args.max_busy, args.quiet_timeout)
     if args.warmup > 0:
-        wrk(url, args.warmup, args.connections, args.threads)
-    runs = [wrk(url, args.duration, args.connections, args.threads, pid) for _ in range(args.repeat)]
+        wrk(url, args.warmup, args.connections, args.threads, host=host)
+    runs = [wrk(url, args.duration, args.connections, args.threads, pid, host) for _ in range(args.repeat)]
     # the median run by req/s: the machine is shared, single runs are noisy
     runs.sort(key=lambda r: r["rps"])
     result = dict(runs[len(runs) // 2])
@@ -70,11 +73,19 @@ def measure(url: str, body: str, args: argparse.Namespace, pid: int | None = Non
     return result
 
 
-def named_routes(size: int, names: str) -> tuple[list[str], dict[str, str]]:
+#: JupyterHub's subdomain_host with ``--subdomains``: each user's routes are
+#: on ``<name>.hub.test``, the Hub's ``/`` stays path-only (every host)
+SUBDOMAIN_HOST = "hub.test"
+#: a host no route names (the Hub's catch-all takes it) with ``--subdomains``
+NOBODY = "nobody-at-all"
+
+
+def named_routes(size: int, names: str, subdomains: bool = False) -> tuple[list[str], dict[str, str]]:
     """(N user routespecs in the order they are added, {probe: user name}) for a
     distribution: the probes are the shortest name (the lowest priority among
     user routes; the first in sorted order of those), the last in sorted order,
-    the first added and a random one."""
+    the first added and a random one. ``subdomains``: the routes JupyterHub
+    adds with ``subdomain_host``, ``<name>.hub.test/user/<name>/``."""
     users = names_of(names, size)
     rng = random.Random(2026)
     probes = {
@@ -83,6 +94,8 @@ def named_routes(size: int, names: str) -> tuple[list[str], dict[str, str]]:
         "first added": users[0],
         "random": rng.choice(users),
     }
+    if subdomains:
+        return [f"{n}.{SUBDOMAIN_HOST}/user/{n}/" for n in users], probes
     return [f"/user/{n}/" for n in users], probes
 
 
@@ -92,9 +105,11 @@ async def run_system(
     """One cell: ``system`` started fresh with N routes of ``names``, each probe and the Hub loaded."""
     say = sayer(args.quiet)
     with tempfile.TemporaryDirectory(prefix=f"dataplane-{system}-") as tmp:
-        made = systems.make(system, {"chp_command": str(args.chp_command)}, Path(tmp))
+        subdomain_host = SUBDOMAIN_HOST if args.subdomains else ""
+        spec = {"chp_command": str(args.chp_command), "subdomain_host": subdomain_host}
+        made = systems.make(system, spec, Path(tmp))
         async with systems.running(made.proxy, PROXY_CPU):
-            routes, probes = named_routes(size, names)
+            routes, probes = named_routes(size, names, args.subdomains)
             setup_s = await systems.load_routes(
                 made.proxy, routes, backend.url("user"), hub=backend.url("hub")
             )
@@ -104,14 +119,19 @@ async def run_system(
                 "system": system,
                 "size": size,
                 "names": names,
+                "subdomains": args.subdomains,
                 "setup_s": setup_s,
                 "proxy_cpus": sorted(os.sched_getaffinity(pid)) if pid else None,
                 "server_rss_mb": rss / 2**20 if rss else None,
             }
             results = []
-            targets = [(probe, f"/user/{user}/lab", "user") for probe, user in probes.items()]
-            for kind, path, body in (*targets, ("hub", HUB_PATH, "hub")):
-                result = await asyncio.to_thread(measure, made.public_url + path, body, args, pid)
+            def host(user: str) -> str | None:
+                return f"{user}.{SUBDOMAIN_HOST}" if subdomain_host else None
+
+            targets = [(probe, f"/user/{user}/lab", "user", host(user)) for probe, user in probes.items()]
+            for kind, path, body, hostname in (*targets, ("hub", HUB_PATH, "hub", host(NOBODY))):
+                url = made.public_url + path
+                result = await asyncio.to_thread(measure, url, body, args, pid, hostname)
                 result.update(common, route=kind, path=path)
                 results.append(result)
                 errors = result["errors"] or result["non2xx"]
@@ -264,6 +284,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="random,sequential,student,prefixed,ldap,realistic",
         help="name distributions, comma-separated: " + ", ".join(NAMES),
     )
+    p.add_argument(
+        "--subdomains",
+        action="store_true",
+        help="host routes, as JupyterHub adds with subdomain_host: <name>.hub.test/user/<name>/, "
+        "requested with that Host (the Hub's catch-all with a host no route names)",
+    )
     p.add_argument("--chp-command", default=str(systems.CHP_COMMAND), help="configurable-http-proxy")
     p.add_argument("--setup", action="store_true", help="npm install CHP when missing")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for JSON and PNG")
@@ -299,6 +325,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             "proxy_cpu": PROXY_CPU,
             "load_cpu": LOAD_CPU,
             "names": args.names,
+            "subdomains": args.subdomains,
             "hub_path": HUB_PATH,
             **machine_info("traefik", "node"),
         },

@@ -17,6 +17,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from traefik_proxy.core import (
+    HOST_ROUTE_PRIORITY,
     Changes,
     Op,
     RouteTable,
@@ -243,6 +244,38 @@ def test_host_buckets_route_as_the_flat_layout_does(settings, batches, requests_
         except Tie:
             continue  # the flat layout itself is ambiguous here (equal priorities)
         assert serve(tree, host, path) == want, (host, path, sorted(held))
+
+
+@FAST
+@given(tree_settings, mixed_batches, st.lists(st.tuples(request_hosts, requests), min_size=1, max_size=8))
+def test_relayout_brings_host_routes_of_earlier_versions_to_their_priority(settings, batches, requests_):
+    """A store written before host routes outranked path-only ones (a host
+    route's priority was the length of ``/host/path``, and host buckets kept
+    the fixed tree) is re-laid at start: then it routes as the flat layout of
+    today, and a second relayout has nothing to do."""
+    earlier = Settings(
+        tree_segment=settings.tree_segment,
+        tree_depth=settings.tree_depth,
+        error_middleware=settings.error_middleware,
+        tree_bucket_size=0,
+    )
+    document, held, _ = run_batches(earlier, batches)
+    for name, router in ((document.get("http") or {}).get("routers") or {}).items():
+        if not is_tree_router(name) and router.get("priority", 0) > HOST_ROUTE_PRIORITY:
+            router["priority"] -= HOST_ROUTE_PRIORITY
+    records = (document.get("jupyterhub") or {}).get("routes") or {}
+    moved = relayout(records, document, settings)[0].apply_to(document)
+    flat_settings = Settings(
+        tree_segment=settings.tree_segment, tree_depth=0, error_middleware=settings.error_middleware
+    )
+    flat, _, _ = run_batches(flat_settings, batches)
+    for host, path in requests_:
+        try:
+            want = serve(flat, host, path)
+        except Tie:
+            continue
+        assert serve(moved, host, path) == want, (host, path, sorted(held))
+    assert relayout(records, moved, settings)[0] == Changes(merge={}, delete=[], records={}, drop_records=[])
 
 
 def test_a_host_bucket_takes_only_its_own_domain():

@@ -94,14 +94,17 @@ def test_kvfloor_smoke(tmp_path):
 
 
 @needs_load_tools
-def test_dataplane_smoke(tmp_path):
+@pytest.mark.parametrize("subdomains", [False, True], ids=["paths", "subdomains"])
+def test_dataplane_smoke(tmp_path, subdomains):
     out = tmp_path / "dataplane"
     completed = run(
         "dataplane", "--sizes", "10", "--systems", "ours-file", "--names", "sequential",
         "--duration", "1", "--warmup", "0", "--out", str(out), "--quiet",
+        *(["--subdomains"] if subdomains else []),
         timeout=90,
     )  # fmt: skip
     document = json.loads((out / "dataplane.json").read_text())
+    assert document["meta"]["subdomains"] is subdomains
     assert document["direct"]["rps"] > 0
     routes = {r["route"]: r for r in document["runs"]}
     assert set(routes) == {"shortest", "last", "first added", "random", "hub"}

@@ -110,7 +110,7 @@ def _chp(spec: dict[str, Any], workdir: Path) -> Made:
     # ConfigurableHTTPProxy.start reads these JupyterHub app/hub attributes:
     # the Hub's URL (CHP's --error-target), subdomain routing and internal TLS.
     # Nothing the benchmark measures goes through them.
-    app = SimpleNamespace(subdomain_host="", internal_ssl=False)
+    app = SimpleNamespace(subdomain_host=spec.get("subdomain_host", ""), internal_ssl=False)
     hub = SimpleNamespace(url=f"http://127.0.0.1:{free_port()}/hub/")
     proxy = ConfigurableHTTPProxy(
         command=[spec.get("chp_command") or str(CHP_COMMAND)],
@@ -167,7 +167,8 @@ def variant_traits(variant: str) -> dict[str, Any]:
 
 def make(system: str, spec: dict[str, Any], workdir: Path) -> Made:
     """An unstarted ``system`` (``SYSTEM[+VARIANT]``); ``spec`` may hold its
-    ``store_url``, ``chp_command`` and ``traits`` (set after the variant's)."""
+    ``store_url``, ``chp_command``, ``traits`` (set after the variant's) and
+    ``subdomain_host`` (JupyterHub's: CHP then routes by host)."""
     base, plus, variant = system.partition("+")
     if base not in SYSTEMS:
         raise SystemExit(f"unknown system {base!r}: {', '.join(SYSTEMS)}")
