@@ -258,6 +258,15 @@ def test_host_route_beats_the_same_path_without_host(spec, host):
     assert route_priority(host + path) > route_priority(path)
 
 
+@FAST
+@given(routespecs(host=None), routespecs(host=None), hostnames)
+def test_a_host_route_beats_every_path_only_route(short, long, host):
+    """Whatever their lengths, as configurable-http-proxy's host routing does
+    (the Hub's path-only ``/`` is the default for hosts no route names)."""
+    host_route = normalize_routespec(host + normalize_routespec(short[0]))
+    assert route_priority(host_route) > route_priority(normalize_routespec(long[0]) + "x" * 1000 + "/")
+
+
 name_re = re.compile(r"[A-Za-z0-9-]+")
 
 

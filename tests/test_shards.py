@@ -430,8 +430,8 @@ async def test_with_host_routing_host_routes_are_sharded_and_path_routes_everywh
     await proxy.start()
     try:
         users = ["alice", "bob", "carol", "dave", "erin", "zed"]
-        # a route's priority is its length, host included: on alice's host
-        # /services/x/ loses to alice.hub.example/, the long one wins
+        # a host route outranks every path-only route, however long (as
+        # with CHP's host routing): on alice's host every path is alice's
         service = "/services/a-service-with-a-long-name/"
         routes = {"/": hub, "/services/x/": b, service: b, **{f"{u}.hub.example/": a for u in users}}
         placed = {shard_of(proxy, r) for r in routes}
@@ -442,8 +442,9 @@ async def test_with_host_routing_host_routes_are_sharded_and_path_routes_everywh
             host = f"{user}.hub.example"
             assert await served_by(proxy, "/lab", host=host) == "a", host
             assert await served_by(proxy, "/services/x/api", host=host) == "a", host
-            assert await served_by(proxy, f"{service}api", host=host) == "b", host
+            assert await served_by(proxy, f"{service}api", host=host) == "a", host
         assert await served_by(proxy, "/services/x/", host="hub.example") == "b"
+        assert await served_by(proxy, f"{service}api", host="hub.example") == "b"
         assert await served_by(proxy, "/hub/home", host="hub.example") == "hub"
         assert await served_by(proxy, "/lab", host="nobody.hub.example") == "hub"
         listed = await proxy.get_all_routes()
