@@ -176,6 +176,8 @@ def make(system: str, spec: dict[str, Any], workdir: Path) -> Made:
         raise SystemExit(f"{system}: only our proxies have variants")
     made = _chp(spec, workdir) if base == "chp" else _traefik_proxy(base, spec, workdir)
     made.proxy.log = log
+    # JupyterHub sets the Proxy's host_routing from its subdomain_host
+    made.proxy.host_routing = bool(spec.get("subdomain_host"))
     for name, value in {**variant_traits(variant), **(spec.get("traits") or {})}.items():
         setattr(made.proxy, name, value)
     return made
