@@ -133,6 +133,7 @@ def variant_traits(variant: str) -> dict[str, Any]:
     - ``activity``: route activity tracking on (Traefik's Prometheus metrics);
     - ``flat``: every route on the entrypoint (no route tree, the layout before it);
     - ``fixed``: the fixed route tree of 2 levels; ``depthN``: of N levels;
+    - ``gogcN``: the traefik with Go's ``GOGC=N`` (``traefik_env``; Go's default is 100);
     - ``shardsK[-eager][-gc][-fixedfront]``: ``traefik_shards = K``; ``eager``:
       every delete written at once; ``gc``: the shard traefiks with Go's
       default GOGC instead of 400; ``fixedfront``: the front's fixed tree
@@ -150,6 +151,8 @@ def variant_traits(variant: str) -> dict[str, Any]:
         if "gc" in flags:
             traits["traefik_shard_env"] = {}
         return traits
+    if variant.startswith("gogc") and variant[len("gogc") :].isdigit():
+        return {"traefik_env": {"GOGC": variant[len("gogc") :]}}
     if variant.startswith("depth") and variant[len("depth") :].isdigit():
         return {"traefik_route_tree_depth": int(variant[len("depth") :]), "traefik_route_tree_bucket_size": 0}
     known = {
@@ -160,7 +163,7 @@ def variant_traits(variant: str) -> dict[str, Any]:
     }
     if variant not in known:
         raise SystemExit(
-            f"unknown variant +{variant}: activity, flat, fixed, depthN, shardsK[-eager][-gc][-fixedfront]"
+            f"unknown variant +{variant}: activity, flat, fixed, depthN, gogcN, shardsK[-eager][-gc][-fixedfront]"
         )
     return known[variant]
 
