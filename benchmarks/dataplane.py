@@ -125,6 +125,7 @@ async def run_system(
                 "server_rss_mb": rss / 2**20 if rss else None,
             }
             results = []
+
             def host(user: str) -> str | None:
                 return f"{user}.{SUBDOMAIN_HOST}" if subdomain_host else None
 

@@ -134,7 +134,11 @@ def test_no_bucket_holds_more_than_its_size_or_one_route_per_character(settings,
     st.sampled_from(["/user/{}/", "{}.hub.x/"]),
 )
 @example(  # a 5th sequential name splits u000 (4 names) into parts of one name each
-    Settings(tree_depth=2, tree_bucket_size=4), ["u0001", "u0002", "u0003", "u0004"], "u0005", True, "/user/{}/"
+    Settings(tree_depth=2, tree_bucket_size=4),
+    ["u0001", "u0002", "u0003", "u0004"],
+    "u0005",
+    True,
+    "/user/{}/",
 )
 def test_one_add_or_delete_moves_at_most_a_bucket_of_routes(settings, held, name, add, form):
     """Steady state: one route more or less moves at most ``tree_bucket_size`` + 1

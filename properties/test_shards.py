@@ -58,6 +58,7 @@ from traefik_proxy.core import (
     front_namespace,
     front_services,
     front_tree,
+    front_tree_steps,
     leaf_bucket,
     make_route,
     misplaced,
@@ -647,8 +648,10 @@ def test_every_step_of_a_split_serves_every_route(settings, shards, size, before
         for name, router in ((front_after.get("http") or {}).get("routers") or {}).items()
         if name not in routers_before
     }
-    # (2): the new front routers, parents first, cut anywhere
-    order = sorted(new_routers, key=lambda name: (tree_level(name), name.endswith("-rest"), name))
+    # (2): the new front routers, in the shell's order (children first), cut anywhere
+    order = [
+        n for step in front_tree_steps({"http": {"routers": new_routers}}) for n in step["http"]["routers"]
+    ]
     cut = len(order) if data is None else data.draw(st.integers(0, len(order)))
     front_cut = deep_merge(front_before, {"http": {"routers": {n: new_routers[n] for n in order[:cut]}}})
     host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
@@ -667,6 +670,111 @@ def test_every_step_of_a_split_serves_every_route(settings, shards, size, before
         # the whole front written: exactly; and so (3) after the moved routes leave
         for configs in (configs_both, configs_after):
             assert through_shards(settings, front_after, configs, host, path) == name(now), path
+
+
+def test_a_split_of_two_levels_at_once_is_written_children_first():
+    """``/user/a`` gains ``/user/al`` and ``/user/alx`` in one split (bucket
+    size 3, three shards: the two new buckets' shards differ). Written in
+    :func:`front_tree_steps`' order and read at any cut, ``/user/alx/``
+    reaches its route; parents first, one cut sent it to the Hub (the shard
+    of ``/user/al`` answered with its flat ``/``)."""
+    settings, shards = Settings(tree_segment=1, tree_depth=1), 3
+    before = {"/", "/user/a/", "/user/al/", "/user/alx/"}
+    after = before | {"/user/ali/", "/user/alxa/", "/user/b/"}
+    old, new = front_of(before, settings, 3), front_of(after, settings, 3)
+    assert route_shard("/user/ali/", settings, shards, False, new) != route_shard(
+        "/user/alx/", settings, shards, False, new
+    )
+    front_before, configs_before = sharded(settings, shards, before, layout=old)
+    front_after, configs_after = sharded(settings, shards, after, layout=new)
+    configs = [deep_merge(configs_before[k], configs_after[k]) for k in range(shards)]
+    known = (front_before.get("http") or {}).get("routers") or {}
+    added = {n: r for n, r in front_after["http"]["routers"].items() if n not in known}
+    steps = front_tree_steps({"http": {"routers": added}})
+    children_first = [n for step in steps for n in step["http"]["routers"]]
+    parents_first = sorted(added, key=lambda n: (tree_level(n), n.endswith("-rest"), n))
+    want = route_name("/user/alx/", settings.namespace)
+
+    def answers(order: list[str]) -> set:
+        return {
+            through_shards(
+                settings,
+                as_loaded(
+                    deep_merge(front_before, {"http": {"routers": {n: added[n] for n in order[:cut]}}})
+                ),
+                configs,
+                "hub.test",
+                "/user/alx/x",
+            )
+            for cut in range(len(order) + 1)
+        }
+
+    assert answers(children_first) == {want}
+    assert answers(parents_first) == {want, route_name("/", settings.namespace)}
+
+
+#: subdomains sharing their start, each with one or two routes (JupyterHub's subdomain_host)
+adaptive_host_routespecs = st.builds(
+    lambda name, rest: f"{name}.x/{rest}", user_names, st.sampled_from(["", "user/x/lab/"])
+)
+
+
+@ROUTING
+@given(
+    st.builds(Settings, tree_segment=st.integers(1, 2), tree_depth=st.integers(1, 3)),
+    many_shards,
+    front_bucket_sizes,
+    st.sets(adaptive_host_routespecs, max_size=10),
+    st.sets(adaptive_host_routespecs, min_size=1, max_size=6),
+    st.sets(flat_routespecs, max_size=2),
+    st.data(),
+)
+def test_every_step_of_a_host_split_serves_every_route(settings, shards, size, before, added, flat, data):
+    """As :func:`test_every_step_of_a_split_serves_every_route`, by host
+    (host_routing True, the Hub's path-only routes in the front and every
+    shard): set in the new shards, the front's new host buckets cut
+    anywhere, the old copies gone; against one Traefik holding every route
+    on its entrypoint."""
+    before = before | flat
+    added = added - before
+    old = front_of(before, settings, size)
+    new = old.after([(r, route_for(r)) for r in sorted(added)])
+    held_before = {r for r in before if route_shard(r, settings, shards, True, old) is not None}
+    moves = resharded(old, new, held_before, settings, shards, True)
+    for r in held_before:
+        if route_shard(r, settings, shards, True, old) != route_shard(r, settings, shards, True, new):
+            assert r in {m.routespec for m in moves}
+    after = before | added
+    front_before, configs_before = sharded(settings, shards, before, set(), True, layout=old)
+    front_after, configs_after = sharded(settings, shards, after, set(), True, layout=new)
+    configs_both = [
+        deep_merge(deep_merge(config_of([], settings), configs_before[k]), configs_after[k])
+        for k in range(shards)
+    ]
+    routers_before = (front_before.get("http") or {}).get("routers") or {}
+    new_routers = {
+        name: router
+        for name, router in ((front_after.get("http") or {}).get("routers") or {}).items()
+        if name not in routers_before
+    }
+    order = [
+        n for step in front_tree_steps({"http": {"routers": new_routers}}) for n in step["http"]["routers"]
+    ]
+    cut = data.draw(st.integers(0, len(order)))
+    front_cut = deep_merge(front_before, {"http": {"routers": {n: new_routers[n] for n in order[:cut]}}})
+    one_before, one_after = flat_layout(settings, before), flat_layout(settings, after)
+    names_before = {route_name(r, settings.namespace) for r in before}
+    for host, path in data.draw(request_lists(after)):
+        try:
+            was, now = serve(one_before, host, path), serve(one_after, host, path)
+        except Tie:
+            continue
+        allowed = {now} if now is None or now in names_before else {now, was}
+        for front in (front_before, as_loaded(front_cut)):
+            got = through_shards(settings, front, configs_both, host, path)
+            assert got in allowed, (host, path, got, allowed, cut, len(order))
+        for configs in (configs_both, configs_after):
+            assert through_shards(settings, front_after, configs, host, path) == now, (host, path)
 
 
 host_settings = st.builds(

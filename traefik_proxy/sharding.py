@@ -765,7 +765,12 @@ class ShardSet:
                     for name, router in routers.items()
                     if "service" not in router and "service" in (stored.get(name) or {})
                 ]
-            await self.front._apply_changes(core.Changes(merge=tree, delete=stale))
+            # children first (core.front_tree_steps): a new bucket is reachable
+            # only once everything under it is written
+            steps = core.front_tree_steps(tree)
+            for i, step in enumerate(steps):
+                last = i == len(steps) - 1
+                await self.front._apply_changes(core.Changes(merge=step, delete=stale if last else []))
         # each with its service: a rewritten router (K changed) counts once it
         # sends its bucket to the new shard
         services = {name: router.get("service", "") for name, router in routers.items()}

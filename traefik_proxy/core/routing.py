@@ -520,7 +520,9 @@ class RouteTable:
         self.regions = kept
         for host, domain, prefix in kept:
             inside = [
-                b for b in self.parents if (b.host, b.domain) == (host, domain) and b.prefix.startswith(prefix)
+                b
+                for b in self.parents
+                if (b.host, b.domain) == (host, domain) and b.prefix.startswith(prefix)
             ]
             for bucket in inside:
                 del self.parents[bucket]

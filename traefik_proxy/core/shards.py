@@ -45,7 +45,16 @@ import msgspec
 
 from .config import Nested, Settings
 from .routespec import Route, split_routespec
-from .routing import Bucket, RouteTable, bucket_chain, bucket_fragment, bucket_name, rest_name
+from .routing import (
+    Bucket,
+    RouteTable,
+    bucket_chain,
+    bucket_fragment,
+    bucket_name,
+    is_bucket_router,
+    rest_name,
+    tree_level,
+)
 
 #: what the front's tree routers are named under: ``<namespace>-front--tree-...``,
 #: so the front's own relayout (which removes ``<namespace>--tree-`` routers no
@@ -214,6 +223,25 @@ def front_tree(buckets: Iterable[Bucket], settings: Settings, shards: int) -> Ne
         }
         routers.update(own)
     return {"http": {"routers": routers}} if routers else {}
+
+
+def front_tree_steps(tree: Nested) -> list[Nested]:
+    """A front tree (:func:`front_tree`) as writes to send one after another,
+    children before their parents: per level, deepest first, the rests, then
+    the buckets. A router whose parent is not written yet is left out by
+    Traefik, so a new bucket becomes reachable only once everything under it
+    is there. Written parents first instead, a split of two levels at once
+    (``/user/a`` gains ``/user/al`` and ``/user/alx``) could be read with
+    ``/user/al`` and its rest but not ``/user/alx``: ``/user/alx/``'s
+    requests then went to the shard of ``/user/al``, which does not hold it."""
+    routers = (tree.get("http") or {}).get("routers") or {}
+    steps: list[Nested] = []
+    for level in sorted({tree_level(name) for name in routers}, reverse=True):
+        at = {name: router for name, router in routers.items() if tree_level(name) == level}
+        rests = {name: router for name, router in at.items() if not is_bucket_router(name)}
+        buckets = {name: router for name, router in at.items() if is_bucket_router(name)}
+        steps += [{"http": {"routers": part}} for part in (rests, buckets) if part]
+    return steps
 
 
 class Move(msgspec.Struct, frozen=True):
