@@ -64,6 +64,8 @@ from .harness.stores import StoreServer, store_kind
 from .harness.traffic import NodeBackend, wait_for_body, wrk
 
 HERE = Path(__file__).resolve().parent
+#: JupyterHub's subdomain_host with ``--subdomains`` (as in :mod:`.dataplane`)
+SUBDOMAIN_HOST = "hub.test"
 
 
 class Churn:
@@ -116,6 +118,7 @@ async def measure_system(system: str, args: argparse.Namespace, backend: NodeBac
             "chp_command": str(args.chp_command),
             "store_url": store.url if store else "",
             "traits": args.traits,
+            "subdomain_host": SUBDOMAIN_HOST if args.subdomains else "",
         }
         made = systems.make(system, spec, Path(tmp))
         # the Hub side shares the proxy's core for the whole run
@@ -137,9 +140,15 @@ async def _measure(
         lone_users = new_users(5, taken, seed=11)
         churn_users = new_users(count, taken)
     else:  # the Hub's order: the first N held, the next ones start during the run
-        every = [f"/user/{n}/" for n in names_of(args.names, args.routes + 5 + count)]
+        users = names_of(args.names, args.routes + 5 + count)
+        if args.subdomains:  # as JupyterHub adds them with subdomain_host
+            every = [f"{n}.{SUBDOMAIN_HOST}/user/{n}/" for n in users]
+        else:
+            every = [f"/user/{n}/" for n in users]
         routes, lone_users, churn_users = every[: args.routes], every[-5 - count : -count], every[-count:]
-        measured = routes[-1].split("/")[2]
+        measured = users[args.routes - 1]
+    host = f"{measured}.{SUBDOMAIN_HOST}" if args.subdomains else None
+    measured_route = f"{host}/user/{measured}/" if host else f"/user/{measured}/"
     pid = server_pid(proxy)
     # every server process: the front's and each shard's traefik
     shards = getattr(getattr(proxy, "_shard_set", None), "shards", [])
@@ -160,7 +169,7 @@ async def _measure(
     )
     load_cpu_s = spent(before)
     url = f"{made.public_url}/user/{measured}/lab"
-    await asyncio.to_thread(wait_for_body, url, "user", 60)
+    await asyncio.to_thread(wait_for_body, url, "user", 60, host)
     result: dict[str, Any] = {
         "system": system,
         "routes": args.routes,
@@ -169,7 +178,9 @@ async def _measure(
         "load_s": load_s,
         "load_cpu_s": load_cpu_s,
         "measured": url,
+        "host": host,
         "names": args.names,
+        "subdomains": args.subdomains,
     }
     result["rss_mb"] = sum(rss_bytes(p) or 0 for p in pids if p) / 2**20
     if shards:  # how evenly the names spread: the busiest shard's routes
@@ -179,7 +190,7 @@ async def _measure(
     say(f"  {system}: idle, wrk {args.duration:g} s")
     await asyncio.sleep(args.settle)
     before = cpu()
-    result["idle"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid)
+    result["idle"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid, host)
     result["idle_cpu_s"] = spent(before)
 
     # one add at a time, nothing else changing: what a lone spawn waits
@@ -190,7 +201,7 @@ async def _measure(
         lone.append(time.monotonic() - started)
     result["add_idle_ms"] = 1e3 * percentile(lone, 50)
 
-    held = [r for r in routes if r != f"/user/{measured}/"]
+    held = [r for r in routes if r != measured_route]
     deletes = random.Random(3).sample(held, min(count, len(held)))
     churn = Churn(proxy, backend.url("user"), churn_users, deletes, args.rate)
     say(f"  {system}: churn at {args.rate:g} changes/s, wrk {args.duration:g} s")
@@ -198,7 +209,7 @@ async def _measure(
     runner = asyncio.create_task(churn.run(stop))
     before = cpu()
     try:
-        result["churn"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid)
+        result["churn"] = await asyncio.to_thread(wrk, url, args.duration, args.connections, 1, pid, host)
     finally:
         stop.set()
         await runner
@@ -348,6 +359,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="user names (benchmarks.harness.names); realistic: the measured user in the largest bucket, "
         "others: the last of the N in the Hub's order",
     )
+    p.add_argument(
+        "--subdomains",
+        action="store_true",
+        help="host routes, as JupyterHub adds with subdomain_host: <name>.hub.test/user/<name>/ "
+        "(not with --names realistic)",
+    )
     p.add_argument("--connections", type=int, default=50, help="wrk -c")
     p.add_argument("--settle", type=float, default=3, help="seconds of rest after loading")
     p.add_argument("--drain", type=float, default=120, help="seconds to wait for late changes")
@@ -357,6 +374,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(HERE / "results" / "churn"))
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    if args.subdomains and args.names == "realistic":
+        p.error("--subdomains needs --names other than realistic (the Hub's order of a distribution)")
     args.traits = cli.traits(args.trait)
     return args
 

@@ -115,18 +115,24 @@ def test_dataplane_smoke(tmp_path, subdomains):
 
 
 @needs_load_tools
-def test_churn_smoke(tmp_path):
+@pytest.mark.parametrize(
+    "system, extra",
+    [("ours-file", []), ("ours-file+shards2", ["--names", "sequential", "--subdomains"])],
+    ids=["paths", "subdomains-sharded"],
+)
+def test_churn_smoke(tmp_path, system, extra):
     out = tmp_path / "churn"
     completed = run(
         "churn", "--routes", "20", "--rate", "4", "--duration", "1", "--settle", "0",
-        "--systems", "ours-file", "--out", str(out), "--quiet",
+        "--systems", system, "--out", str(out), "--quiet", *extra,
         timeout=90,
     )  # fmt: skip
     [result] = json.loads((out / "churn.json").read_text())["results"]
     assert "error" not in result, result
+    assert result["subdomains"] is bool(extra) and (result["host"] or "").endswith(".hub.test") is bool(extra)
     assert result["changes_failed"] == 0 and result["changes_done"] == result["changes_started"] > 0
     assert result["idle"]["rps"] > 0 and result["churn"]["rps"] > 0 and result["add_p50_ms"] > 0
-    assert "ours-file  20" in completed.stdout
+    assert f"{system}  20" in completed.stdout
 
 
 def test_serializers_smoke():
