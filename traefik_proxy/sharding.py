@@ -765,12 +765,17 @@ class ShardSet:
                     for name, router in routers.items()
                     if "service" not in router and "service" in (stored.get(name) or {})
                 ]
-            # children first (core.front_tree_steps): a new bucket is reachable
-            # only once everything under it is written
-            steps = core.front_tree_steps(tree)
-            for i, step in enumerate(steps):
-                last = i == len(steps) - 1
-                await self.front._apply_changes(core.Changes(merge=step, delete=stale if last else []))
+            if rewrite:
+                # the whole tree at start, in one write (parents first): written
+                # children first, each router whose parent is not there yet is an
+                # error Traefik logs at every reload meanwhile (thousands at 10,000 routes)
+                await self.front._apply_changes(core.Changes(merge=tree, delete=stale))
+            else:
+                # a split while the Hub runs, children first (core.front_tree_steps):
+                # a new bucket is reachable only once everything under it is written
+                # (Traefik logs "No valid entryPoint" for the few routers waiting meanwhile)
+                for step in core.front_tree_steps(tree):
+                    await self.front._apply_changes(core.Changes(merge=step))
         # each with its service: a rewritten router (K changed) counts once it
         # sends its bucket to the new shard
         services = {name: router.get("service", "") for name, router in routers.items()}
