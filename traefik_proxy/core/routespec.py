@@ -289,7 +289,7 @@ def route_priority(routespec: str, pin_host: str = "") -> int:
 
     The priority is the length of ``/host/decoded-path``, the key CHP matches
     on, so the ordering is the one JupyterHub already knows; a host route's
-    is :data:`HOST_ROUTE_PRIORITY` more (a path route pinned to ``pin_host``
+    is ``HOST_ROUTE_PRIORITY`` more (a path route pinned to ``pin_host``
     is still a path route: its length counts the pinned host, no more).
     """
     host, path = split_routespec(routespec)

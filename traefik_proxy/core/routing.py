@@ -64,7 +64,7 @@ _Nested = dict[str, Any]
 
 #: a host bucket's priority (plus its level): above every path route's (lengths
 #: of at most a few thousand), below every host route's
-#: (:data:`~.routespec.HOST_ROUTE_PRIORITY` and more), so that in a bucket a
+#: (``HOST_ROUTE_PRIORITY`` and more), so that in a bucket a
 #: host route outranks the sub-buckets beside it, as a path route does
 HOST_BUCKET_PRIORITY = 1_000_000
 
@@ -270,7 +270,7 @@ class RouteTable:
       above it (:meth:`moves_are_nested`), and a store cut anywhere between
       the writes serves it (:mod:`..kv` writes parents first and deletes
       them last). Host routes alike: a host route outranks the host
-      buckets beside it (:data:`HOST_BUCKET_PRIORITY`), as a path route
+      buckets beside it (``HOST_BUCKET_PRIORITY``), as a path route
       outranks the shorter prefixes of the path buckets beside it.
     """
 
