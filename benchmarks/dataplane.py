@@ -242,8 +242,9 @@ def plot(path: Path, document: dict[str, Any]) -> str | None:
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     connections = document["meta"]["connections"]
+    routes = " (subdomains: host routes)" if document["meta"].get("subdomains") else ""
     fig.suptitle(
-        f"Data plane by user-name distribution: proxy on 1 core, wrk -c{connections} + node "
+        f"Data plane by user-name distribution{routes}: proxy on 1 core, wrk -c{connections} + node "
         "backend on the other"
     )
     save(fig, path, rect=(0, 0, 1, 0.93))
