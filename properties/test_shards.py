@@ -37,6 +37,7 @@ import os
 import subprocess
 import sys
 
+import msgspec
 import pytest
 from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
@@ -592,6 +593,43 @@ def test_an_adaptive_front_reaches_the_longest_prefix(settings, shards, size, he
         assert through_shards(settings, front, configs, host, path) == want, (path, sorted(held))
 
 
+class SplitWrites(msgspec.Struct):
+    """What a split of the front's tree writes, in the shell's order: the
+    front before and after, the shards while they hold both the old and the
+    new copies (and after), and the front's new routers in the order they
+    are written (children first, :func:`front_tree_steps`)."""
+
+    front_before: dict
+    front_after: dict
+    configs_both: list
+    configs_after: list
+    new_routers: dict
+    order: list
+
+    def front_cut(self, cut: int, order: list | None = None) -> dict:
+        """The front as a store holds it with the first ``cut`` new routers written."""
+        written = {n: self.new_routers[n] for n in (self.order if order is None else order)[:cut]}
+        return deep_merge(self.front_before, {"http": {"routers": written}})
+
+
+def split_writes(settings, shards, before, after, stale, host_routing, old, new) -> SplitWrites:
+    front_before, configs_before = sharded(settings, shards, before, stale - before, host_routing, layout=old)
+    front_after, configs_after = sharded(settings, shards, after, stale - after, host_routing, layout=new)
+    configs_both = [
+        deep_merge(deep_merge(config_of([], settings), configs_before[k]), configs_after[k])
+        for k in range(shards)
+    ]
+    known = (front_before.get("http") or {}).get("routers") or {}
+    new_routers = {
+        name: router
+        for name, router in ((front_after.get("http") or {}).get("routers") or {}).items()
+        if name not in known
+    }
+    steps = front_tree_steps({"http": {"routers": new_routers}})
+    order = [name for step in steps for name in step["http"]["routers"]]
+    return SplitWrites(front_before, front_after, configs_both, configs_after, new_routers, order)
+
+
 @ROUTING
 @given(
     shard_settings,
@@ -635,25 +673,18 @@ def test_every_step_of_a_split_serves_every_route(settings, shards, size, before
             assert r in {m.routespec for m in moves}
 
     after = before | added
-    front_before, configs_before = sharded(settings, shards, before, stale - before, layout=old)
-    front_after, configs_after = sharded(settings, shards, after, stale - after, layout=new)
-    # (1): the shards hold the old routes where they were, and copies where they go
-    configs_both = [
-        deep_merge(deep_merge(config_of([], settings), configs_before[k]), configs_after[k])
-        for k in range(shards)
-    ]
-    routers_before = (front_before.get("http") or {}).get("routers") or {}
-    new_routers = {
-        name: router
-        for name, router in ((front_after.get("http") or {}).get("routers") or {}).items()
-        if name not in routers_before
-    }
+    # (1): the shards hold the old routes where they were, and copies where they go;
     # (2): the new front routers, in the shell's order (children first), cut anywhere
-    order = [
-        n for step in front_tree_steps({"http": {"routers": new_routers}}) for n in step["http"]["routers"]
-    ]
+    w = split_writes(settings, shards, before, after, stale, False, old, new)
+    front_before, front_after, configs_both, configs_after = (
+        w.front_before,
+        w.front_after,
+        w.configs_both,
+        w.configs_after,
+    )
+    order = w.order
     cut = len(order) if data is None else data.draw(st.integers(0, len(order)))
-    front_cut = deep_merge(front_before, {"http": {"routers": {n: new_routers[n] for n in order[:cut]}}})
+    front_cut = w.front_cut(cut)
     host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
     if data is None:
         assert len(moves) == 2  # the example is the one it says
@@ -685,31 +716,19 @@ def test_a_split_of_two_levels_at_once_is_written_children_first():
     assert route_shard("/user/ali/", settings, shards, False, new) != route_shard(
         "/user/alx/", settings, shards, False, new
     )
-    front_before, configs_before = sharded(settings, shards, before, layout=old)
-    front_after, configs_after = sharded(settings, shards, after, layout=new)
-    configs = [deep_merge(configs_before[k], configs_after[k]) for k in range(shards)]
-    known = (front_before.get("http") or {}).get("routers") or {}
-    added = {n: r for n, r in front_after["http"]["routers"].items() if n not in known}
-    steps = front_tree_steps({"http": {"routers": added}})
-    children_first = [n for step in steps for n in step["http"]["routers"]]
-    parents_first = sorted(added, key=lambda n: (tree_level(n), n.endswith("-rest"), n))
+    w = split_writes(settings, shards, before, after, set(), False, old, new)
     want = route_name("/user/alx/", settings.namespace)
 
     def answers(order: list[str]) -> set:
         return {
             through_shards(
-                settings,
-                as_loaded(
-                    deep_merge(front_before, {"http": {"routers": {n: added[n] for n in order[:cut]}}})
-                ),
-                configs,
-                "hub.test",
-                "/user/alx/x",
+                settings, as_loaded(w.front_cut(cut, order)), w.configs_both, "hub.test", "/user/alx/x"
             )
             for cut in range(len(order) + 1)
         }
 
-    assert answers(children_first) == {want}
+    assert answers(w.order) == {want}
+    parents_first = sorted(w.new_routers, key=lambda n: (tree_level(n), n.endswith("-rest"), n))
     assert answers(parents_first) == {want, route_name("/", settings.namespace)}
 
 
@@ -745,23 +764,16 @@ def test_every_step_of_a_host_split_serves_every_route(settings, shards, size, b
         if route_shard(r, settings, shards, True, old) != route_shard(r, settings, shards, True, new):
             assert r in {m.routespec for m in moves}
     after = before | added
-    front_before, configs_before = sharded(settings, shards, before, set(), True, layout=old)
-    front_after, configs_after = sharded(settings, shards, after, set(), True, layout=new)
-    configs_both = [
-        deep_merge(deep_merge(config_of([], settings), configs_before[k]), configs_after[k])
-        for k in range(shards)
-    ]
-    routers_before = (front_before.get("http") or {}).get("routers") or {}
-    new_routers = {
-        name: router
-        for name, router in ((front_after.get("http") or {}).get("routers") or {}).items()
-        if name not in routers_before
-    }
-    order = [
-        n for step in front_tree_steps({"http": {"routers": new_routers}}) for n in step["http"]["routers"]
-    ]
+    w = split_writes(settings, shards, before, after, set(), True, old, new)
+    front_before, front_after, configs_both, configs_after = (
+        w.front_before,
+        w.front_after,
+        w.configs_both,
+        w.configs_after,
+    )
+    order = w.order
     cut = data.draw(st.integers(0, len(order)))
-    front_cut = deep_merge(front_before, {"http": {"routers": {n: new_routers[n] for n in order[:cut]}}})
+    front_cut = w.front_cut(cut)
     one_before, one_after = flat_layout(settings, before), flat_layout(settings, after)
     names_before = {route_name(r, settings.namespace) for r in before}
     for host, path in data.draw(request_lists(after)):
