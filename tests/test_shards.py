@@ -443,6 +443,9 @@ async def test_with_host_routing_host_routes_are_sharded_and_path_routes_everywh
             assert await served_by(proxy, "/lab", host=host) == "a", host
             assert await served_by(proxy, "/services/x/api", host=host) == "a", host
             assert await served_by(proxy, f"{service}api", host=host) == "a", host
+            # a host in the user's bucket with no route of its own: the
+            # path-only routes, which the user's shard holds too
+            assert await served_by(proxy, "/services/x/api", host=f"{user}x.hub.example") == "b", host
         assert await served_by(proxy, "/services/x/", host="hub.example") == "b"
         assert await served_by(proxy, f"{service}api", host="hub.example") == "b"
         assert await served_by(proxy, "/hub/home", host="hub.example") == "hub"
