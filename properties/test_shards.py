@@ -611,6 +611,16 @@ class SplitWrites(msgspec.Struct):
         written = {n: self.new_routers[n] for n in (self.order if order is None else order)[:cut]}
         return deep_merge(self.front_before, {"http": {"routers": written}})
 
+    def check(self, settings: Settings, cut: int, host: str, path: str, allowed: set, now) -> None:
+        """Before the front's write and at ``cut``, with the shards holding both
+        copies: one of ``allowed``; the whole front written, with the shards
+        holding both copies and once the old ones are gone: exactly ``now``."""
+        for front in (self.front_before, as_loaded(self.front_cut(cut))):
+            got = through_shards(settings, front, self.configs_both, host, path)
+            assert got in allowed, (host, path, got, allowed, cut, len(self.order))
+        for configs in (self.configs_both, self.configs_after):
+            assert through_shards(settings, self.front_after, configs, host, path) == now, (host, path)
+
 
 def split_writes(settings, shards, before, after, stale, host_routing, old, new) -> SplitWrites:
     front_before, configs_before = sharded(settings, shards, before, stale - before, host_routing, layout=old)
@@ -676,15 +686,7 @@ def test_every_step_of_a_split_serves_every_route(settings, shards, size, before
     # (1): the shards hold the old routes where they were, and copies where they go;
     # (2): the new front routers, in the shell's order (children first), cut anywhere
     w = split_writes(settings, shards, before, after, stale, False, old, new)
-    front_before, front_after, configs_both, configs_after = (
-        w.front_before,
-        w.front_after,
-        w.configs_both,
-        w.configs_after,
-    )
-    order = w.order
-    cut = len(order) if data is None else data.draw(st.integers(0, len(order)))
-    front_cut = w.front_cut(cut)
+    cut = len(w.order) if data is None else data.draw(st.integers(0, len(w.order)))
     host = settings.pin_host.rsplit(":", 1)[0] if settings.pin_host else "hub.test"
     if data is None:
         assert len(moves) == 2  # the example is the one it says
@@ -695,12 +697,8 @@ def test_every_step_of_a_split_serves_every_route(settings, shards, size, before
     for path in paths:
         was, now = longest_prefix(before, path), longest_prefix(after, path)
         allowed = {name(now)} if now in before or now is None else {name(now), name(was)}
-        for front in (front_before, as_loaded(front_cut)):
-            got = through_shards(settings, front, configs_both, host, path)
-            assert got in allowed, (path, got, allowed, cut, len(order))
         # the whole front written: exactly; and so (3) after the moved routes leave
-        for configs in (configs_both, configs_after):
-            assert through_shards(settings, front_after, configs, host, path) == name(now), path
+        w.check(settings, cut, host, path, allowed, name(now))
 
 
 def test_a_split_of_two_levels_at_once_is_written_children_first():
@@ -765,15 +763,7 @@ def test_every_step_of_a_host_split_serves_every_route(settings, shards, size, b
             assert r in {m.routespec for m in moves}
     after = before | added
     w = split_writes(settings, shards, before, after, set(), True, old, new)
-    front_before, front_after, configs_both, configs_after = (
-        w.front_before,
-        w.front_after,
-        w.configs_both,
-        w.configs_after,
-    )
-    order = w.order
-    cut = data.draw(st.integers(0, len(order)))
-    front_cut = w.front_cut(cut)
+    cut = data.draw(st.integers(0, len(w.order)))
     one_before, one_after = flat_layout(settings, before), flat_layout(settings, after)
     names_before = {route_name(r, settings.namespace) for r in before}
     for host, path in data.draw(request_lists(after)):
@@ -782,11 +772,7 @@ def test_every_step_of_a_host_split_serves_every_route(settings, shards, size, b
         except Tie:
             continue
         allowed = {now} if now is None or now in names_before else {now, was}
-        for front in (front_before, as_loaded(front_cut)):
-            got = through_shards(settings, front, configs_both, host, path)
-            assert got in allowed, (host, path, got, allowed, cut, len(order))
-        for configs in (configs_both, configs_after):
-            assert through_shards(settings, front_after, configs, host, path) == now, (host, path)
+        w.check(settings, cut, host, path, allowed, now)
 
 
 host_settings = st.builds(
