@@ -14,10 +14,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from traitlets import Integer, TraitError, default, validate
+from traitlets import Integer, default, validate
 from traitlets.config import Configurable
 
 from . import core
+from .setting_checks import refuse_negative
 
 
 class RouteTreeMixin(Configurable):
@@ -69,10 +70,7 @@ class RouteTreeMixin(Configurable):
 
     @validate("traefik_route_tree_depth", "traefik_route_tree_segment", "traefik_route_tree_bucket_size")
     def _not_negative(self, proposal):
-        if proposal.value < 0:
-            name = proposal.trait.name
-            raise TraitError(f"{name} = {proposal.value} is negative; set c.TraefikProxy.{name} to 0 or more")
-        return proposal.value
+        return refuse_negative(proposal)
 
     _route_table: core.RouteTable | None = None
 

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from traitlets import HasTraits, TraitType, Unicode, validate
+from traitlets import HasTraits, TraitError, TraitType, Unicode, validate
 
 from . import core
+
+
+def refuse_negative(proposal: Any, fix: str = "0 or more") -> Any:
+    """A validator's body for a count that cannot be negative: the value, or
+    an error naming the setting, its value and ``fix`` (what to set instead)."""
+    if proposal.value < 0:
+        name = proposal.trait.name
+        raise TraitError(f"{name} = {proposal.value} is negative; set c.TraefikProxy.{name} to {fix}")
+    return proposal.value
 
 
 def deprecated_alias(new: str, since: str) -> TraitType:

@@ -44,11 +44,12 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Dict, Float, Integer, List, TraitError, Unicode, validate
+from traitlets import Dict, Float, Integer, List, Unicode, validate
 from traitlets.config import Configurable
 
 from . import core
 from .coalesce import Coalescer
+from .setting_checks import refuse_negative
 from .traefik_process import TraefikSupervisor
 
 #: TraefikProxy settings a shard copies from the front (the rest are the
@@ -205,12 +206,7 @@ class ShardingMixin(Configurable):
 
     @validate("traefik_shards", "traefik_shard_bucket_size")
     def _shard_setting_not_negative(self, proposal):
-        if proposal.value < 0:
-            name = proposal.trait.name
-            raise TraitError(
-                f"{name} = {proposal.value} is negative; set c.TraefikProxy.{name} to {_NOT_NEGATIVE[name]}"
-            )
-        return proposal.value
+        return refuse_negative(proposal, _NOT_NEGATIVE[proposal.trait.name])
 
     _shard_set: ShardSet | None = None
     #: a shard proxy, made by its front
